@@ -1,0 +1,1 @@
+"""kdaug's lightweight student trainer: reads shards with pyarrow, never imports Beam."""

@@ -1,0 +1,1 @@
+"""kdaug's Beam pipeline: sources, augmenters, teacher labelling, Parquet sinks and manifest."""

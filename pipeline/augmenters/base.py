@@ -1,0 +1,131 @@
+"""The augmenter interface, its options and the registry.
+
+An augmenter turns a chunk of original examples into augmented rows for one (degree, copy).
+The degree p is the fraction of a text's word positions to change: round(p·n) positions, at least
+one, drawn among the positions the method can change ("eligible"); when a text has fewer eligible
+positions, all of them change. Each row records `changed_frac`, measured by comparing the output
+words with the input words, never the intended value.
+
+Most methods edit one text at a time and only implement `augment_words`; methods that need the
+whole chunk (AugPro's partner, batched projections) override `augment_chunk`.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from pipeline.seeding import row_id, row_rng
+from pipeline.words import Words, changed_words, only_words
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Method parameters. Part of the run's config: they go into the manifest."""
+
+    seed: int = 0
+    teacher_dir: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    knn_k: int = 10  # neighbours to draw a replacement from (TinyBERT uses K=15 on GloVe)
+    glove_vocab: int = 50_000  # most frequent GloVe words that take part in KNN
+    mix_alpha: float = 0.4  # AugPro-Mix: λ ~ Beta(α, α)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Augmenter(ABC):
+    """One augmentation method. Construction is cheap; `setup` loads the heavy resources."""
+
+    name: ClassVar[str]
+
+    def __init__(self, options: AugmentOptions):
+        self.options = options
+
+    def setup(self) -> None:
+        """Load resources (vectors, FAISS tables, WordNet). Called once per worker before use."""
+
+    @abstractmethod
+    def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
+        """Return an edited copy of `words` with about `degree` of its word positions changed."""
+
+    def augment_chunk(self, examples: list[dict], degree: float, copy: int) -> list[dict]:
+        """Augmented rows for every example of a chunk (same order), for one degree and copy."""
+        rows = []
+        for ex in examples:
+            rng = row_rng(self.options.seed, ex["source_id"], self.name, degree, copy)
+            new_a = self.augment_words(Words.split(ex["text_a"]), degree, rng)
+            new_b = None if ex["text_b"] is None else self.augment_words(Words.split(ex["text_b"]), degree, rng)
+            rows.append(self.make_row(ex, degree, copy, new_a.join(), None if new_b is None else new_b.join()))
+        return rows
+
+    def make_row(self, ex: dict, degree: float, copy: int, text_a: str, text_b: str | None, **extra) -> dict:
+        """An output row with its stable id and the measured fraction of changed words."""
+        return augmented_row(self.options.seed, self.name, ex, degree, copy, text_a, text_b, **extra)
+
+
+def augmented_row(
+    seed: int,
+    method: str,
+    ex: dict,
+    degree: float,
+    copy: int,
+    text_a: str,
+    text_b: str | None,
+    *,
+    changed_frac: float | None = None,
+    partner_id: str | None = None,
+    mix_lambda: float | None = None,
+) -> dict:
+    """An output row. `changed_frac` defaults to the measured fraction of changed words; a method
+    that edits other units (word pieces) passes its own measurement instead."""
+    if changed_frac is None:
+        changed_frac = word_change_fraction((ex["text_a"], text_a), (ex["text_b"], text_b))
+    return {
+        "id": row_id(seed, ex["source_id"], method, degree, copy),
+        "source_id": ex["source_id"],
+        "text_a": text_a,
+        "text_b": text_b,
+        "label": ex["label"],
+        "copy": copy,
+        "changed_frac": changed_frac,
+        "partner_id": partner_id,
+        "mix_lambda": mix_lambda,
+        "teacher_logits": None,
+    }
+
+
+def word_change_fraction(*pairs: tuple[str | None, str | None]) -> float:
+    """Changed word positions over all (before, after) texts / words before, capped at 1."""
+    changed, total = 0, 0
+    for before, after in pairs:
+        if before is None:
+            continue
+        old = only_words(Words.split(before))
+        changed += changed_words(old, only_words(Words.split(after)))
+        total += len(old)
+    return min(1.0, changed / total) if total else 0.0
+
+
+def original_row(seed: int, ex: dict) -> dict:
+    """The unchanged example as a shard row (method `original`, degree 0, copy 0)."""
+    return augmented_row(seed, ORIGINAL, ex, 0.0, 0, ex["text_a"], ex["text_b"])
+
+
+ORIGINAL = "original"
+REGISTRY: dict[str, type[Augmenter]] = {}
+
+
+def register(cls: type[Augmenter]) -> type[Augmenter]:
+    if cls.name in REGISTRY or cls.name == ORIGINAL:
+        raise ValueError(f"augmenter name {cls.name!r} is taken")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def create(name: str, options: AugmentOptions) -> Augmenter:
+    try:
+        return REGISTRY[name](options)
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(sorted(REGISTRY))}") from None
