@@ -1,0 +1,199 @@
+"""Stream training batches out of a kdaug output directory, without loading it whole.
+
+A selection picks Hive partitions (`method=…/degree=…`), so unselected files are never opened; the
+originals (method `original`, degree 0) are mixed in or left out with one flag.
+
+Shuffling is deterministic given (seed, epoch) and the set of files, and needs memory for one record
+batch per open file plus a buffer:
+
+1. the selected files are sorted by path, then read *interleaved*: the next record batch comes from a
+   file drawn at random in proportion to its unread rows, so a small partition (the originals) is
+   spread over the whole epoch instead of forming one block of it;
+2. rows are permuted within a buffer of `buffer_rows`, and cut into mini-batches.
+
+A mix within ~`buffer_rows` is what a streaming reader can give; use a buffer as large as memory
+allows (the default holds a few MB of short texts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from pipeline.schema import MANIFEST_FILE, SCHEMA_VERSION, open_dataset
+
+ORIGINAL = "original"
+COLUMNS = ["text_a", "text_b", "label", "teacher_logits"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which rows of an output directory to train on.
+
+    methods / degrees: None selects every augmented method / degree.
+    copies: use copies 0 … copies-1 of each augmented example (None: all); the amount of
+        augmented data.
+    originals: add the unaugmented examples. Degree 0 means originals only: no augmenter writes a
+        degree-0 partition.
+    """
+
+    methods: Sequence[str] | None = None
+    degrees: Sequence[float] | None = None
+    copies: int | None = None
+    originals: bool = True
+
+    def partition_filter(self) -> ds.Expression:
+        augmented = ds.field("method") != ORIGINAL
+        if self.methods is not None:
+            augmented &= ds.field("method").isin(list(self.methods))
+        if self.degrees is not None:
+            # the partition column is float32: compare with float32 values, not Python floats
+            augmented &= ds.field("degree").isin(pa.array(self.degrees, pa.float32()))
+        return augmented | (ds.field("method") == ORIGINAL) if self.originals else augmented
+
+
+def check_manifest(path: str | Path) -> None:
+    """Refuse an output written under another schema version: its columns may mean other things."""
+    manifest = Path(path, MANIFEST_FILE)
+    if not manifest.is_file():
+        return
+    version = json.loads(manifest.read_text()).get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"{manifest}: schema_version {version!r}, but this kdaug reads version {SCHEMA_VERSION}; "
+            "regenerate the output with this version"
+        )
+
+
+class ShardReader:
+    """Mini-batches of (text_a, text_b, label, teacher_logits) from one output directory.
+
+    require_logits (KD): every selected row must carry finite teacher logits of one length; a bad
+    row stops training with its file and row number (0-based, in the file) rather than feeding NaN
+    into the loss. require_labels (fine-tuning): rows without a gold label are skipped.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        selection: Selection = Selection(),
+        *,
+        require_logits: bool = True,
+        require_labels: bool = False,
+        buffer_rows: int = 10_000,
+        read_rows: int = 256,
+    ):
+        check_manifest(path)
+        self.path = str(path)
+        self.selection = selection
+        self.require_logits = require_logits
+        self.buffer_rows = buffer_rows
+        self.read_rows = read_rows
+        dataset = open_dataset(self.path)
+        self.fragments = sorted(dataset.get_fragments(filter=selection.partition_filter()), key=lambda f: f.path)
+        self.row_filter = ds.scalar(True)
+        if selection.copies is not None:
+            self.row_filter &= ds.field("copy") < selection.copies
+        if require_labels:
+            self.row_filter &= ds.field("label").is_valid()
+        self.counts = [f.count_rows(filter=self.row_filter) for f in self.fragments]
+        if not sum(self.counts):
+            available = sorted({_partition(f) for f in dataset.get_fragments()})
+            raise ValueError(f"{self.path}: no rows selected by {selection}; partitions there: {available}")
+        self.width = None  # logits per row, fixed by the first checked row
+
+    def __len__(self) -> int:
+        return sum(self.counts)
+
+    def num_labels(self) -> int:
+        """Classes: the teacher's logit width in KD, else the largest gold label + 1."""
+        if self.require_logits:
+            first = next(f for f, n in zip(self.fragments, self.counts) if n)
+            return len(first.head(1, columns=["teacher_logits"], filter=self.row_filter).column(0)[0])
+        labels = (f.to_table(columns=["label"], filter=self.row_filter).column(0) for f in self.fragments)
+        return max(pc.max(column).as_py() or 0 for column in labels) + 1
+
+    def batches(self, batch_size: int, seed: int = 0, epoch: int = 0) -> Iterator[dict]:
+        """One epoch of shuffled mini-batches: dicts of column lists (logits as a float32 array)."""
+        rng = np.random.default_rng([seed, epoch])
+        buffer: list[pa.Table] = []
+        buffered = 0
+        for table in self._interleave(rng):
+            buffer.append(table)
+            buffered += table.num_rows
+            if buffered >= self.buffer_rows:
+                rest = yield from self._emit(pa.concat_tables(buffer), batch_size, rng, final=False)
+                buffer, buffered = [rest], rest.num_rows
+        if buffered:
+            yield from self._emit(pa.concat_tables(buffer), batch_size, rng, final=True)
+
+    def _interleave(self, rng: np.random.Generator) -> Iterator[pa.Table]:
+        """Record batches of all files, the next one from a file drawn by its unread rows."""
+        streams = [self._rows(f) for f in self.fragments]
+        left = np.array(self.counts, dtype=np.float64)
+        while left.sum() > 0:
+            i = rng.choice(len(streams), p=left / left.sum())
+            table = next(streams[i], None)
+            if table is None:  # fewer rows than counted: the file changed underfoot
+                raise RuntimeError(f"{self.fragments[i].path} changed while being read")
+            left[i] -= table.num_rows
+            yield table
+
+    def _rows(self, fragment: ds.Fragment) -> Iterator[pa.Table]:
+        """Selected rows of one file, batch by batch, checked; `_row` numbers the rows in the file."""
+        offset = 0
+        for batch in fragment.to_batches(columns=COLUMNS + ["copy"], batch_size=self.read_rows):
+            numbered = pa.Table.from_batches([batch]).append_column("_row", pa.array(np.arange(offset, offset + batch.num_rows)))
+            offset += batch.num_rows
+            table = numbered.filter(self.row_filter)
+            if self.require_logits:
+                self._check_logits(fragment.path, table)
+            yield table
+
+    def _check_logits(self, path: str, table: pa.Table) -> None:
+        logits = table.column("teacher_logits").combine_chunks()
+        lengths = pc.list_value_length(logits).fill_null(0).to_numpy(zero_copy_only=False)
+        if self.width is None and len(lengths):
+            self.width = int(lengths[0])
+        values = logits.flatten().to_numpy(zero_copy_only=False)  # null values become NaN
+        bad_value = np.zeros(len(lengths), dtype=bool)
+        if values.size:
+            rows_of_values = np.repeat(np.arange(len(lengths)), lengths)
+            bad_value[rows_of_values[~np.isfinite(values)]] = True
+        bad = (lengths == 0) | (lengths != self.width) | bad_value
+        if bad.any():
+            i = int(np.argmax(bad))
+            row = table.column("_row")[i].as_py()
+            raise ValueError(
+                f"{path}, row {row}: teacher_logits {logits[i].as_py()!r} are missing, not finite or not "
+                f"{self.width} wide; KD needs the teacher's logits on every row (relabel the output, or use --mode ft)"
+            )
+
+    def _emit(self, table: pa.Table, batch_size: int, rng: np.random.Generator, final: bool):
+        """Yield the buffer permuted, in mini-batches; return the tail that doesn't fill one."""
+        table = table.take(rng.permutation(table.num_rows))
+        stop = table.num_rows if final else table.num_rows - table.num_rows % batch_size
+        for start in range(0, stop, batch_size):
+            yield _to_batch(table.slice(start, batch_size))
+        return table.slice(stop)
+
+
+def _to_batch(table: pa.Table) -> dict:
+    batch = table.select(["text_a", "text_b", "label"]).to_pydict()
+    logits = table.column("teacher_logits")
+    if logits.null_count < len(logits):
+        batch["teacher_logits"] = np.stack(logits.to_numpy(zero_copy_only=False)).astype(np.float32)
+    return batch
+
+
+def _partition(fragment: ds.Fragment) -> str:
+    keys = ds.get_partition_keys(fragment.partition_expression)
+    return f"method={keys.get('method')}/degree={keys.get('degree', math.nan):.2f}"

@@ -1,0 +1,222 @@
+"""The augmentation job: read → augment × method × degree × copy → Parquet shards + manifest.
+
+Rows travel through Beam in chunks (lists of a few hundred rows), never one element per row:
+Beam's per-element overhead would otherwise dominate token-level augmentation.
+
+Determinism: chunks are cut in file order, a chunk's shard is a hash of its key, every row draws
+its randomness from its own seeded stream and every shard file is sorted by row id, so the same
+input, config and seed give byte-identical rows whatever the runner and worker count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import schema, sinks, sources
+from pipeline.augmenters import ORIGINAL, AugmentOptions, create, original_row
+from pipeline.seeding import fingerprint
+
+
+@dataclass
+class AugmentConfig:
+    """Everything that decides the output of `kdaug augment` (recorded in the manifest)."""
+
+    inputs: list[str]
+    output: str
+    task: sources.Task
+    methods: list[str]
+    degrees: list[float]
+    copies: int = 4
+    options: AugmentOptions = field(default_factory=AugmentOptions)
+    chunk_size: int = 256
+    num_shards: int = 4
+    max_rows: int | None = None
+
+    def validate(self) -> None:
+        for name in self.methods:
+            create(name, self.options)  # raises with the list of methods when unknown
+        if not self.degrees or any(not 0 < d <= 1 for d in self.degrees):
+            raise ValueError(f"degrees must be in (0, 1], got {self.degrees}")
+        if len({schema.format_degree(d) for d in self.degrees}) != len(self.degrees):
+            raise ValueError(f"degrees must differ in their first two decimals, got {self.degrees}")
+        if self.copies < 1 or self.chunk_size < 1 or self.num_shards < 1:
+            raise ValueError("copies, chunk size and shard count must be at least 1")
+        stems = [sources.source_prefix(p) for p in self.inputs]
+        if len(set(stems)) != len(stems):
+            raise ValueError(f"input file names must differ (they prefix the source ids): {self.inputs}")
+
+    def to_dict(self) -> dict:
+        return {
+            "inputs": self.inputs,
+            "task": self.task.name,
+            "text_fields": [self.task.text_a, self.task.text_b],
+            "label_field": self.task.label_field,
+            "labels": list(self.task.labels or []),
+            "label_names": list(self.task.label_names or self.task.labels or []),
+            "methods": self.methods,
+            "degrees": self.degrees,
+            "copies": self.copies,
+            "options": self.options.to_dict(),
+            "chunk_size": self.chunk_size,
+            "num_shards": self.num_shards,
+            "max_rows": self.max_rows,
+        }
+
+
+class ReadChunks(beam.DoFn):
+    """Read one input file; emit chunks ``((file stem, chunk index), examples)`` of valid examples,
+    dead letters and the file's counts."""
+
+    DEAD_LETTERS = "dead_letters"
+    STATS = "stats"
+
+    def __init__(self, task: sources.Task, chunk_size: int, max_rows: int | None):
+        self.task, self.chunk_size, self.max_rows = task, chunk_size, max_rows
+        self.dead_counter = Metrics.counter("kdaug", "dead_letters")
+        self.read_counter = Metrics.counter("kdaug", "rows_read")
+
+    def process(self, path: str):
+        with FileSystems.open(path) as f:
+            data = f.read()
+        prefix, chunk, index, read, dead = sources.source_prefix(path), [], 0, 0, 0
+        for kind, item in sources.read_examples(path, data, self.task, self.max_rows):
+            read += 1
+            if kind == "dead_letter":
+                dead += 1
+                yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, ((schema.DEAD_LETTER_DIR, 0), [item]))
+                continue
+            chunk.append(item)
+            if len(chunk) == self.chunk_size:
+                yield (prefix, index), chunk
+                chunk, index = [], index + 1
+        if chunk:
+            yield (prefix, index), chunk
+        self.read_counter.inc(read)
+        self.dead_counter.inc(dead)
+        yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": read, "dead_letters": dead})
+
+
+class AugmentChunks(beam.DoFn):
+    """Turn a chunk of originals into row batches keyed by (partition, shard).
+
+    The augmenters load their resources in `setup`, once per DoFn instance; the loaders are
+    memoised per process, so the instances of one worker share one copy.
+    """
+
+    def __init__(self, methods: list[str], degrees: list[float], copies: int, options: AugmentOptions, num_shards: int):
+        self.methods, self.degrees, self.copies = methods, degrees, copies
+        self.options, self.num_shards = options, num_shards
+
+    def setup(self):
+        self.augmenters = [create(name, self.options) for name in self.methods]
+        for augmenter in self.augmenters:
+            augmenter.setup()
+
+    def process(self, element):
+        (prefix, index), examples = element
+        shard = (int(fingerprint(prefix), 16) + index) % self.num_shards  # consecutive chunks spread evenly
+        yield _counted((schema.partition_dir(ORIGINAL, 0.0), shard), [original_row(self.options.seed, ex) for ex in examples])
+        for augmenter in self.augmenters:
+            for degree in self.degrees:
+                rows = [row for copy in range(self.copies) for row in augmenter.augment_chunk(examples, degree, copy)]
+                yield _counted((schema.partition_dir(augmenter.name, degree), shard), rows)
+
+
+def _counted(key, rows):
+    Metrics.counter("kdaug", f"rows/{key[0]}").inc(len(rows))
+    return key, rows
+
+
+def input_fingerprint(paths: list[str]) -> str:
+    """Hash of the input files' bytes: a changed input changes the manifest."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with FileSystems.open(path) as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("kdaug", "apache-beam", "torch", "transformers", "pyarrow", "faiss-cpu", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=None):
+    """Add the augment job to `pipeline`; `label` optionally transforms the keyed row batches
+    (the teacher stage). Returns the PCollection holding the finished manifest."""
+    read = (
+        pipeline
+        | "Inputs" >> beam.Create(config.inputs)
+        | "Read" >> beam.ParDo(ReadChunks(config.task, config.chunk_size, config.max_rows)).with_outputs(
+            ReadChunks.DEAD_LETTERS, ReadChunks.STATS, main="chunks"
+        )
+    )
+    rows = (
+        read.chunks
+        | "Spread" >> beam.Reshuffle()
+        | "Augment" >> beam.ParDo(
+            AugmentChunks(config.methods, config.degrees, config.copies, config.options, config.num_shards)
+        )
+    )
+    if label is not None:
+        rows = rows | "Label" >> label
+    files = (
+        (rows, read[ReadChunks.DEAD_LETTERS])
+        | "All" >> beam.Flatten()
+        | "Group" >> beam.GroupByKey()
+        | "Write" >> beam.ParDo(sinks.WriteShard(config.output, run_token))
+    )
+    manifest = {
+        "kind": "augment",
+        "schema_version": schema.SCHEMA_VERSION,
+        "config": config.to_dict(),
+        "input_fingerprint": input_fingerprint(config.inputs),
+        "versions": versions(),
+        "run_token": run_token,
+    }
+    stats = read[ReadChunks.STATS] | "AllStats" >> beam.combiners.ToList()
+    return (
+        files
+        | "AllFiles" >> beam.combiners.ToList()
+        | "Finalize" >> beam.Map(
+            sinks.finalize, beam.pvalue.AsSingleton(stats), config.output, manifest
+        )
+    )
+
+
+def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
+    """Beam options from the pass-through flags; DirectRunner unless a runner is named
+    (Beam's default, Prism, downloads a binary and cannot run offline)."""
+    args = list(pipeline_args)
+    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+        args += ["--runner", "DirectRunner"]
+    return PipelineOptions(args)
+
+
+def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None) -> dict:
+    """Run the job to completion and return its manifest."""
+    config.validate()
+    sinks.start_run(config.output)
+    run_token = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
+        build(pipeline, config, run_token, label)
+    manifest = sinks.read_manifest(config.output)
+    manifest["wall_seconds"] = time.monotonic() - started
+    return manifest

@@ -1,0 +1,136 @@
+"""Write partitioned Parquet shards atomically, then the manifest and `_SUCCESS`.
+
+Shards are first written under ``OUT/_temporary/`` with names derived from their key only, so a
+retried bundle overwrites its own file and never duplicates it. Once every shard is written, one
+finalising step (a singleton in the same pipeline, so it also runs on Dataflow templates) replaces
+the old partitions, renames the shards to ``part-i-of-n``, writes ``_manifest.json`` and finally
+``_SUCCESS``. A crashed run therefore never looks complete, and a re-run replaces, never appends.
+
+All I/O goes through Beam's `FileSystems`, so OUT may be a local path or gs://.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import time
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import schema
+
+TEMP_DIR = "_temporary"
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path) as f:
+        f.write(data)
+
+
+def _exists(path: str) -> bool:
+    return FileSystems.exists(path)
+
+
+def _delete_tree(path: str) -> None:
+    if _exists(path):
+        FileSystems.delete([path])
+
+
+def shard_table(rows: list[dict], file_schema: pa.Schema) -> pa.Table:
+    """Rows sorted by their stable key, as a table of the declared schema."""
+    key = "id" if "id" in file_schema.names else "line"
+    rows = sorted(rows, key=lambda r: (r.get("file", ""), r[key]))
+    return pa.Table.from_pylist(rows, schema=file_schema)
+
+
+class WriteShard(beam.DoFn):
+    """Write one grouped shard ``((partition, shard), [row batches])`` to the temporary tree.
+
+    Emits a small summary of the file (path, partition, rows, sum of `changed_frac`), which is all
+    the finaliser needs.
+    """
+
+    def __init__(self, output: str, run_token: str):
+        self.temp_root = posixpath.join(output, TEMP_DIR, run_token)
+
+    def process(self, element):
+        (partition, shard), batches = element
+        rows = [row for batch in batches for row in batch]
+        dead = partition == schema.DEAD_LETTER_DIR
+        table = shard_table(rows, schema.DEAD_LETTER_SCHEMA if dead else schema.SHARD_FILE_SCHEMA)
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        path = posixpath.join(self.temp_root, partition, f"shard-{shard:05d}.parquet")
+        _write_bytes(path, sink.getvalue())
+        changed = 0.0 if dead else float(pa.compute.sum(table.column("changed_frac")).as_py() or 0.0)
+        yield {"partition": partition, "shard": shard, "path": path, "rows": table.num_rows, "changed_sum": changed}
+
+
+def finalize(files: list[dict], stats: list[dict], output: str, manifest: dict) -> dict:
+    """Move the written shards into place, write the manifest and then `_SUCCESS`; return the manifest.
+
+    Raises when the counts do not add up (rows read ≠ originals + dead letters), before anything
+    is marked complete.
+    """
+    by_partition: dict[str, list[dict]] = {}
+    for f in files:
+        by_partition.setdefault(f["partition"], []).append(f)
+
+    rows_read = sum(s["rows_read"] for s in stats)
+    originals = sum(f["rows"] for f in by_partition.get(schema.partition_dir("original", 0.0), []))
+    dead = sum(f["rows"] for f in by_partition.get(schema.DEAD_LETTER_DIR, []))
+    if rows_read != originals + dead:
+        raise RuntimeError(f"counts do not add up: read {rows_read} rows, wrote {originals} originals + {dead} dead letters")
+
+    partitions = {}
+    for partition in sorted(by_partition):
+        shards = sorted(by_partition[partition], key=lambda f: f["shard"])
+        final_dir = posixpath.join(output, partition)
+        _delete_tree(final_dir)
+        FileSystems.mkdirs(final_dir)
+        targets = [posixpath.join(final_dir, schema.shard_file_name(i, len(shards))) for i in range(len(shards))]
+        FileSystems.rename([f["path"] for f in shards], targets)
+        rows = sum(f["rows"] for f in shards)
+        partitions[partition] = {
+            "rows": rows,
+            "files": len(shards),
+            "mean_changed_frac": (sum(f["changed_sum"] for f in shards) / rows) if rows else 0.0,
+        }
+    _remove_stale_partitions(output, set(partitions))
+    _delete_tree(posixpath.join(output, TEMP_DIR))
+
+    manifest = dict(manifest)
+    manifest["counts"] = {"rows_read": rows_read, "originals": originals, "dead_letters": dead, "per_file": stats}
+    manifest["partitions"] = partitions
+    manifest["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    _write_bytes(posixpath.join(output, schema.MANIFEST_FILE), json.dumps(manifest, indent=2, sort_keys=True).encode())
+    _write_bytes(posixpath.join(output, schema.SUCCESS_FILE), b"")
+    return manifest
+
+
+def _remove_stale_partitions(output: str, keep: set[str]) -> None:
+    """Delete partitions a previous run left that this run did not write (a re-run replaces)."""
+    pattern = posixpath.join(output, "method=*", "degree=*", "*.parquet")
+    stale = set()
+    for match in FileSystems.match([pattern])[0].metadata_list:
+        partition_path = posixpath.dirname(match.path)
+        relative = posixpath.relpath(partition_path, output)
+        if relative not in keep:
+            stale.add(partition_path)
+    for path in sorted(stale):
+        _delete_tree(path)
+
+
+def start_run(output: str) -> None:
+    """Unmark the output as complete before anything is written: a crashed run never looks done."""
+    for name in (schema.SUCCESS_FILE, schema.MANIFEST_FILE):
+        _delete_tree(posixpath.join(output, name))
+
+
+def read_manifest(output: str) -> dict:
+    with FileSystems.open(posixpath.join(output, schema.MANIFEST_FILE)) as f:
+        return json.loads(f.read())

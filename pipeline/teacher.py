@@ -1,0 +1,132 @@
+"""Teacher inference: a fine-tuned classifier turned into float32 logits, fast on CPU.
+
+Beam-free on purpose: the Beam labeller (`pipeline.labelling`), `distill`'s evaluation and the
+benchmarks all call the same `Teacher.logits`, so the numbers they see are the same numbers.
+
+Why the batching looks the way it does: transformer cost grows with the padded batch area, and
+augmented corpora mix 5-token phrases with 60-token sentences. Sorting by token length and
+filling each batch up to a *token budget* (not a row count) keeps padding near zero and lets
+short rows go in large batches, while the budget bounds the activation memory of the widest batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: Files whose bytes define what a teacher computes (weights and tokenizer). Whichever exist count.
+_FINGERPRINT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+
+
+def fingerprint(model_dir: str | os.PathLike) -> str:
+    """Content hash of a teacher directory: weights, tokenizer files and label names.
+
+    Recorded in manifests so that shards labelled by different teachers are never mixed up;
+    it depends on file contents only, so a copied or re-downloaded directory keeps its hash.
+    """
+    root = Path(model_dir)
+    h = hashlib.blake2b(digest_size=16)
+    for name in _FINGERPRINT_FILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        h.update(name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    config = json.loads((root / "config.json").read_text(encoding="utf-8"))
+    labels = config.get("id2label") or {}
+    h.update(json.dumps([labels[k] for k in sorted(labels, key=int)]).encode())
+    return h.hexdigest()
+
+
+def default_num_threads() -> int:
+    """The CPUs this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def length_batches(lengths: Sequence[int], max_tokens: int) -> list[np.ndarray]:
+    """Index batches in ascending length order whose padded area (rows × longest) ≤ max_tokens.
+
+    A single row longer than the budget still gets a batch of its own.
+    """
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    batches, start = [], 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or (i - start + 1) * lengths[order[i]] > max_tokens:
+            batches.append(order[start:i])
+            start = i
+    return batches
+
+
+class Teacher:
+    """A sequence classifier and its tokenizer, ready for batched inference.
+
+    Build one per process (`Teacher.load`): loading is the slow part, inference is stateless.
+    """
+
+    def __init__(self, model, tokenizer, max_tokens: int = 4096, max_length: int | None = None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        # Truncate like the model was trained; never beyond its position table.
+        self.max_length = min(max_length or tokenizer.model_max_length, model.config.max_position_embeddings)
+        self.num_labels = model.config.num_labels
+        self.label_names = [model.config.id2label[i] for i in range(self.num_labels)]
+
+    @classmethod
+    def load(cls, model_dir: str, max_tokens: int = 4096, num_threads: int | None = None, **kwargs) -> "Teacher":
+        """Load a `from_pretrained` directory (local only) and set torch's intra-op threads.
+
+        The thread count is process-wide in torch; the default is every CPU this process may use,
+        which is right for one inference stream per process (Beam workers share one Teacher).
+        """
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        torch.set_num_threads(num_threads or default_num_threads())
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+        teacher = cls(model, tokenizer, max_tokens=max_tokens, **kwargs)
+        teacher.fingerprint = fingerprint(model_dir)
+        return teacher
+
+    def encode(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> list[list[int]]:
+        """Token ids per row, truncated to max_length, unpadded."""
+        pairs = texts_b is not None and any(b is not None for b in texts_b)
+        if pairs and any(b is None for b in texts_b):
+            raise ValueError("texts_b mixes pairs and single sentences; label them in separate calls")
+        args = (list(texts_a), list(texts_b)) if pairs else (list(texts_a),)
+        enc = self.tokenizer(*args, truncation=True, max_length=self.max_length)
+        return [dict(zip(enc.keys(), values)) for values in zip(*enc.values())]
+
+    @torch.inference_mode()
+    def logits(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> np.ndarray:
+        """Raw logits, float32 of shape (n, num_labels), rows in input order."""
+        return self.logits_with_stats(texts_a, texts_b)[0]
+
+    @torch.inference_mode()
+    def logits_with_stats(self, texts_a, texts_b=None) -> tuple[np.ndarray, dict[str, int]]:
+        """`logits`, plus the counts a caller may report: batches and real/padded tokens."""
+        features = self.encode(texts_a, texts_b)
+        lengths = [len(f["input_ids"]) for f in features]
+        out = np.empty((len(features), self.num_labels), dtype=np.float32)
+        stats = {"batches": 0, "tokens": sum(lengths), "padded_tokens": 0}
+        for idx in length_batches(lengths, self.max_tokens):
+            batch = self.tokenizer.pad([features[i] for i in idx], return_tensors="pt")
+            out[idx] = self.model(**batch).logits.float().numpy()
+            stats["batches"] += 1
+            stats["padded_tokens"] += batch["input_ids"].numel()
+        return out, stats
