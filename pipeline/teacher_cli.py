@@ -30,7 +30,9 @@ def teacher():
 @click.option("--max-length", type=int, help="Truncate inputs to this many word pieces. Default: the preset's.")
 @click.option("--max-examples", type=int, help="Train on a seeded random sample of this many rows (quick runs).")
 @click.option("--seed", default=0, show_default=True, help="Drives head initialisation, dropout and shuffling: same seed, same model.")
-def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_length, max_examples, seed):
+@click.option("--threads", type=int, help="torch threads. Default: every CPU this process may use; "
+                                         "on a machine shared with other jobs, 1 is often faster (no spin-waiting).")
+def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_length, max_examples, seed, threads):
     """Fine-tune a teacher classifier on CPU and save it as a from_pretrained directory.
 
     \b
@@ -40,7 +42,7 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
     preset = TASKS[task]
     cfg = TrainConfig(output=output, label_names=preset.label_names, base=base, epochs=epochs, lr=lr,
                       batch_size=batch_size, max_length=max_length or preset.max_length,
-                      max_examples=max_examples, seed=seed)
+                      max_examples=max_examples, seed=seed, threads=threads)
     metrics = train_teacher(read_glue_tsv(train_path or preset.train), read_glue_tsv(dev_path or preset.dev), cfg)
     click.echo(f"\n{'epoch':>5} {'train s':>9} {'accuracy':>9} {'f1':>7}")
     for h in metrics["history"]:

@@ -75,6 +75,7 @@ class TrainConfig:
     max_length: int = 64
     max_examples: int | None = None
     seed: int = 0
+    threads: int | None = None
     warmup: float = 0.1
     weight_decay: float = 0.01
 
@@ -113,7 +114,7 @@ def train_teacher(train: list[Example], dev: list[Example], cfg: TrainConfig, pr
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     base = resolve_teacher_dir(cfg.base)
-    torch.set_num_threads(default_num_threads())
+    torch.set_num_threads(cfg.threads or default_num_threads())
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     if cfg.max_examples is not None and cfg.max_examples < len(train):
@@ -175,7 +176,7 @@ def train_teacher(train: list[Example], dev: list[Example], cfg: TrainConfig, pr
         "seed": cfg.seed,
         "threads": torch.get_num_threads(),
         "base": base,
-        "config": {k: v for k, v in asdict(cfg).items() if k != "output"},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("output", "threads")},
         "history": history,
     }
     Path(cfg.output, "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,132 @@
+"""The Beam augment job end to end on the DirectRunner: layout, schema, counts, dead letters,
+atomic re-runs, determinism across worker counts, and the consumers that read the shards."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import schema, sources
+from pipeline.augmenters import REGISTRY, AugmentOptions
+from pipeline.job import AugmentConfig, run_augment
+
+SENTENCES = [
+    "it 's a charming and often affecting journey .",
+    "the movie is a dull , lifeless mess that never finds its footing",
+    "a gorgeous , witty , seductive film",
+    "unflinchingly bleak and desperate",
+    "the acting , costumes , music and cinematography are all excellent",
+    "this is a film well worth seeing , talking and singing heads and all",
+    "an ugly , pointless , stupid movie",
+    "the story is bad , but the performances are strong",
+]
+
+
+@pytest.fixture
+def sst2_file(tmp_path):
+    lines = ["sentence\tlabel"] + [f"{s}\t{i % 2}" for i, s in enumerate(SENTENCES * 3)]
+    lines += ["bad\tline\twith three columns", "\t1", "unknown label\t5"]
+    path = tmp_path / "train.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def config(inputs, output, methods=("random",), degrees=(0.1, 0.5), **kw):
+    kw.setdefault("options", AugmentOptions(seed=7))
+    return AugmentConfig(list(inputs), str(output), sources.make_task("sst2"), list(methods), list(degrees),
+                         copies=2, chunk_size=5, num_shards=2, **kw)
+
+
+def rows(output):
+    table = schema.open_dataset(str(output)).to_table()
+    return sorted(table.to_pylist(), key=lambda r: r["id"])
+
+
+def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
+    out = tmp_path / "out"
+    manifest = run_augment(config([sst2_file], out), [])
+
+    assert (out / schema.SUCCESS_FILE).exists()
+    assert not (out / "_temporary").exists()
+    assert sorted(manifest["partitions"]) == [
+        "_dead_letter", "method=original/degree=0.00", "method=random/degree=0.10", "method=random/degree=0.50"
+    ]
+    for part in out.glob("method=*/degree=*/*.parquet"):
+        assert pq.read_schema(part).remove_metadata() == schema.SHARD_FILE_SCHEMA
+        assert part.name.endswith("-of-00002.parquet")
+
+    counts = manifest["counts"]
+    assert counts == {"rows_read": 27, "originals": 24, "dead_letters": 3,
+                      "per_file": [{"file": sst2_file, "rows_read": 27, "dead_letters": 3}]}
+    assert manifest["partitions"]["method=random/degree=0.50"]["rows"] == 24 * 2
+    assert json.loads((out / schema.MANIFEST_FILE).read_text())["partitions"] == manifest["partitions"]
+
+    dead = pq.read_table(out / "_dead_letter").to_pylist()
+    assert [(d["line"], d["reason"]) for d in dead] == [
+        (26, "wrong column count: 3 (header has 2)"),
+        (27, "empty text in field 'sentence'"),
+        (28, "unknown label '5' (expected one of 0, 1)"),
+    ]
+
+    data = rows(out)
+    originals = {r["source_id"]: r for r in data if r["method"] == "original"}
+    for r in data:
+        assert r["label"] == originals[r["source_id"]]["label"]
+        if r["method"] == "random":
+            assert r["text_a"] != originals[r["source_id"]]["text_a"]
+            assert 0 < r["changed_frac"] <= 1
+    assert len({r["id"] for r in data}) == len(data)
+
+
+def test_rerun_replaces_and_crash_never_looks_complete(sst2_file, tmp_path):
+    out = tmp_path / "out"
+    run_augment(config([sst2_file], out), [])
+    (out / "_temporary" / "crashed").mkdir(parents=True)  # what a killed run leaves behind
+    manifest = run_augment(config([sst2_file], out, degrees=(0.3,)), [])
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("method=*/degree=*")) == [
+        "method=original/degree=0.00", "method=random/degree=0.30"
+    ]
+    assert not (out / "_temporary").exists()
+    assert len(rows(out)) == 24 + 24 * 2 == sum(
+        p["rows"] for k, p in manifest["partitions"].items() if k != "_dead_letter"
+    )
+
+    with pytest.raises(Exception):
+        run_augment(config([sst2_file, str(tmp_path / "missing.tsv")], tmp_path / "out2"), [])
+    assert not (tmp_path / "out2" / schema.SUCCESS_FILE).exists()
+
+
+def test_same_rows_with_one_and_two_workers(sst2_file, tmp_path):
+    methods = sorted(REGISTRY)
+    options = AugmentOptions(seed=3, glove_vocab=20_000)
+    run_augment(config([sst2_file], tmp_path / "one", methods, options=options), ["--direct_num_workers", "1"])
+    run_augment(
+        config([sst2_file], tmp_path / "two", methods, options=options),
+        ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+    )
+    one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
+    assert {r["method"] for r in one} == {"original", *methods}
+    assert one == two
+
+
+def test_seed_changes_texts_not_originals(sst2_file, tmp_path):
+    run_augment(config([sst2_file], tmp_path / "a"), [])
+    run_augment(config([sst2_file], tmp_path / "b", options=AugmentOptions(seed=8)), [])
+    a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
+    text = lambda data, method: sorted((r["source_id"], r["copy"], r["degree"], r["text_a"]) for r in data if r["method"] == method)
+    assert text(a, "original") == text(b, "original")
+    assert text(a, "random") != text(b, "random")
+
+
+def test_consumers_read_the_output(sst2_file, tmp_path):
+    pd = pytest.importorskip("pandas")
+    duckdb = pytest.importorskip("duckdb")
+    out = tmp_path / "out"
+    run_augment(config([sst2_file], out), [])
+    frame = pd.read_parquet(out)
+    assert len(frame) == 24 * 5 and set(frame["method"].astype(str)) == {"original", "random"}
+    counts = duckdb.sql(
+        f"select method, degree, count(*) n from read_parquet('{out}/method=*/*/*.parquet', hive_partitioning=true) "
+        "group by all order by all"
+    ).fetchall()
+    assert counts == [("original", "0.00", 24), ("random", "0.10", 48), ("random", "0.50", 48)]
