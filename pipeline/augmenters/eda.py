@@ -22,6 +22,8 @@ from pipeline.words import Words, is_alpha_word, target_count
 
 @register
 class EasyDataAugmentation(Augmenter):
+    """One of insert, swap or delete per text, k = round(p·n) times (see the module docstring)."""
+
     name = "eda"
     OPERATIONS = ("insert", "swap", "delete")
 
