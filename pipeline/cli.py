@@ -49,28 +49,57 @@ def main():
     """
 
 
+def augment_options(fn):
+    """The flags `augment` and `run` share (what to read, which methods, degrees and copies)."""
+    options = [
+        click.option("--input", "inputs", multiple=True, help="Input file (TSV/CSV/JSONL/Parquet/TREC; local or gs://). Repeat for several. Default: the task's packaged data."),
+        click.option("--output", required=True, help="Output directory (replaced on re-run; complete when OUT/_SUCCESS exists)."),
+        click.option("--task", "task_name", default=None, help=f"Task preset: {', '.join(sources.TASKS)} (default {sources.DEFAULT_TASK} when neither --input nor fields are given)."),
+        click.option("--text-field", default=None, help="Field/column holding the text (first text of a pair)."),
+        click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style)."),
+        click.option("--label-field", default=None, help="Field holding the gold label."),
+        click.option("--labels", default=None, help="Label values as they appear in the file, comma-separated, in class order."),
+        click.option("--format", "fmt", type=click.Choice(sources.FORMATS), default=None, help="Input format (default: from the extension)."),
+        click.option("--methods", default="knn,synonym,eda,random,augpro-mix", show_default=True, callback=_names, help=f"Comma-separated methods: {', '.join(sorted(REGISTRY))}."),
+        click.option("--degrees", default="0.1,0.3,0.5", show_default=True, callback=_floats, help="Comma-separated fractions of word positions to change, each in (0, 1]."),
+        click.option("--copies", default=4, show_default=True, help="Augmented copies per example, per method and degree."),
+        click.option("--seed", default=0, show_default=True, help="Seed: same input + config + seed => same rows and ids."),
+        click.option("--knn-k", default=10, show_default=True, help="KNN methods: draw a replacement among the k nearest words."),
+        click.option("--glove-vocab", default=50_000, show_default=True, help="knn: the most frequent GloVe words that take part."),
+        click.option("--mix-alpha", default=0.4, show_default=True, help="augpro-mix: lambda ~ Beta(alpha, alpha)."),
+        click.option("--max-rows", type=int, default=None, help="Read only the first N data rows of each input file."),
+        click.option("--chunk-size", default=256, show_default=True, help="Examples per chunk (the unit of work travelling through Beam)."),
+        click.option("--num-shards", default=4, show_default=True, help="Parquet files per partition (at most)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt, methods,
+                   degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size, num_shards):
+    """An AugmentConfig from the shared flags; bad flags become a usage error."""
+    from pipeline.job import AugmentConfig
+
+    preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
+    try:
+        label_values = tuple(labels.split(",")) if labels else None
+        task = sources.make_task(preset, text_field, text_b_field, label_field, label_values, fmt)
+        paths = list(inputs) or [sources.packaged_input(task)]
+        options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha)
+        config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, num_shards, max_rows)
+        config.validate()
+    except (ValueError, FileNotFoundError) as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(f"{', '.join(paths)} → {output} ({len(methods)} methods × {len(degrees)} degrees × {copies} copies)", err=True)
+    return config
+
+
 @main.command(context_settings=BEAM_PASSTHROUGH)
-@click.option("--input", "inputs", multiple=True, help="Input file (TSV/CSV/JSONL/Parquet/TREC; local or gs://). Repeat for several. Default: the task's packaged data.")
-@click.option("--output", required=True, help="Output directory (replaced on re-run; complete when OUT/_SUCCESS exists).")
-@click.option("--task", "task_name", default=None, help=f"Task preset: {', '.join(sources.TASKS)} (default {sources.DEFAULT_TASK} when no --input and no fields are given).")
-@click.option("--text-field", default=None, help="Field/column holding the text (first text of a pair).")
-@click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style).")
-@click.option("--label-field", default=None, help="Field holding the gold label.")
-@click.option("--labels", default=None, help="Label values as they appear in the file, comma-separated, in class order.")
-@click.option("--format", "fmt", type=click.Choice(sources.FORMATS), default=None, help="Input format (default: from the extension).")
-@click.option("--methods", default="knn,synonym,eda,random,augpro-mix", show_default=True, callback=_names, help=f"Comma-separated methods: {', '.join(sorted(REGISTRY))}.")
-@click.option("--degrees", default="0.1,0.3,0.5", show_default=True, callback=_floats, help="Comma-separated fractions of word positions to change, each in (0, 1].")
-@click.option("--copies", default=4, show_default=True, help="Augmented copies per example, per method and degree.")
-@click.option("--seed", default=0, show_default=True, help="Seed: same input + config + seed => same rows and ids.")
-@click.option("--teacher", "teacher_dir", default=None, help="Teacher model directory (word-piece table for knn-teacher/augpro-mix). Default: packaged all-MiniLM-L6-v2.")
-@click.option("--knn-k", default=10, show_default=True, help="KNN methods: draw a replacement among the k nearest words.")
-@click.option("--glove-vocab", default=50_000, show_default=True, help="knn: the most frequent GloVe words that take part.")
-@click.option("--mix-alpha", default=0.4, show_default=True, help="augpro-mix: lambda ~ Beta(alpha, alpha).")
-@click.option("--max-rows", type=int, default=None, help="Read only the first N data rows of each input file.")
-@click.option("--chunk-size", default=256, show_default=True, help="Examples per chunk (the unit of work travelling through Beam).")
-@click.option("--num-shards", default=4, show_default=True, help="Parquet files per partition (at most).")
+@augment_options
+@click.option("--teacher", "teacher_dir", default=None, help="Model directory whose word-piece table knn-teacher and augpro-mix use. Default: packaged all-MiniLM-L6-v2.")
 @click.pass_context
-def augment(ctx, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt, methods, degrees, copies, seed, teacher_dir, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size, num_shards):
+def augment(ctx, teacher_dir, **flags):
     """Augment a labelled dataset at several degrees with several methods.
 
     \b
@@ -82,22 +111,52 @@ def augment(ctx, inputs, output, task_name, text_field, text_b_field, label_fiel
     Unknown flags go to Beam (e.g. --runner DataflowRunner --project P --region R
     --temp_location gs://...). Without --runner the local DirectRunner is used.
     """
-    from pipeline.job import AugmentConfig, run_augment
+    from pipeline.job import run_augment
 
-    preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
-    try:
-        task = sources.make_task(preset, text_field, text_b_field, label_field, tuple(labels.split(",")) if labels else None, fmt)
-        paths = list(inputs) or [sources.packaged_input(task)]
-    except (ValueError, FileNotFoundError) as err:
-        raise click.UsageError(str(err)) from None
-    options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha)
-    config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, num_shards, max_rows)
-    try:
-        config.validate()
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    click.echo(f"augmenting {', '.join(paths)} → {output} ({len(methods)} methods × {len(degrees)} degrees × {copies} copies)", err=True)
-    manifest = run_augment(config, ctx.args)
+    manifest = run_augment(augment_config(teacher_dir, **flags), ctx.args)
+    click.echo(report.summary(manifest))
+
+
+@main.command(context_settings=BEAM_PASSTHROUGH)
+@augment_options
+@click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
+@click.option("--max-tokens", default=4096, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@click.pass_context
+def run(ctx, teacher_dir, max_tokens, **flags):
+    """Augment and label with the teacher in one Beam pipeline (no intermediate files).
+
+    Same flags and outputs as `augment`, and every row (originals included) gets
+    `teacher_logits`: raw float32 logits, one per class. The manifest records the teacher's
+    fingerprint (hash of weights and tokenizer).
+    """
+    from pipeline.job import run_augment
+    from pipeline.label_job import LabelConfig
+
+    config = augment_config(teacher_dir, **flags)
+    manifest = run_augment(config, ctx.args, label=LabelConfig(teacher_dir, max_tokens))
+    click.echo(report.summary(manifest))
+
+
+@main.command(context_settings=BEAM_PASSTHROUGH)
+@click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS).")
+@click.option("--output", required=True, help="Where the labelled shards go (same layout).")
+@click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`).")
+@click.option("--max-tokens", default=4096, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@click.pass_context
+def label(ctx, source, output, teacher_dir, max_tokens):
+    """Label the shards of an `augment` output with the teacher's logits.
+
+    The teacher loads once per worker process; rows are sorted by length and packed into
+    batches of at most --max-tokens padded tokens. Logits are stored raw (float32):
+    the temperature is the consumer's choice.
+    """
+    from pipeline.job import run_pipeline
+    from pipeline.label_job import LabelConfig, build
+
+    if source.rstrip("/") == output.rstrip("/"):
+        raise click.UsageError("--output must differ from --input")
+    config = LabelConfig(teacher_dir, max_tokens)
+    manifest = run_pipeline(output, ctx.args, lambda p, token: build(p, source, output, config, token))
     click.echo(report.summary(manifest))
 
 

@@ -158,8 +158,9 @@ def versions() -> dict:
 
 
 def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=None):
-    """Add the augment job to `pipeline`; `label` optionally transforms the keyed row batches
-    (the teacher stage). Returns the PCollection holding the finished manifest."""
+    """Add the augment job to `pipeline`; with `label` (a `label_job.LabelConfig`) the teacher
+    labels the row batches on their way to the sink (`kdaug run`). Returns the PCollection
+    holding the finished manifest."""
     read = (
         pipeline
         | "Inputs" >> beam.Create(config.inputs)
@@ -175,7 +176,7 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=
         )
     )
     if label is not None:
-        rows = rows | "Label" >> label
+        rows = rows | "Label" >> label.transform()
     files = (
         (rows, read[ReadChunks.DEAD_LETTERS])
         | "All" >> beam.Flatten()
@@ -183,10 +184,11 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=
         | "Write" >> beam.ParDo(sinks.WriteShard(config.output, run_token))
     )
     manifest = {
-        "kind": "augment",
+        "kind": "augment" if label is None else "run",
         "schema_version": schema.SCHEMA_VERSION,
         "config": config.to_dict(),
         "input_fingerprint": input_fingerprint(config.inputs),
+        "teacher": None if label is None else label.to_manifest(),
         "versions": versions(),
         "run_token": run_token,
     }
@@ -210,13 +212,18 @@ def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
 
 
 def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None) -> dict:
-    """Run the job to completion and return its manifest."""
+    """Run the job (augment, or augment + label) to completion and return its manifest."""
     config.validate()
-    sinks.start_run(config.output)
-    run_token = uuid.uuid4().hex[:12]
+    return run_pipeline(config.output, pipeline_args, lambda p, token: build(p, config, token, label))
+
+
+def run_pipeline(output: str, pipeline_args: list[str], build_fn) -> dict:
+    """Unmark `output`, run the pipeline `build_fn(pipeline, run_token)` builds, return the manifest
+    with the wall time added."""
+    sinks.start_run(output)
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-        build(pipeline, config, run_token, label)
-    manifest = sinks.read_manifest(config.output)
+        build_fn(pipeline, uuid.uuid4().hex[:12])
+    manifest = sinks.read_manifest(output)
     manifest["wall_seconds"] = time.monotonic() - started
     return manifest

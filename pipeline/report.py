@@ -39,17 +39,20 @@ def summary(manifest: dict) -> str:
         method, degree = (part.split("=", 1)[1] for part in partition.split("/"))
         rows.append([method, degree, info["rows"], info["files"], info["mean_changed_frac"]])
     counts = manifest["counts"]
-    lines = [
-        table(["method", "degree", "rows", "files", "mean changed_frac"], rows),
-        "",
-        f"rows read {counts['rows_read']:,} = originals {counts['originals']:,} + dead letters {counts['dead_letters']:,}",
-    ]
+    written = sum(r[2] for r in rows)
+    check = (
+        f"shard rows read {counts['rows_read']:,} = rows labelled and written {written:,}"
+        if manifest["kind"] == "label"
+        else f"rows read {counts['rows_read']:,} = originals {counts['originals']:,} + dead letters {counts['dead_letters']:,}"
+    )
+    lines = [table(["method", "degree", "rows", "files", "mean changed_frac"], rows), "", check]
+    if manifest.get("teacher"):
+        lines.append(f"teacher {manifest['teacher']['dir']} (fingerprint {manifest['teacher']['fingerprint'][:12]})")
     if counts["dead_letters"]:
         lines.append(f"dead letters (file, line, reason) are in {schema.DEAD_LETTER_DIR}/")
     if "wall_seconds" in manifest:
-        total = sum(p["rows"] for k, p in manifest["partitions"].items() if k != schema.DEAD_LETTER_DIR)
         seconds = manifest["wall_seconds"]
-        lines.append(f"wall time {seconds:.1f} s, {total:,} rows written ({total / seconds:,.0f} rows/s)")
+        lines.append(f"wall time {seconds:.1f} s, {written:,} rows written ({written / seconds:,.0f} rows/s)")
     return "\n".join(lines)
 
 

@@ -73,17 +73,22 @@ class WriteShard(beam.DoFn):
 def finalize(files: list[dict], stats: list[dict], output: str, manifest: dict) -> dict:
     """Move the written shards into place, write the manifest and then `_SUCCESS`; return the manifest.
 
-    Raises when the counts do not add up (rows read ≠ originals + dead letters), before anything
-    is marked complete.
+    Raises when the counts do not add up, before anything is marked complete: a job reading
+    source files must write every row read as an original or a dead letter; a job reading shards
+    (`kdaug label`) must write every row it read.
     """
     by_partition: dict[str, list[dict]] = {}
     for f in files:
         by_partition.setdefault(f["partition"], []).append(f)
 
     rows_read = sum(s["rows_read"] for s in stats)
+    total = sum(f["rows"] for f in files)
     originals = sum(f["rows"] for f in by_partition.get(schema.partition_dir("original", 0.0), []))
     dead = sum(f["rows"] for f in by_partition.get(schema.DEAD_LETTER_DIR, []))
-    if rows_read != originals + dead:
+    if manifest["kind"] == "label":
+        if rows_read != total:
+            raise RuntimeError(f"counts do not add up: read {rows_read} shard rows, wrote {total}")
+    elif rows_read != originals + dead:
         raise RuntimeError(f"counts do not add up: read {rows_read} rows, wrote {originals} originals + {dead} dead letters")
 
     partitions = {}

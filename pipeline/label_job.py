@@ -1,0 +1,91 @@
+"""The teacher-labelling job (`kdaug label`): shards of an earlier run → the same shards with
+`teacher_logits`, and the shared teacher step that `kdaug run` puts between augment and sink.
+
+Logits are stored raw and lossless (float32); the temperature is the consumer's choice.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import schema, sinks
+from pipeline.job import versions
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Which teacher labels, and how big its padded batches may get."""
+
+    teacher_dir: str
+    max_tokens: int = 4096
+
+    def transform(self) -> beam.PTransform:
+        from pipeline.labelling import LabelRows
+
+        return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens))
+
+    def to_manifest(self) -> dict:
+        from pipeline.teacher import fingerprint
+
+        return {"dir": self.teacher_dir, "fingerprint": fingerprint(self.teacher_dir), "max_tokens": self.max_tokens}
+
+
+class ReadShards(beam.DoFn):
+    """Read one shard file of a finished output as row batches keyed by (partition, shard)."""
+
+    STATS = "stats"
+
+    def __init__(self, root: str, batch_rows: int):
+        self.root, self.batch_rows = root, batch_rows
+
+    def process(self, path: str):
+        partition = posixpath.relpath(posixpath.dirname(path), self.root)
+        shard = int(posixpath.basename(path).split("-")[1])
+        with FileSystems.open(path) as f:
+            rows = pq.read_table(io.BytesIO(f.read()), schema=schema.SHARD_FILE_SCHEMA).to_pylist()
+        for start in range(0, len(rows), self.batch_rows):
+            yield (partition, shard), rows[start : start + self.batch_rows]
+        yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": len(rows)})
+
+
+def shard_files(root: str) -> list[str]:
+    """The shard files of a complete output; refuses an output without `_SUCCESS`."""
+    if not FileSystems.exists(posixpath.join(root, schema.SUCCESS_FILE)):
+        raise FileNotFoundError(f"{root} has no {schema.SUCCESS_FILE}: it is not a finished kdaug output")
+    pattern = posixpath.join(root, "method=*", "degree=*", "*.parquet")
+    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+def build(pipeline: beam.Pipeline, source: str, output: str, label: LabelConfig, run_token: str, batch_rows: int = 1024):
+    read = (
+        pipeline
+        | "Shards" >> beam.Create(shard_files(source))
+        | "Read" >> beam.ParDo(ReadShards(source, batch_rows)).with_outputs(ReadShards.STATS, main="rows")
+    )
+    files = (
+        read.rows
+        | "Spread" >> beam.Reshuffle()
+        | "Label" >> label.transform()
+        | "Group" >> beam.GroupByKey()
+        | "Write" >> beam.ParDo(sinks.WriteShard(output, run_token))
+    )
+    manifest = {
+        "kind": "label",
+        "schema_version": schema.SCHEMA_VERSION,
+        "source": {"dir": source, "manifest": sinks.read_manifest(source)},
+        "teacher": label.to_manifest(),
+        "versions": versions(),
+        "run_token": run_token,
+    }
+    stats = read[ReadShards.STATS] | "AllStats" >> beam.combiners.ToList()
+    return (
+        files
+        | "AllFiles" >> beam.combiners.ToList()
+        | "Finalize" >> beam.Map(sinks.finalize, beam.pvalue.AsSingleton(stats), output, manifest)
+    )
