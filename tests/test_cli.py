@@ -1,0 +1,94 @@
+"""The `kdaug` command line: help that teaches, and augment → label / run end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline import schema
+from pipeline.cli import main
+from pipeline.teacher import Teacher
+from tests.conftest import make_tiny_teacher
+
+SENTENCES = ["a gorgeous , witty , seductive movie .", "bad", "it 's a charming and often affecting journey .",
+             "the film is strictly routine and its long middle section never finds a rhythm"]
+
+
+@pytest.fixture
+def sst2_file(tmp_path):
+    path = tmp_path / "train.tsv"
+    path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES * 2)) + "x\t9\n")
+    return str(path)
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", [[], ["augment"], ["run"], ["label"], ["inspect"]])
+def test_help(command):
+    out = invoke(*command, "--help")
+    assert "Usage:" in out
+
+
+def test_main_help_explains_degrees():
+    assert "degree" in invoke("--help")
+
+
+def test_bad_flags_are_usage_errors(sst2_file, tmp_path):
+    result = CliRunner().invoke(main, ["augment", "--input", sst2_file, "--task", "sst2", "--output", str(tmp_path / "o"), "--methods", "nope"])
+    assert result.exit_code == 2 and "unknown method 'nope'" in result.output
+    result = CliRunner().invoke(main, ["augment", "--input", sst2_file, "--task", "sst2", "--output", str(tmp_path / "o"), "--methods", "random", "--degrees", "0,2"])
+    assert result.exit_code == 2 and "degrees must be in (0, 1]" in result.output
+
+
+def labelled(output):
+    return sorted(schema.open_dataset(str(output)).to_table().to_pylist(), key=lambda r: r["id"])
+
+
+def test_augment_then_label_equals_run(sst2_file, tmp_path, tiny_teacher_dir):
+    common = ["--input", sst2_file, "--task", "sst2", "--methods", "random,eda", "--degrees", "0.3", "--copies", "2", "--seed", "5"]
+    out = invoke("augment", *common, "--output", tmp_path / "aug")
+    assert "rows read 9 = originals 8 + dead letters 1" in out
+
+    out = invoke("label", "--input", tmp_path / "aug", "--output", tmp_path / "lab", "--teacher", tiny_teacher_dir)
+    assert "shard rows read 40 = rows labelled and written 40" in out
+    invoke("run", *common, "--output", tmp_path / "run", "--teacher", tiny_teacher_dir)
+
+    lab, run, aug = labelled(tmp_path / "lab"), labelled(tmp_path / "run"), labelled(tmp_path / "aug")
+    assert [r["text_a"] for r in lab] == [r["text_a"] for r in aug] == [r["text_a"] for r in run]
+    assert lab == run
+
+    teacher = Teacher.load(tiny_teacher_dir)
+    direct = teacher.logits([r["text_a"] for r in lab])
+    stored = np.array([r["teacher_logits"] for r in lab], dtype=np.float32)
+    assert stored.shape == (40, 2)
+    assert np.abs(stored - direct).max() < 1e-5
+
+    for name in ("lab", "run"):
+        manifest = json.loads((tmp_path / name / schema.MANIFEST_FILE).read_text())
+        assert manifest["teacher"]["fingerprint"] == teacher.fingerprint
+
+
+def test_fingerprint_follows_the_teacher(sst2_file, tmp_path, tiny_teacher_dir):
+    other = str(make_tiny_teacher(tmp_path / "other", num_labels=2, seed=1))
+    invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--degrees", "0.3", "--output", tmp_path / "aug")
+    invoke("label", "--input", tmp_path / "aug", "--output", tmp_path / "a", "--teacher", tiny_teacher_dir)
+    invoke("label", "--input", tmp_path / "aug", "--output", tmp_path / "b", "--teacher", other)
+    fingerprints = [json.loads((tmp_path / n / schema.MANIFEST_FILE).read_text())["teacher"]["fingerprint"] for n in "ab"]
+    assert fingerprints[0] != fingerprints[1]
+
+
+def test_label_refuses_unfinished_input(tmp_path, tiny_teacher_dir):
+    (tmp_path / "aug").mkdir()
+    with pytest.raises(FileNotFoundError, match="_SUCCESS"):
+        CliRunner().invoke(main, ["label", "--input", str(tmp_path / "aug"), "--output", str(tmp_path / "o"), "--teacher", tiny_teacher_dir], catch_exceptions=False)
+
+
+def test_inspect(sst2_file, tmp_path):
+    invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--degrees", "0.5", "--output", tmp_path / "aug")
+    out = invoke("inspect", tmp_path / "aug")
+    assert "random    0.50" in out and "→" in out
