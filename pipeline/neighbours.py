@@ -1,10 +1,10 @@
 """Word → k nearest neighbours tables, computed once per worker so that replacement is a look-up.
 
 Similarity is cosine: exact inner product (FAISS `IndexFlatIP`, no approximation) on L2-normalised
-vectors. FAISS's float32 scores depend on its SIMD/BLAS code path and thread split, so two near-tied
-candidates could swap between machines, and a swap changes which word a seeded draw picks. Each
-row is therefore re-ranked from a few spare candidates in float64 with ties broken by index: the
-table is the same on any worker, whatever the thread count.
+vectors. FAISS's float32 scores may differ in the last bits between its SIMD builds (AVX2, AVX-512)
+and BLAS thread splits, and a swap of two near-tied neighbours changes which word a seeded draw
+picks. So FAISS only shortlists a few spare candidates per row, which are re-ranked in float64 with
+ties broken by index: the table is the same on every worker, whatever its CPU or thread count.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def nearest_neighbours(vectors: np.ndarray, k: int, batch: int = 2048) -> tuple[
     """The k most cosine-similar other rows of each row of `vectors` (n × d).
 
     Returns `ids` (int32, n × k, most similar first) and their cosine similarities (float32).
-    Queries run in batches so memory stays at a few batch × n score blocks.
+    The float64 re-ranking runs in batches of rows to bound its memory (batch × (k + 5) × d floats).
     """
     import faiss
 
@@ -46,15 +46,15 @@ def nearest_neighbours(vectors: np.ndarray, k: int, batch: int = 2048) -> tuple[
     unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), np.finfo(np.float64).tiny)
     index = faiss.IndexFlatIP(unit.shape[1])
     index.add(unit.astype(np.float32))
-    fetch = min(n, k + 1 + SPARE)
+    _, cand = index.search(unit.astype(np.float32), min(n, k + 1 + SPARE))  # FAISS blocks queries itself
     ids = np.empty((n, k), dtype=np.int32)
     sims = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, batch):
-        query = unit[start : start + batch]
-        _, cand = index.search(query.astype(np.float32), fetch)
-        exact = np.matmul(unit[cand], query[:, :, None])[:, :, 0]  # float64 cosine of each candidate
-        exact[cand == np.arange(start, start + len(query))[:, None]] = -np.inf  # never the word itself
-        order = np.lexsort((cand, -exact))[:, :k]  # by similarity, then by index
-        ids[start : start + len(query)] = np.take_along_axis(cand, order, axis=1)
-        sims[start : start + len(query)] = np.take_along_axis(exact, order, axis=1)
+        rows = slice(start, start + batch)
+        near = cand[rows]
+        exact = np.matmul(unit[near], unit[rows, :, None])[:, :, 0]  # float64 cosine per candidate
+        exact[near == np.arange(n)[rows, None]] = -np.inf  # never the word itself
+        order = np.lexsort((near, -exact))[:, :k]  # by similarity, then by index
+        ids[rows] = np.take_along_axis(near, order, axis=1)
+        sims[rows] = np.take_along_axis(exact, order, axis=1)
     return ids, sims
