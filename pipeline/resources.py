@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a loader may call another loader
 
 
 def once(fn):

@@ -20,29 +20,13 @@ from pipeline.augmenters.replace import WordReplacer
 from pipeline.neighbours import nearest_neighbours, replaceable
 
 
-class _ByIdentity:
-    """Lets an array be part of a `once` cache key. Resources' loaders return one array object per
-    process, so identity names the embedding table; the table builder cannot load it itself
-    because `once` calls do not nest (they share one non-reentrant lock)."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-
-    def __hash__(self) -> int:
-        return id(self.array)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _ByIdentity) and other.array is self.array
-
-
 @resources.once
-def _neighbour_words(vocab: tuple[str, ...], vectors: _ByIdentity, k: int) -> dict[str, tuple[str, ...]]:
+def _neighbour_words(space: type["NeighbourReplacer"], source: object, k: int) -> dict[str, tuple[str, ...]]:
     """word → its k nearest replaceable words, most similar first; built once per process and
     shared by every augmenter instance and thread (a build takes seconds)."""
+    vocab, vectors = space.vectors(source)
     keep = replaceable(vocab)
-    ids, _ = nearest_neighbours(vectors.array[keep], k)
+    ids, _ = nearest_neighbours(vectors[keep], k)
     words = [vocab[i] for i in keep]
     return {w: tuple(words[j] for j in row) for w, row in zip(words, ids.tolist())}
 
@@ -51,12 +35,16 @@ class NeighbourReplacer(WordReplacer):
     """Word replacement from precomputed neighbours; subclasses only name the embedding space."""
 
     @abstractmethod
-    def vectors(self) -> tuple[tuple[str, ...], np.ndarray]:
+    def source(self) -> object:
+        """What names this space's vectors among the options (a vocabulary size, a model dir)."""
+
+    @staticmethod
+    @abstractmethod
+    def vectors(source) -> tuple[tuple[str, ...], np.ndarray]:
         """The space's vocabulary and its vectors (row i embeds word i), from a memoised loader."""
 
     def setup(self) -> None:
-        vocab, vectors = self.vectors()
-        self.neighbours = _neighbour_words(vocab, _ByIdentity(vectors), self.options.knn_k)
+        self.neighbours = _neighbour_words(type(self), self.source(), self.options.knn_k)
 
     def candidates(self, word: str) -> Sequence[str]:
         return self.neighbours.get(word, ())
@@ -69,8 +57,12 @@ class GloveKnn(NeighbourReplacer):
 
     name = "knn"
 
-    def vectors(self) -> tuple[tuple[str, ...], np.ndarray]:
-        return resources.glove(self.options.glove_vocab)
+    def source(self) -> int:
+        return self.options.glove_vocab
+
+    @staticmethod
+    def vectors(source: int) -> tuple[tuple[str, ...], np.ndarray]:
+        return resources.glove(source)
 
 
 @register
@@ -80,6 +72,9 @@ class TeacherKnn(NeighbourReplacer):
 
     name = "knn-teacher"
 
-    def vectors(self) -> tuple[tuple[str, ...], np.ndarray]:
-        model_dir = resources.resolve_teacher_dir(self.options.teacher_dir)
-        return resources.teacher_vocab(model_dir), resources.teacher_word_embeddings(model_dir)
+    def source(self) -> str:
+        return resources.resolve_teacher_dir(self.options.teacher_dir)
+
+    @staticmethod
+    def vectors(source: str) -> tuple[tuple[str, ...], np.ndarray]:
+        return resources.teacher_vocab(source), resources.teacher_word_embeddings(source)
