@@ -37,15 +37,21 @@ def main():
     """kdaug: augmented corpora for knowledge distillation (KD) of text classifiers.
 
     \b
-    The flow:
-      kdaug augment   make augmented copies of a labelled dataset at several degrees
-                      (fraction of words changed) with several methods -> Parquet shards
-    Every job writes OUT/method=M/degree=D/part-*.parquet, OUT/_manifest.json and, last,
-    OUT/_SUCCESS. Read the shards with pandas, pyarrow.dataset (hive), DuckDB or `kdaug inspect`.
+    The flow (each step is one command; `kdaug COMMAND --help` explains it):
+      kdaug teacher train   fine-tune the teacher on the task (offline base model)
+      kdaug augment         augmented copies of a labelled dataset, several methods x degrees
+      kdaug label           add the teacher's logits (soft labels) to those shards
+      kdaug run             augment + label in one Beam pipeline
+      kdaug distill         train a small student from the shards (KD or plain fine-tuning)
+      kdaug sweep           students over methods x degrees x sizes x seeds: table + plots
+      kdaug inspect         partitions, counts, measured changed_frac, sample rows
+      kdaug evaluate        accuracy (and F1) of a model directory on a labelled file
 
     \b
-    Why degrees: KD tolerates, and profits from, larger semantic shifts than fine-tuning
-    (best ~30% of tokens changed for KD vs ~10% for fine-tuning; smaller datasets want more).
+    Outputs: OUT/method=M/degree=D/part-*.parquet, OUT/_manifest.json and, last, OUT/_SUCCESS;
+    pandas, pyarrow.dataset (hive), DuckDB and HF datasets read them as they are.
+    Degree = fraction of a text's words changed. KD tolerates, and profits from, larger shifts
+    than fine-tuning: best ~30% for KD vs ~10% for fine-tuning; smaller datasets want more.
     """
 
 
@@ -167,6 +173,17 @@ def inspect_cmd(output, samples):
     """Show an output's partitions, row counts, measured changed_frac and sample rows."""
     click.echo(report.inspect(output, samples))
 
+
+def _attach_stage_commands():
+    """The teacher and distill stages own their commands; the `kdaug` group gathers them."""
+    from distill.cli import distill_command, evaluate_command, sweep_command
+    from pipeline.teacher_cli import teacher
+
+    for command in (teacher, distill_command, evaluate_command, sweep_command):
+        main.add_command(command)
+
+
+_attach_stage_commands()
 
 if __name__ == "__main__":
     main()
