@@ -112,7 +112,6 @@ class Teacher:
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length)
         return [dict(zip(enc.keys(), values)) for values in zip(*enc.values())]
 
-    @torch.inference_mode()
     def logits(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> np.ndarray:
         """Raw logits, float32 of shape (n, num_labels), rows in input order."""
         return self.logits_with_stats(texts_a, texts_b)[0]

@@ -128,6 +128,7 @@ def train_teacher(train: list[Example], dev: list[Example], cfg: TrainConfig, pr
         num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
+        ignore_mismatched_sizes=True,  # a base fine-tuned for another label set gets a fresh head
     )
     teacher = Teacher(model, tokenizer, max_length=cfg.max_length)
     texts_a, texts_b, gold = zip(*train)
