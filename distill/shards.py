@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipeline.schema import MANIFEST_FILE, SCHEMA_VERSION, open_dataset
+from pipeline.schema import MANIFEST_FILE, SCHEMA_VERSION, open_dataset, partition_dir
 
 ORIGINAL = "original"
 COLUMNS = ["text_a", "text_b", "label", "teacher_logits"]
@@ -38,11 +38,11 @@ COLUMNS = ["text_a", "text_b", "label", "teacher_logits"]
 class Selection:
     """Which rows of an output directory to train on.
 
-    methods / degrees: None selects every augmented method / degree.
+    methods / degrees: None selects every augmented method / degree; methods=() selects no
+        augmented row (originals only).
     copies: use copies 0 … copies-1 of each augmented example (None: all); the amount of
         augmented data.
-    originals: add the unaugmented examples. Degree 0 means originals only: no augmenter writes a
-        degree-0 partition.
+    originals: add the unaugmented examples.
     """
 
     methods: Sequence[str] | None = None
@@ -53,7 +53,7 @@ class Selection:
     def partition_filter(self) -> ds.Expression:
         augmented = ds.field("method") != ORIGINAL
         if self.methods is not None:
-            augmented &= ds.field("method").isin(list(self.methods))
+            augmented &= ds.field("method").isin(pa.array(self.methods, pa.string()))
         if self.degrees is not None:
             # the partition column is float32: compare with float32 values, not Python floats
             augmented &= ds.field("degree").isin(pa.array(self.degrees, pa.float32()))
@@ -182,18 +182,17 @@ class ShardReader:
         table = table.take(rng.permutation(table.num_rows))
         stop = table.num_rows if final else table.num_rows - table.num_rows % batch_size
         for start in range(0, stop, batch_size):
-            yield _to_batch(table.slice(start, batch_size))
+            yield self._to_batch(table.slice(start, batch_size))
         return table.slice(stop)
 
-
-def _to_batch(table: pa.Table) -> dict:
-    batch = table.select(["text_a", "text_b", "label"]).to_pydict()
-    logits = table.column("teacher_logits")
-    if logits.null_count < len(logits):
-        batch["teacher_logits"] = np.stack(logits.to_numpy(zero_copy_only=False)).astype(np.float32)
-    return batch
+    def _to_batch(self, table: pa.Table) -> dict:
+        batch = table.select(["text_a", "text_b", "label"]).to_pydict()
+        if self.require_logits:  # checked: all rows have `width` finite values
+            values = table.column("teacher_logits").combine_chunks().flatten()
+            batch["teacher_logits"] = values.to_numpy().reshape(-1, self.width)
+        return batch
 
 
 def _partition(fragment: ds.Fragment) -> str:
     keys = ds.get_partition_keys(fragment.partition_expression)
-    return f"method={keys.get('method')}/degree={keys.get('degree', math.nan):.2f}"
+    return partition_dir(keys.get("method", "?"), keys.get("degree", math.nan))

@@ -1,0 +1,197 @@
+"""Click commands `distill`, `evaluate` and `sweep`, for the main `kdaug` group.
+
+    from distill.cli import COMMANDS
+    for command in COMMANDS:
+        main.add_command(command)
+
+`python -m distill.cli` runs them standalone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import click
+
+from distill.evaluate import evaluate, read_labelled
+from distill.loss import MODES
+from distill.shards import Selection
+from distill.sweep import grid, sweep
+from distill.train import DEFAULT_LAYERS, DistillConfig, distill
+
+D = DistillConfig()
+
+_TRAINING_OPTIONS = [
+    click.option("--temperature", "-T", type=click.FloatRange(min=0, min_open=True), default=D.temperature,
+                 show_default=True,
+                 help="KD temperature T: both softmaxes use logits/T. T > 1 flattens them, so the student also "
+                      "learns how the teacher ranks the wrong classes (Hinton et al., 2015); the loss is scaled "
+                      "by T² to keep gradients comparable. 1 is TinyBERT's choice for the prediction layer."),
+    click.option("--alpha", type=click.FloatRange(min=0), default=D.alpha, show_default=True,
+                 help="KD only: weight α of an extra cross-entropy on gold labels (rows without one are "
+                      "skipped). 0 = pure KD: augmented rows carry their source's gold label, which a large "
+                      "edit can make wrong, while the teacher's soft label follows the edit."),
+    click.option("--student", type=click.Path(exists=True),
+                 help="Student: a local from_pretrained directory, or a config .json (random init, the "
+                      "teacher base's tokenizer). Default: the teacher base (all-MiniLM-L6-v2) cut to "
+                      f"its first {DEFAULT_LAYERS} layers."),
+    click.option("--layers", type=click.IntRange(min=1),
+                 help="Keep only the student's first k transformer layers. Default: 2 for the teacher base, "
+                      "all for --student."),
+    click.option("--lr", type=float, default=D.lr, show_default=True, help="AdamW peak learning rate."),
+    click.option("--weight-decay", type=float, default=D.weight_decay, show_default=True),
+    click.option("--warmup", type=click.FloatRange(0, 1), default=D.warmup, show_default=True,
+                 help="Fraction of steps with linear warm-up; the rate then decays linearly to 0."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=D.batch_size, show_default=True),
+    click.option("--max-length", type=click.IntRange(min=8), default=D.max_length, show_default=True,
+                 help="Tokens per example (pairs share them); longer inputs are truncated."),
+    click.option("--epochs", type=click.IntRange(min=1), default=D.epochs, show_default=True),
+    click.option("--max-steps", type=click.IntRange(min=1), help="Train exactly this many steps (overrides --epochs)."),
+    click.option("--eval-every", type=click.IntRange(min=1), default=D.eval_every, show_default=True,
+                 help="Steps between training-loss logs and dev evaluations."),
+    click.option("--patience", type=click.IntRange(min=1), default=D.patience, show_default=True,
+                 help="Early stopping: dev evaluations without a better accuracy before training stops; the "
+                      "best student is kept."),
+    click.option("--buffer-rows", type=click.IntRange(min=1), default=D.buffer_rows, show_default=True,
+                 help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data."),
+]
+
+
+def training_options(command):
+    """The DistillConfig options `distill` and `sweep` share (each is named after its field)."""
+    for option in reversed(_TRAINING_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _split(value: str | None, cast=str) -> list | None:
+    """A comma-separated option as a list (the `kdaug augment` style); None when not given."""
+    if value is None:
+        return None
+    try:
+        return [cast(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
+
+
+_MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). ft: plain cross-entropy on gold "
+              "labels, ignoring the teacher: the fine-tuning baseline the papers compare KD against.")
+
+
+@click.command("distill")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A labelled kdaug output directory (OUT/method=M/degree=D/part-*.parquet).")
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="Where the best student, its tokenizer and metrics.json go.")
+@click.option("--mode", type=click.Choice(MODES), default=D.mode, show_default=True, help=_MODE_HELP)
+@click.option("--methods", help="Comma-separated augmentation methods to train on. Default: all in --data.")
+@click.option("--degrees", help="Comma-separated degrees (fraction of words changed). Default: all in --data.")
+@click.option("--copies", type=click.IntRange(min=1), help="Use augmented copies 0..N-1 of each example. Default: all.")
+@click.option("--originals/--no-originals", default=True, show_default=True,
+              help="Mix in the unaugmented examples (method `original`).")
+@click.option("--originals-only", is_flag=True, help="Train on the originals alone: degree 0, the no-augmentation baseline.")
+@click.option("--dev", "dev_path", type=click.Path(exists=True, dir_okay=False),
+              help="Labelled dev file (GLUE SST-2 or MRPC TSV): periodic evaluation, early stopping, best student kept. "
+                   "Without it the last weights are saved.")
+@click.option("--seed", type=int, default=D.seed, show_default=True,
+              help="Drives the head initialisation, dropout and the shuffling: same seed, same student.")
+@training_options
+def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, **options):
+    """Train a small student on augmented, teacher-labelled shards (KD) or on gold labels (FT).
+
+    \b
+    KD loss = KL(softmax(t/T) || softmax(s/T)) * T^2 + alpha * CE(s, gold)
+    with t the teacher's stored logits and s the student's.
+
+    \b
+    Example:
+      kdaug distill --data out/sst2 --methods knn --degrees 0.3 --dev dev.tsv --output students/knn-0.3
+    """
+    selection = Selection(
+        methods=() if originals_only else _split(methods),
+        degrees=_split(degrees, float),
+        copies=copies,
+        originals=originals or originals_only,
+    )
+    dev = read_labelled(dev_path) if dev_path else None
+    metrics = distill(data, selection, DistillConfig(**options), dev=dev, out_dir=output)
+    click.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "config")}, indent=2))
+
+
+@click.command("evaluate")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--max-length", type=click.IntRange(min=8),
+              help="Truncate inputs to this many tokens. Default: the model's position table.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Batch budget (rows x longest row): batches are length-sorted and filled up to it.")
+def evaluate_command(model_dir, file, max_length, max_tokens):
+    """Accuracy (and F1 of class 1 for binary tasks) of MODEL_DIR on a labelled FILE (GLUE SST-2/MRPC TSV).
+
+    MODEL_DIR is any local from_pretrained sequence classifier with its tokenizer: a student, a teacher.
+    """
+    click.echo(json.dumps(evaluate(model_dir, read_labelled(file), max_length, max_tokens), indent=2))
+
+
+def _parse_data(ctx, param, values) -> dict[int, str]:
+    data = {}
+    for value in values:
+        match = re.fullmatch(r"(?:size=)?(\d+):(.+)", value)
+        if not match:
+            raise click.BadParameter(f"{value!r}: expected size=N:PATH, e.g. size=500:out/sst2-500")
+        data[int(match[1])] = match[2]
+    return data
+
+
+@click.command("sweep")
+@click.option("--data", required=True, multiple=True, callback=_parse_data,
+              help="size=N:PATH, the labelled output made from an N-example subset of the train file (repeat "
+                   "per size). The sweep only reads these; make them with `kdaug augment` and the labeller first.")
+@click.option("--dev", "dev_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Labelled dev file (GLUE SST-2 or MRPC TSV) that scores every student.")
+@click.option("--output", required=True, type=click.Path(file_okay=False),
+              help="Results directory: results.csv (resumable), results.md, results.png.")
+@click.option("--methods", required=True, help="Comma-separated augmentation methods, e.g. knn,augpro-mix,eda.")
+@click.option("--degrees", default="0,0.1,0.3,0.5,0.7", show_default=True,
+              help="Comma-separated degrees; 0 = the originals alone, the no-augmentation baseline. Wang et al. find "
+                   "fine-tuning best near 0.1 while KD prefers larger shifts, the more so the smaller the data.")
+@click.option("--modes", default="kd,ft", show_default=True, help="Comma-separated, from kd, ft. " + _MODE_HELP)
+@click.option("--copies", default="1", show_default=True,
+              help="Comma-separated numbers of augmented copies per example to train on, e.g. 1,4,16 (at most "
+                   "the output's copies); KD is expected to keep gaining from more data where fine-tuning stops.")
+@click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds; results show mean ± std.")
+@click.option("--teacher", type=click.Path(exists=True, file_okay=False),
+              help="The teacher's model directory, to report its dev accuracy next to the students'.")
+@click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
+@training_options
+def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models, **options):
+    """Train a grid of students: sizes x modes x methods x degrees x copies x seeds.
+
+    Cells already in OUTPUT/results.csv are skipped, so re-running the same command resumes.
+
+    \b
+    Example:
+      kdaug sweep --data size=500:out/sst2-500 --data size=2000:out/sst2-2000 \\
+          --dev dev.tsv --methods knn,augpro-mix --output sweeps/sst2
+    """
+    modes = _split(modes)
+    if unknown := set(modes) - set(MODES):
+        raise click.BadParameter(f"unknown mode(s) {sorted(unknown)}: use {MODES}", param_hint="--modes")
+    cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
+    rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models)
+    click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")
+
+
+COMMANDS = [distill_command, evaluate_command, sweep_command]
+
+
+@click.group()
+def main():
+    """kdaug's student trainer (standalone; normally under `kdaug`)."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""A grid of students — sizes × modes × methods × degrees × copies × seeds — and its report.
+
+Each training-set size has its own augmented + labelled output directory (made beforehand by the
+pipeline); the sweep only selects partitions in it, it never runs Beam. Every finished cell is
+appended to `results.csv` at once, so an interrupted sweep resumes where it stopped: cells already
+in the CSV are skipped. `results.md` (mean ± std over seeds) and `results.png` (dev accuracy vs
+degree, one line per mode/method, a panel per size and a row per copies) are rewritten from the whole
+CSV at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import product
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from distill.evaluate import Example, evaluate
+from distill.shards import ORIGINAL, Selection
+from distill.train import DistillConfig, distill
+from pipeline.schema import format_degree
+
+KEY = ("size", "mode", "method", "degree", "copies", "seed")
+FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows")
+
+
+@dataclass(frozen=True)
+class Cell:
+    size: int
+    mode: str
+    method: str
+    degree: float
+    copies: int
+    seed: int
+
+    def key(self) -> tuple[str, ...]:
+        """The cell as its CSV columns read back (strings), for resuming."""
+        return (str(self.size), self.mode, self.method, format_degree(self.degree), str(self.copies), str(self.seed))
+
+    def selection(self) -> Selection:
+        if self.method == ORIGINAL:
+            return Selection(methods=())
+        return Selection(methods=(self.method,), degrees=(self.degree,), copies=self.copies)
+
+
+def grid(
+    sizes: Sequence[int],
+    modes: Sequence[str],
+    methods: Sequence[str],
+    degrees: Sequence[float],
+    copies: Sequence[int],
+    seeds: Sequence[int],
+) -> list[Cell]:
+    """All cells. Degree 0 is training on the originals alone: one cell per (size, mode, seed), the
+    common starting point of every method's line (copies and method don't apply to it)."""
+    cells = []
+    for size, mode, seed in product(sizes, modes, seeds):
+        if 0 in degrees:
+            cells.append(Cell(size, mode, ORIGINAL, 0.0, 0, seed))
+        cells += [Cell(size, mode, m, d, c, seed) for m, d, c in product(methods, [d for d in degrees if d], copies)]
+    return cells
+
+
+def sweep(
+    data: dict[int, str | Path],
+    dev: Sequence[Example],
+    out_dir: str | Path,
+    cells: Sequence[Cell],
+    config: DistillConfig = DistillConfig(),
+    teacher: str | Path | None = None,
+    keep_models: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
+
+    `config` holds the training settings shared by all cells; each cell sets mode and seed.
+    Students are saved under OUT/models only with keep_models (each is tens of MB).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.csv"
+    missing = sorted({c.size for c in cells} - set(data))
+    if missing:
+        raise ValueError(f"no --data directory for size(s) {missing}")
+    done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
+    todo = [c for c in cells if c.key() not in done]
+    for cell in tqdm(todo, desc="sweep", disable=not progress):
+        name = "-".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
+        metrics = distill(
+            data[cell.size],
+            cell.selection(),
+            replace(config, mode=cell.mode, seed=cell.seed),
+            dev,
+            out / "models" / name if keep_models else None,
+            progress=progress,
+        )
+        _append_csv(results, dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]})
+    rows = _read_csv(results)
+    teacher_metrics = _teacher_metrics(out, teacher, dev) if teacher else None
+    write_report(rows, out, teacher_metrics)
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _teacher_metrics(out: Path, teacher: str | Path, dev: Sequence[Example]) -> dict:
+    """The teacher's dev metrics, cached in OUT/teacher.json (keyed by its directory)."""
+    cache = out / "teacher.json"
+    if cache.is_file() and (cached := json.loads(cache.read_text()))["model"] == str(teacher):
+        return cached
+    metrics = {"model": str(teacher)} | evaluate(teacher, dev)
+    cache.write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def series(rows: Sequence[dict]) -> dict[tuple, dict[float, list[float]]]:
+    """Dev accuracies by line (size, copies, mode, method) and degree; the originals-only cells of a
+    (size, mode) become degree 0 of each of its lines."""
+    lines: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    originals = defaultdict(list)
+    for r in rows:
+        size, acc = int(r["size"]), float(r["dev_accuracy"])
+        if r["method"] == ORIGINAL:
+            originals[(size, r["mode"])].append(acc)
+        else:
+            lines[(size, int(r["copies"]), r["mode"], r["method"])][float(r["degree"])].append(acc)
+    for (size, mode), accs in originals.items():
+        keys = [k for k in lines if k[0] == size and k[2] == mode] or [(size, 0, mode, ORIGINAL)]
+        for k in keys:
+            lines[k][0.0] = accs
+    return dict(sorted(lines.items()))
+
+
+def _mean_std(accs: list[float]) -> tuple[float, float]:
+    return statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
+
+
+def write_report(rows: Sequence[dict], out: Path, teacher: dict | None = None) -> None:
+    """OUT/results.md (accuracy % as mean ± std (seeds), best degree per line) and OUT/results.png."""
+    lines = series(rows)
+    degrees = sorted({d for by_degree in lines.values() for d in by_degree})
+    md = ["# Sweep results", ""]
+    if teacher:
+        md.append(f"Teacher `{teacher['model']}`: dev accuracy {100 * teacher['accuracy']:.1f}%.")
+    seconds = sum(float(r["train_seconds"]) for r in rows)
+    md += [f"{len(rows)} students, {seconds / 60:.1f} min of training. Dev accuracy (%), mean ± std (seeds):", ""]
+    md.append("| size | copies | mode | method | " + " | ".join(format_degree(d) for d in degrees) + " | best degree |")
+    md.append("|---" * (len(degrees) + 5) + "|")
+    for (size, copies, mode, method), by_degree in lines.items():
+        cells = []
+        for d in degrees:
+            accs = by_degree.get(d)
+            cells.append("" if not accs else "{:.1f} ± {:.1f} ({})".format(*(100 * x for x in _mean_std(accs)), len(accs)))
+        best = max(by_degree, key=lambda d: statistics.mean(by_degree[d]))
+        md.append(f"| {size} | {copies} | {mode} | {method} | " + " | ".join(cells) + f" | {format_degree(best)} |")
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    _plot(lines, out / "results.png", teacher)
+
+
+def _plot(lines: dict, path: Path, teacher: dict | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({k[0] for k in lines})
+    copies = sorted({k[1] for k in lines})
+    methods = sorted({k[3] for k in lines})
+    fig, axes = plt.subplots(len(copies), len(sizes), figsize=(5 * len(sizes), 3.8 * len(copies)), squeeze=False)
+    for (size, c, mode, method), by_degree in lines.items():
+        ax = axes[copies.index(c)][sizes.index(size)]
+        xs = sorted(by_degree)
+        stats = [_mean_std(by_degree[x]) for x in xs]
+        ax.errorbar(
+            xs,
+            [100 * m for m, _ in stats],
+            yerr=[100 * s for _, s in stats],
+            label=f"{mode} {method}",
+            color=f"C{methods.index(method)}",
+            linestyle="-" if mode == "kd" else "--",
+            marker="o" if mode == "kd" else "s",
+            capsize=3,
+        )
+    for row, c in enumerate(copies):
+        for col, size in enumerate(sizes):
+            ax = axes[row][col]
+            if teacher:
+                ax.axhline(100 * teacher["accuracy"], color="gray", linestyle=":", label="teacher")
+            ax.set_xticks(sorted({d for by_degree in lines.values() for d in by_degree}))
+            ax.set_title(f"size {size}, copies {c}")
+            ax.set_xlabel("augmentation degree (0 = originals only)")
+            ax.set_ylabel("dev accuracy (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,252 @@
+"""The distill stage: loss, shard reader, training, evaluation, sweep. Tiny models only, CPU, fast."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from click.testing import CliRunner
+
+from distill import sweep as sweep_module
+from distill.cli import main as cli
+from distill.evaluate import evaluate, read_labelled
+from distill.loss import IGNORE, distill_loss
+from distill.shards import Selection, ShardReader
+from distill.train import DistillConfig, distill
+from pipeline.resources import resolve_teacher_dir
+from pipeline.schema import MANIFEST_FILE, SHARD_FILE_SCHEMA, partition_dir, shard_file_name
+
+GOOD = ["a great film", "wonderful and moving", "truly good fun", "a delight"]
+BAD = ["a dull mess", "boring and bad", "truly awful", "a waste of time"]
+
+
+def write_partition(root: Path, method: str, degree: float, rows: list[dict], index: int = 0, count: int = 1) -> Path:
+    """One shard file of SHARD_FILE_SCHEMA under root/method=…/degree=…/."""
+    full = [
+        {"id": f"{method}-{degree}-{index}-{i}", "source_id": str(i), "text_b": None, "label": None, "copy": 0,
+         "changed_frac": degree, "partner_id": None, "mix_lambda": None, "teacher_logits": None} | row
+        for i, row in enumerate(rows)
+    ]
+    path = root / partition_dir(method, degree) / shard_file_name(index, count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(full, schema=SHARD_FILE_SCHEMA), path)
+    return path
+
+
+def sentiment_rows(n: int, copies: int = 1) -> list[dict]:
+    """n rows per copy alternating positive/negative, with confident teacher logits."""
+    rows = []
+    for copy in range(copies):
+        for i in range(n):
+            label = i % 2
+            text = (GOOD if label else BAD)[i // 2 % 4]
+            rows.append({"text_a": text, "label": label, "copy": copy,
+                         "teacher_logits": [-2.0, 2.0] if label else [2.0, -2.0]})
+    return rows
+
+
+@pytest.fixture
+def output(tmp_path) -> Path:
+    """originals (8 rows), knn at 0.1 (two files) and 0.3, augpro-mix at 0.3; 3 copies each."""
+    root = tmp_path / "out"
+    write_partition(root, "original", 0.0, sentiment_rows(8))
+    write_partition(root, "knn", 0.1, sentiment_rows(4, copies=3), 0, 2)
+    write_partition(root, "knn", 0.1, sentiment_rows(4, copies=3), 1, 2)
+    write_partition(root, "knn", 0.3, sentiment_rows(4, copies=3))
+    write_partition(root, "augpro-mix", 0.3, sentiment_rows(4, copies=3))
+    (root / MANIFEST_FILE).write_text(json.dumps({"schema_version": 1}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    """A config json for a random 2-layer BERT of hidden size 32 on the teacher base's vocabulary.
+
+    Wider initial weights and no dropout: with BERT's 0.02 init, a model this small sits on a
+    plateau for ~20 steps (every input looks alike), which would make the smoke test flaky.
+    """
+    path = tmp_path_factory.mktemp("tiny") / "tiny-bert.json"
+    path.write_text(json.dumps({"model_type": "bert", "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2,
+                                "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
+                                "initializer_range": 0.3, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}))
+    return path
+
+
+# --- loss ---------------------------------------------------------------------------------------
+
+def test_kd_loss_matches_hand_computed_value():
+    # Row 1: s = [0, 1], t = [1, 0], gold 1. Row 2: s = t = [0, 0], no gold label. T = 2, α = 0.5.
+    # Row 1 at T = 2: p_t = softmax([0.5, 0]) = [0.622459, 0.377541], p_s = [0.377541, 0.622459]
+    #   KL(p_t || p_s) = (0.622459 - 0.377541) · ln(0.622459 / 0.377541) = 0.244918 · 0.5 = 0.122459
+    # Row 2: KL = 0.  batchmean: (0.122459 + 0) / 2 = 0.0612295; · T² = 0.244918
+    # CE on the labelled row only: -ln softmax([0, 1])[1] = ln(1 + e⁻¹) = 0.313262; · α = 0.156631
+    # total = 0.244918 + 0.156631 = 0.401549
+    student = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    labels = torch.tensor([1, IGNORE])
+    loss = distill_loss(student, labels, teacher, mode="kd", temperature=2.0, alpha=0.5)
+    assert loss.item() == pytest.approx(0.401549, abs=1e-5)
+    assert distill_loss(student, labels, teacher, mode="kd", temperature=2.0).item() == pytest.approx(0.244918, abs=1e-5)
+
+
+def test_ft_ignores_logits_and_unknown_mode_fails():
+    student = torch.randn(4, 3)
+    labels = torch.tensor([0, 2, IGNORE, 1])
+    a = distill_loss(student, labels, torch.randn(4, 3), mode="ft")
+    b = distill_loss(student, labels, torch.randn(4, 3) * 100, mode="ft")
+    assert a.item() == b.item() == distill_loss(student, labels, None, mode="ft").item()
+    assert a.item() == pytest.approx(torch.nn.functional.cross_entropy(student[[0, 1, 3]], labels[[0, 1, 3]]).item())
+    with pytest.raises(ValueError, match="unknown mode 'mse'"):
+        distill_loss(student, labels, student, mode="mse")
+    with pytest.raises(ValueError, match="needs teacher_logits"):
+        distill_loss(student, labels, None, mode="kd")
+
+
+# --- reader ---------------------------------------------------------------------------------------
+
+def all_rows(reader: ShardReader, **kwargs) -> list[tuple]:
+    return [row for b in reader.batches(batch_size=3, **kwargs) for row in zip(b["text_a"], b["label"], b["teacher_logits"].tolist())]
+
+
+def test_reader_filters_partitions_and_copies(output):
+    reader = ShardReader(output, Selection(methods=["knn"], degrees=[0.3], copies=2), buffer_rows=5, read_rows=2)
+    assert [Path(f.path).parent.parent.name + "/" + Path(f.path).parent.name for f in reader.fragments] == [
+        "method=knn/degree=0.30", "method=original/degree=0.00"]  # augpro-mix and knn/0.10 never opened
+    assert len(reader) == 8 + 4 * 2
+    rows = all_rows(reader)
+    assert len(rows) == 16
+    batches = list(reader.batches(batch_size=3))
+    assert [len(b["text_a"]) for b in batches[:-1]] == [3] * (len(batches) - 1)  # full mini-batches, tail last
+    assert len(ShardReader(output, Selection(methods=(), originals=True))) == 8  # originals only
+    assert len(ShardReader(output, Selection(degrees=[0.1], originals=False))) == 24  # both files of knn/0.1
+    with pytest.raises(ValueError, match="no rows selected.*method=knn/degree=0.30"):
+        ShardReader(output, Selection(methods=["eda"], originals=False))
+
+
+def test_reader_streams_record_batches_with_deterministic_shuffle(output):
+    reader = ShardReader(output, Selection(), buffer_rows=4, read_rows=2)
+    tables = list(reader._interleave(np.random.default_rng(0)))
+    assert max(t.num_rows for t in tables) <= 2 and sum(t.num_rows for t in tables) == len(reader) == 8 + 4 * 3 * 4
+    first = all_rows(reader, seed=1, epoch=0)
+    assert first == all_rows(reader, seed=1, epoch=0)  # same seed and epoch: same order
+    assert first != all_rows(reader, seed=1, epoch=1)  # a new epoch reshuffles
+    assert sorted(map(str, first)) == sorted(map(str, all_rows(reader, seed=2, epoch=0)))  # same rows
+
+
+def test_reader_refuses_bad_logits_naming_file_and_row(tmp_path):
+    rows = sentiment_rows(6)
+    rows[3]["teacher_logits"] = [float("nan"), 1.0]
+    bad = write_partition(tmp_path, "knn", 0.3, rows)
+    write_partition(tmp_path, "eda", 0.3, sentiment_rows(4) + [{"text_a": "x", "label": 1}])  # null logits, row 4
+    with pytest.raises(ValueError, match=f"{bad}, row 3: teacher_logits"):
+        list(ShardReader(tmp_path, Selection(methods=["knn"])).batches(4))
+    with pytest.raises(ValueError, match="method=eda/degree=0.30/part-00000-of-00001.parquet, row 4"):
+        list(ShardReader(tmp_path, Selection(methods=["eda"])).batches(4))
+    ft = ShardReader(tmp_path, Selection(), require_logits=False, require_labels=True)
+    assert sum(len(b["label"]) for b in ft.batches(4)) == 11  # fine-tuning never looks at the logits
+
+
+def test_reader_refuses_other_schema_version(output):
+    (output / MANIFEST_FILE).write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(ValueError, match="schema_version 99"):
+        ShardReader(output)
+
+
+# --- training, evaluation, sweep ------------------------------------------------------------------
+
+def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp_path):
+    dev = [(t, None, 1) for t in GOOD] + [(t, None, 0) for t in BAD]
+    config = DistillConfig(student=str(tiny_config), lr=3e-3, warmup=0.0, batch_size=8, max_length=16,
+                           max_steps=20, eval_every=5, patience=10, seed=0)
+    metrics = distill(output, Selection(methods=["knn"], degrees=[0.3]), config, dev=dev,
+                      out_dir=tmp_path / "student", progress=False)
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert metrics["steps"] == 20 and len(losses) == 4
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert metrics["dev_accuracy"] >= 0.75 and metrics["train_rows"] == 8 + 12
+    saved = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert saved["config"]["student"] == str(tiny_config) and saved["selection"]["methods"] == ["knn"]
+
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, _, y in dev))
+    assert read_labelled(tsv) == dev
+    scores = evaluate(tmp_path / "student", read_labelled(tsv))
+    assert scores["accuracy"] == metrics["dev_accuracy"] and scores["n"] == 8  # the best weights were saved
+    assert scores["f1"] == metrics["dev_f1"]
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "student"), str(tsv)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == scores
+
+
+def test_default_student_is_teacher_base_cut_to_two_layers():
+    from distill.train import build_student
+
+    model, tokenizer = build_student(None, None, 3)
+    assert model.config.num_hidden_layers == 2 and len(model.bert.encoder.layer) == 2
+    assert model.config.num_labels == 3 and tokenizer.name_or_path == resolve_teacher_dir(None)
+
+
+def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_distill(data_dir, selection, config, dev, out_dir, progress):
+        calls.append((selection, config.mode, config.seed))
+        degree = selection.degrees[0] if selection.degrees else 0.0
+        return {"dev_accuracy": 0.8 + degree / 10 + config.seed / 100, "dev_f1": 0.8, "best_step": 1, "steps": 2,
+                "train_seconds": 0.1, "train_rows": 8}
+
+    monkeypatch.setattr(sweep_module, "distill", fake_distill)
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    args = ["sweep", "--data", f"size=8:{output}", "--dev", str(tmp_path / "dev.tsv"), "--output", str(tmp_path / "sw"),
+            "--methods", "knn,augpro-mix", "--degrees", "0,0.3", "--copies", "1,2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    # per (mode, seed): one originals-only cell + 2 methods × 1 degree × 2 copies
+    assert len(calls) == 2 * 2 * (1 + 4)
+    assert Selection(methods=()) in [c[0] for c in calls]
+    assert Selection(methods=("knn",), degrees=(0.3,), copies=2) in [c[0] for c in calls]
+
+    calls.clear()
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert calls == []  # every cell is in results.csv already
+    assert CliRunner().invoke(cli, args + ["--seeds", "0,1,2"]).exit_code == 0
+    assert {c[2] for c in calls} == {2} and len(calls) == 2 * (1 + 4)
+
+    out = tmp_path / "sw"
+    assert len((out / "results.csv").read_text().splitlines()) == 1 + 30
+    table = (out / "results.md").read_text()
+    assert "| 8 | 2 | kd | knn | 81.0 ± 1.0 (3) | 84.0 ± 1.0 (3) | 0.30 |" in table
+    assert (out / "results.png").stat().st_size > 10_000
+
+
+def test_distill_never_imports_beam():
+    """Static walk of the import graph from distill/ through kdaug's own modules. It sees the imports
+    inside functions too (which a runtime check only sees when they run), and costs no torch import."""
+    root = Path(__file__).resolve().parents[1]
+
+    def source(module: str) -> Path | None:
+        path = root / module.replace(".", "/")
+        return next((p for p in (path.with_suffix(".py"), path / "__init__.py") if p.is_file()), None)
+
+    todo, seen = [p.relative_to(root).with_suffix("").as_posix().replace("/", ".") for p in root.glob("distill/*.py")], set()
+    while todo:
+        module = todo.pop()
+        if module in seen or (path := source(module)) is None:
+            continue
+        seen.add(module)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            assert not any(n.split(".")[0] == "apache_beam" for n in names), f"{module} imports {names}"
+            todo += names
+    assert {"distill.train", "pipeline.teacher", "pipeline.schema"} <= seen
