@@ -60,17 +60,20 @@ class Selection:
         return augmented | (ds.field("method") == ORIGINAL) if self.originals else augmented
 
 
-def check_manifest(path: str | Path) -> None:
-    """Refuse an output written under another schema version: its columns may mean other things."""
-    manifest = Path(path, MANIFEST_FILE)
-    if not manifest.is_file():
-        return
-    version = json.loads(manifest.read_text()).get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(
-            f"{manifest}: schema_version {version!r}, but this kdaug reads version {SCHEMA_VERSION}; "
-            "regenerate the output with this version"
-        )
+def check_manifest(dataset: ds.FileSystemDataset) -> None:
+    """Refuse an output written under another schema version: its columns may mean other things.
+
+    The manifest is looked up next to the partition tree that `open_dataset` really opened (a
+    versioned root resolves to its latest run), not at the path the user gave.
+    """
+    for root in {Path(path).parents[2] for path in dataset.files}:  # ROOT/method=…/degree=…/part-….parquet
+        manifest = root / MANIFEST_FILE
+        version = json.loads(manifest.read_text()).get("schema_version") if manifest.is_file() else SCHEMA_VERSION
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{manifest}: schema_version {version!r}, but this kdaug reads version {SCHEMA_VERSION}; "
+                "regenerate the output with this version"
+            )
 
 
 class ShardReader:
@@ -91,13 +94,13 @@ class ShardReader:
         buffer_rows: int = 10_000,
         read_rows: int = 256,
     ):
-        check_manifest(path)
         self.path = str(path)
         self.selection = selection
         self.require_logits = require_logits
         self.buffer_rows = buffer_rows
         self.read_rows = read_rows
         dataset = open_dataset(self.path)
+        check_manifest(dataset)
         self.fragments = sorted(dataset.get_fragments(filter=selection.partition_filter()), key=lambda f: f.path)
         self.row_filter = ds.scalar(True)
         if selection.copies is not None:
