@@ -38,7 +38,7 @@ def plain_loop(teacher: Teacher, texts: list[str], batch_size: int, sort: bool) 
 @click.option("--teacher", "teacher_dir", help="from_pretrained dir (default: packaged MiniLM, random head).")
 @click.option("--rows", default=2000, show_default=True)
 @click.option("--threads", type=int, help="torch threads (default: all CPUs of this process).")
-@click.option("--max-tokens", default=4096, show_default=True)
+@click.option("--max-tokens", default=1024, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 def main(teacher_dir, rows, threads, max_tokens, repeats):
     texts = [a for a, _, _ in read_glue_tsv(TASKS["sst2"].train)[:rows]]

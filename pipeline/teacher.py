@@ -5,7 +5,8 @@ benchmarks all call the same `Teacher.logits`, so the numbers they see are the s
 
 Why the batching looks the way it does: transformer cost grows with the padded batch area, and
 augmented corpora mix 5-token phrases with 60-token sentences. Sorting by token length and
-filling each batch up to a *token budget* (not a row count) keeps padding near zero and lets
+filling each batch up to a *token budget* (not a row count; 1024 padded tokens measured
+~10% faster than 4096 on CPU, the activations stay in cache) keeps padding near zero and lets
 short rows go in large batches, while the budget bounds the activation memory of the widest batch.
 """
 
@@ -78,7 +79,7 @@ class Teacher:
     Build one per process (`Teacher.load`): loading is the slow part, inference is stateless.
     """
 
-    def __init__(self, model, tokenizer, max_tokens: int = 4096, max_length: int | None = None):
+    def __init__(self, model, tokenizer, max_tokens: int = 1024, max_length: int | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
@@ -88,7 +89,7 @@ class Teacher:
         self.label_names = [model.config.id2label[i] for i in range(self.num_labels)]
 
     @classmethod
-    def load(cls, model_dir: str, max_tokens: int = 4096, num_threads: int | None = None, **kwargs) -> "Teacher":
+    def load(cls, model_dir: str, max_tokens: int = 1024, num_threads: int | None = None, **kwargs) -> "Teacher":
         """Load a `from_pretrained` directory (local only) and set torch's intra-op threads.
 
         The thread count is process-wide in torch; the default is every CPU this process may use,
