@@ -18,7 +18,8 @@ import torch
 
 from pipeline.resources import resolve_teacher_dir
 from pipeline.teacher import Teacher
-from pipeline.teacher_train import TASKS, read_glue_tsv
+from pipeline.sources import load_labelled
+from pipeline.teacher_train import TASKS
 
 
 @torch.inference_mode()
@@ -41,7 +42,7 @@ def plain_loop(teacher: Teacher, texts: list[str], batch_size: int, sort: bool) 
 @click.option("--max-tokens", default=1024, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 def main(teacher_dir, rows, threads, max_tokens, repeats):
-    texts = [a for a, _, _ in read_glue_tsv(TASKS["sst2"].train)[:rows]]
+    texts = [a for a, _, _ in load_labelled(TASKS["sst2"].train)[:rows]]
     teacher = Teacher.load(resolve_teacher_dir(teacher_dir), max_tokens=max_tokens, num_threads=threads)
     runs = {
         f"Teacher.logits (token budget {max_tokens})": lambda: teacher.logits(texts),

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import teacher_train
+from pipeline.sources import load_labelled
 from pipeline.teacher import Teacher
 
 Example = teacher_train.Example
 
-#: The one place distill reads a labelled file (GLUE SST-2 or MRPC TSV); swap in pipeline.sources'
-#: general reader here once it returns the same tuples.
-read_labelled = teacher_train.read_glue_tsv
+#: The one place distill reads a labelled file: the Beam job's readers and presets (the preset is
+#: guessed from a TSV header when not given).
+read_labelled = load_labelled
 
 
 def evaluate_model(model, tokenizer, examples: Sequence[Example], max_length: int | None = None) -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.teacher_train import TASKS, TrainConfig, read_glue_tsv, train_teacher
+from pipeline.sources import TASKS as SOURCE_TASKS, load_labelled
+from pipeline.teacher_train import TASKS, TrainConfig, train_teacher
 
 
 @click.group()
@@ -40,10 +41,11 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
       kdaug teacher train --task sst2 --output /tmp/teachers/sst2
     """
     preset = TASKS[task]
-    cfg = TrainConfig(output=output, label_names=preset.label_names, base=base, epochs=epochs, lr=lr,
+    cfg = TrainConfig(output=output, label_names=SOURCE_TASKS[task].label_names, base=base, epochs=epochs, lr=lr,
                       batch_size=batch_size, max_length=max_length or preset.max_length,
                       max_examples=max_examples, seed=seed, threads=threads)
-    metrics = train_teacher(read_glue_tsv(train_path or preset.train), read_glue_tsv(dev_path or preset.dev), cfg)
+    source = SOURCE_TASKS[task]
+    metrics = train_teacher(load_labelled(train_path or preset.train, source), load_labelled(dev_path or preset.dev, source), cfg)
     click.echo(f"\n{'epoch':>5} {'train s':>9} {'accuracy':>9} {'f1':>7}")
     for h in metrics["history"]:
         mark = "  <- saved" if h["epoch"] == metrics["best_epoch"] else ""

@@ -1,7 +1,7 @@
 """Fine-tune a teacher classifier from a local base model (default: packaged all-MiniLM-L6-v2).
 
-Examples are plain `(text_a, text_b | None, label)` tuples so any reader can feed this: the task
-presets below read GLUE TSV files; `pipeline.sources` can replace them without changing training.
+Examples are plain `(text_a, text_b | None, label)` tuples, read by `pipeline.sources.load_labelled`
+(the same readers and presets as the Beam job).
 
 Choices and why:
 - Length-grouped batches: rows are shuffled, then sorted by length inside windows of 50 batches
@@ -14,7 +14,6 @@ Choices and why:
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import time
@@ -33,7 +32,8 @@ Example = tuple[str, str | None, int]
 
 @dataclass(frozen=True)
 class TaskPreset:
-    label_names: tuple[str, ...]
+    """Default files and length of a task; fields and label names come from `pipeline.sources.TASKS`."""
+
     train: str
     dev: str
     max_length: int
@@ -43,25 +43,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: MRPC has no labelled dev split in the GLUE TSV release used here, so its test split is the dev set.
 TASKS = {
-    "sst2": TaskPreset(("negative", "positive"), str(DATA / "sst2/train.tsv"), str(DATA / "sst2/dev.tsv"), 64),
-    "mrpc": TaskPreset(("not_equivalent", "equivalent"), str(DATA / "mrpc/train.tsv"), str(DATA / "mrpc/test.tsv"), 128),
+    "sst2": TaskPreset(str(DATA / "sst2/train.tsv"), str(DATA / "sst2/dev.tsv"), 64),
+    "mrpc": TaskPreset(str(DATA / "mrpc/train.tsv"), str(DATA / "mrpc/test.tsv"), 128),
 }
-
-
-def read_glue_tsv(path: str) -> list[Example]:
-    """Read an SST-2 (`sentence, label`) or MRPC (`Quality, #1 ID, #2 ID, #1 String, #2 String`) TSV.
-
-    QUOTE_NONE because the texts contain unbalanced quotes. A stop-gap until `pipeline.sources`
-    offers the same tuples.
-    """
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader)
-        if header[:2] == ["sentence", "label"]:
-            return [(r[0], None, int(r[1])) for r in reader]
-        if header[0] == "Quality":
-            return [(r[3], r[4], int(r[0])) for r in reader]
-    raise ValueError(f"{path}: unknown TSV header {header!r} (expected SST-2 or MRPC)")
 
 
 @dataclass
