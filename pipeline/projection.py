@@ -23,6 +23,7 @@ from pipeline import resources
 
 _SPECIAL = re.compile(r"\[[^\[\]]+\]")
 _RERANK_SLACK = 4  # extra FAISS candidates re-ranked exactly: float32 error never reaches past them
+_BLAS_FROM_QUERIES = 16
 
 
 def is_special(piece: str) -> bool:
@@ -37,6 +38,14 @@ def _vocabulary_index(model_dir: str) -> tuple[faiss.Index, np.ndarray]:
     token_ids = np.array([i for i, p in enumerate(resources.teacher_vocab(model_dir)) if not is_special(p)])
     index = faiss.IndexFlatL2(table.shape[1])
     index.add(table[token_ids])
+    # FAISS moves from its SIMD loop to BLAS only past its threshold (measured: at 334 queries for
+    # d = 384, i.e. queries × d ≈ 128,000, the default); below it a query costs ~3 ms instead of
+    # ~0.3 ms on this table, and a chunk's projection is often a few hundred queries. BLAS wins from
+    # about 16 queries (docs/augpro.md). The setting is process-wide; it only moves float32
+    # rounding, which every FAISS user in kdaug re-ranks away in float64.
+    faiss.cvar.distance_compute_blas_threshold = min(
+        faiss.cvar.distance_compute_blas_threshold, _BLAS_FROM_QUERIES * table.shape[1]
+    )
     return index, token_ids
 
 
