@@ -8,6 +8,7 @@ through to Beam, as in Beam's own examples.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import click
 
@@ -82,6 +83,72 @@ def augment_options(fn):
     return fn
 
 
+def version_options(fn):
+    """The flags `augment`, `run` and `label` share for scheduled regeneration (pipeline.versioning)."""
+    options = [
+        click.option("--versioned", is_flag=True, help="Treat --output as a root: each run writes ROOT/runs/<UTC time>-<key hash>/, and ROOT/LATEST names the newest finished run once its _SUCCESS exists (readers of ROOT follow it)."),
+        click.option("--if-changed", is_flag=True, help="Skip the run (exit 0) when the input fingerprint, config and teacher fingerprint equal those of LATEST's run. Implies --versioned."),
+        click.option("--keep", type=click.IntRange(min=1), default=None, help="After a successful run, delete all but the newest N finished runs (LATEST always stays). Implies --versioned."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def execute(output: str, run_fn, key_fn, versioned: bool, if_changed: bool, keep: int | None) -> None:
+    """Run `run_fn(directory) -> manifest` into OUTPUT, or as a new versioned run under it, and print
+    the summary; `key_fn()` gives the run key (computed only for versioned runs)."""
+    from pipeline import versioning
+
+    versioned = versioned or if_changed or keep is not None
+    try:
+        versioning.check_root(output, versioned)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    if not versioned:
+        manifest = run_fn(output)
+    else:
+        log = lambda message: click.echo(message, err=True)  # noqa: E731
+        manifest = versioning.run(output, key_fn(), run_fn, if_changed=if_changed, keep=keep, log=log)
+        if manifest is None:
+            return
+    click.echo(report.summary(manifest))
+    click.echo("\n" + report.metrics(manifest["metrics"]))
+
+
+def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
+    """Refuse, before any worker starts, a teacher directory that cannot label this data: no
+    config.json or weights, no tokenizer or one that does not fit the model's embedding table, or
+    another number of classes than the data's labels."""
+    from pathlib import Path
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    def refuse(why: str):
+        raise click.UsageError(f"teacher {teacher_dir}: {why}")
+
+    root = Path(teacher_dir)
+    if not (root / "config.json").is_file():
+        refuse("no config.json (expected a `kdaug teacher train` / from_pretrained directory)")
+    if not any((root / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        refuse("no model weights (model.safetensors or pytorch_model.bin)")
+    try:
+        config = AutoConfig.from_pretrained(teacher_dir)
+    except (OSError, ValueError) as err:
+        refuse(f"unreadable config.json ({err})")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    except (OSError, ValueError, TypeError) as err:
+        refuse(f"no usable tokenizer ({err})")
+    # more tokens than embeddings: ids out of range; far fewer: the vocabulary is missing (transformers
+    # then builds a tokenizer of special tokens only and every word becomes [UNK]) or another model's
+    if not 0.9 * config.vocab_size <= len(tokenizer) <= config.vocab_size:
+        refuse(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding table {config.vocab_size}: "
+               "the vocabulary is missing or belongs to another model")
+    if labels and config.num_labels != len(labels):
+        refuse(f"the model has {config.num_labels} classes but the data {len(labels)} ({', '.join(map(str, labels))})")
+
+
 def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt, methods,
                    degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size, num_shards):
     """An AugmentConfig from the shared flags; bad flags become a usage error."""
@@ -103,9 +170,10 @@ def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_fi
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
 @augment_options
+@version_options
 @click.option("--teacher", "teacher_dir", default=None, help="Model directory whose word-piece table knn-teacher and augpro-mix use. Default: packaged all-MiniLM-L6-v2.")
 @click.pass_context
-def augment(ctx, teacher_dir, **flags):
+def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
     """Augment a labelled dataset at several degrees with several methods.
 
     \b
@@ -117,53 +185,64 @@ def augment(ctx, teacher_dir, **flags):
     Unknown flags go to Beam (e.g. --runner DataflowRunner --project P --region R
     --temp_location gs://...). Without --runner the local DirectRunner is used.
     """
+    from pipeline import versioning
     from pipeline.job import run_augment
 
-    manifest = run_augment(augment_config(teacher_dir, **flags), ctx.args)
-    click.echo(report.summary(manifest))
+    config = augment_config(teacher_dir, **flags)
+    execute(config.output, lambda out: run_augment(replace(config, output=out), ctx.args),
+            lambda: versioning.augment_key(config), versioned, if_changed, keep)
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
 @augment_options
+@version_options
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
 @click.option("--max-tokens", default=4096, show_default=True, help="Teacher batches hold at most this many padded tokens.")
 @click.pass_context
-def run(ctx, teacher_dir, max_tokens, **flags):
+def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
 
     Same flags and outputs as `augment`, and every row (originals included) gets
     `teacher_logits`: raw float32 logits, one per class. The manifest records the teacher's
     fingerprint (hash of weights and tokenizer).
     """
+    from pipeline import versioning
     from pipeline.job import run_augment
     from pipeline.label_job import LabelConfig
 
     config = augment_config(teacher_dir, **flags)
-    manifest = run_augment(config, ctx.args, label=LabelConfig(teacher_dir, max_tokens))
-    click.echo(report.summary(manifest))
+    check_teacher(teacher_dir, config.task.labels)
+    label = LabelConfig(teacher_dir, max_tokens)
+    execute(config.output, lambda out: run_augment(replace(config, output=out), ctx.args, label=label),
+            lambda: versioning.augment_key(config, label), versioned, if_changed, keep)
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
-@click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS).")
+@click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS), or a root of versioned runs (its LATEST run is read).")
 @click.option("--output", required=True, help="Where the labelled shards go (same layout).")
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`).")
 @click.option("--max-tokens", default=4096, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@version_options
 @click.pass_context
-def label(ctx, source, output, teacher_dir, max_tokens):
+def label(ctx, source, output, teacher_dir, max_tokens, versioned, if_changed, keep):
     """Label the shards of an `augment` output with the teacher's logits.
 
     The teacher loads once per worker process; rows are sorted by length and packed into
     batches of at most --max-tokens padded tokens. Logits are stored raw (float32):
     the temperature is the consumer's choice.
     """
+    from pipeline import sinks, versioning
     from pipeline.job import run_pipeline
-    from pipeline.label_job import LabelConfig, build
+    from pipeline.label_job import LabelConfig, build, shard_files
 
     if source.rstrip("/") == output.rstrip("/"):
         raise click.UsageError("--output must differ from --input")
+    source = versioning.resolve(source)
+    shard_files(source)  # refuses an unfinished output before its manifest is read
+    check_teacher(teacher_dir, sinks.read_manifest(source).get("config", {}).get("labels"))
     config = LabelConfig(teacher_dir, max_tokens)
-    manifest = run_pipeline(output, ctx.args, lambda p, token: build(p, source, output, config, token))
-    click.echo(report.summary(manifest))
+    execute(output, lambda out: run_pipeline(out, ctx.args, lambda p, token: build(p, source, out, config, token)),
+            lambda: versioning.label_key(source, config), versioned, if_changed, keep)
 
 
 @main.command("inspect")

@@ -11,6 +11,8 @@ input, config and seed give byte-identical rows whatever the runner and worker c
 from __future__ import annotations
 
 import hashlib
+import json
+import posixpath
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +54,9 @@ class AugmentConfig:
         stems = [sources.source_prefix(p) for p in self.inputs]
         if len(set(stems)) != len(stems):
             raise ValueError(f"input file names must differ (they prefix the source ids): {self.inputs}")
+        missing = [p for p in self.inputs if not FileSystems.exists(p)]
+        if missing:  # checked here: inside the pipeline it would surface as a Beam traceback
+            raise FileNotFoundError(f"input file not found: {', '.join(missing)}")
 
     def to_dict(self) -> dict:
         return {
@@ -217,13 +222,40 @@ def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None) -> 
     return run_pipeline(config.output, pipeline_args, lambda p, token: build(p, config, token, label))
 
 
+METRICS_FILE = "_metrics.json"
+
+
 def run_pipeline(output: str, pipeline_args: list[str], build_fn) -> dict:
     """Unmark `output`, run the pipeline `build_fn(pipeline, run_token)` builds, return the manifest
-    with the wall time added."""
+    with the wall time and the Beam counters added.
+
+    The counters also go to `OUT/_metrics.json`, not into the manifest: they are known only once the
+    pipeline has finished, and the manifest is final once `_SUCCESS` exists.
+    """
     sinks.start_run(output)
+    metrics_path = posixpath.join(output, METRICS_FILE)
+    if FileSystems.exists(metrics_path):  # a previous run's counters
+        FileSystems.delete([metrics_path])
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
         build_fn(pipeline, uuid.uuid4().hex[:12])
     manifest = sinks.read_manifest(output)
     manifest["wall_seconds"] = time.monotonic() - started
+    manifest["metrics"] = counters(pipeline.result)
+    metrics = {"run_token": manifest["run_token"], "wall_seconds": manifest["wall_seconds"], "counters": manifest["metrics"]}
+    with FileSystems.create(metrics_path) as f:
+        f.write(json.dumps(metrics, indent=2, sort_keys=True).encode())
     return manifest
+
+
+def counters(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+    """The finished pipeline's `kdaug/*` and `teacher/*` counters as {"namespace/name": value},
+    summed over steps (committed values where the runner has them)."""
+    found: dict[str, int] = {}
+    for counter in result.metrics().query()["counters"]:
+        name = counter.key.metric
+        if name.namespace in ("kdaug", "teacher"):
+            value = counter.committed if counter.committed is not None else counter.attempted
+            key = f"{name.namespace}/{name.name}"
+            found[key] = found.get(key, 0) + value
+    return dict(sorted(found.items()))

@@ -56,6 +56,11 @@ def summary(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+def metrics(counters: dict[str, int]) -> str:
+    """The Beam counters of a run (also in OUT/_metrics.json) as a table."""
+    return table(["counter", "value"], [[name, value] for name, value in sorted(counters.items())])
+
+
 LONG_TEXT_WORDS = 10
 
 

@@ -74,7 +74,24 @@ def shard_file_name(index: int, count: int) -> str:
 
 
 def open_dataset(path: str) -> ds.Dataset:
-    """Open a kdaug output directory (or a copy of its partition tree) as one typed dataset."""
+    """Open a kdaug output directory (or a copy of its partition tree) as one typed dataset.
+
+    A root of versioned runs (``ROOT/LATEST`` names the newest finished run in ``ROOT/runs/``, see
+    `pipeline.versioning`) opens that run, so readers of ROOT always see one complete run; a root
+    whose first run has not finished yet is refused rather than read half-written.
+    """
+    import os
+
+    import pyarrow.fs as pafs
+
+    path = os.fspath(path)
+    filesystem, base = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), os.path.abspath(path))
+    try:
+        with filesystem.open_input_stream(f"{base}/LATEST") as f:
+            path = f"{path.rstrip('/')}/runs/{f.read().decode().strip()}"
+    except (FileNotFoundError, NotADirectoryError):  # not a versioned root (or a single file)
+        if filesystem.get_file_info(f"{base}/runs").type != pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{path} has versioned runs but no LATEST: no run has finished yet") from None
     return ds.dataset(
         path,
         format="parquet",

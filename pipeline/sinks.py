@@ -36,8 +36,12 @@ def _exists(path: str) -> bool:
 
 
 def _delete_tree(path: str) -> None:
+    """Delete a file or a directory tree. Object stores (gs://) have no directories, so `exists` is
+    false for one: a tree there is the prefix ``path/``, which Beam deletes only given the slash."""
     if _exists(path):
         FileSystems.delete([path])
+    elif not FileSystems.get_filesystem(path).has_dirs():
+        FileSystems.delete([path.rstrip("/") + "/"])
 
 
 def shard_table(rows: list[dict], file_schema: pa.Schema) -> pa.Table:

@@ -9,6 +9,9 @@ stable for the same file. A row that cannot become an example (undecodable bytes
 count, empty text, unknown label, invalid JSON) becomes a dead letter ``{file, line, reason, raw}``;
 nothing is dropped silently. `line` is the 1-based physical line (header included) of text
 formats and the 1-based row number of Parquet files.
+
+Only a problem of the whole file raises, as a ValueError naming the file: an empty TSV/CSV file, a
+header line that is not UTF-8 or not parseable, bytes that are not Parquet.
 """
 
 from __future__ import annotations
@@ -162,16 +165,25 @@ def _bad_bytes(raw: bytes) -> str:
 def _delimited(data: bytes, delimiter: str, quoting: int) -> Iterator[Record]:
     header: list[str] | None = None
     for number, line, raw in _decoded_lines(data):
+        if header is None:  # without a header no row can be read: the file is refused
+            if line is None:
+                raise ValueError("the header line is not UTF-8")
+            try:
+                header = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter, quoting=quoting))
+            except csv.Error as err:
+                raise ValueError(f"unreadable header line: {err}") from None
+            continue
         if line is None:
             yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
-            continue
-        if header is None:
-            header = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter, quoting=quoting))
             continue
         if not line.strip():
             yield number, line, "empty line"
             continue
-        cells = next(csv.reader([line], delimiter=delimiter, quoting=quoting))
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter, quoting=quoting))
+        except csv.Error as err:  # e.g. a field longer than csv.field_size_limit()
+            yield number, line, f"unreadable line: {err}"
+            continue
         if len(cells) != len(header):
             yield number, line, f"wrong column count: {len(cells)} (header has {len(header)})"
         else:
@@ -193,6 +205,9 @@ def _jsonl(data: bytes) -> Iterator[Record]:
         except json.JSONDecodeError as err:
             yield number, line, f"invalid JSON: {err.msg} at column {err.colno}"
             continue
+        except (ValueError, RecursionError) as err:  # integers of > 4300 digits, nesting too deep
+            yield number, line, f"invalid JSON: {err}"
+            continue
         yield (number, line, obj) if isinstance(obj, dict) else (number, line, "not a JSON object")
 
 
@@ -210,9 +225,14 @@ def _trec(data: bytes) -> Iterator[Record]:
 
 
 def _parquet(data: bytes) -> Iterator[Record]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for number, row in enumerate(pq.read_table(io.BytesIO(data)).to_pylist(), 1):
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as err:  # not Parquet, truncated, or an unsupported type
+        raise ValueError(f"not a readable Parquet file: {err}") from None
+    for number, row in enumerate(table.to_pylist(), 1):
         yield number, json.dumps(row, default=str, ensure_ascii=False), row
 
 
@@ -255,16 +275,22 @@ def to_example(fields: dict, task: Task, source_id: str) -> dict:
 
 
 def read_examples(path: str, data: bytes, task: Task, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
-    """Yield ("example", example) or ("dead_letter", dead letter) for the first `max_rows` data rows."""
-    prefix = source_prefix(path)
-    for count, (line, raw, fields) in enumerate(records(data, file_format(path, task))):
-        if max_rows is not None and count >= max_rows:
-            return
-        reason = fields if isinstance(fields, str) else None
-        if reason is None:
-            try:
-                yield "example", to_example(fields, task, f"{prefix}-{line:07d}")
-                continue
-            except ValueError as err:
-                reason = str(err)
-        yield "dead_letter", {"file": path, "line": line, "reason": reason, "raw": raw}
+    """Yield ("example", example) or ("dead_letter", dead letter) for the first `max_rows` data rows.
+
+    Raises ValueError naming `path` when the whole file is unreadable (see the module docstring).
+    """
+    prefix, fmt = source_prefix(path), file_format(path, task)
+    try:
+        for count, (line, raw, fields) in enumerate(records(data, fmt)):
+            if max_rows is not None and count >= max_rows:
+                return
+            reason = fields if isinstance(fields, str) else None
+            if reason is None:
+                try:
+                    yield "example", to_example(fields, task, f"{prefix}-{line:07d}")
+                    continue
+                except ValueError as err:
+                    reason = str(err)
+            yield "dead_letter", {"file": path, "line": line, "reason": reason, "raw": raw}
+    except ValueError as err:  # from `records`: the row errors above never leave the loop
+        raise ValueError(f"{path}: {err}") from err

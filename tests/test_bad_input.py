@@ -1,0 +1,261 @@
+"""Dirty data, property-based (hypothesis, bounded examples): random bytes, huge lines, empty fields,
+wrong column counts and unknown labels at the sources; odd texts at the augmenters and the teacher;
+NaN/inf logits at the distill reader; missing files and mismatched teachers at the command line.
+
+The contract: every data line ends up exactly once, as an example or as a dead letter naming its
+file and line; only a whole-file problem raises, as a ValueError naming the file.
+"""
+
+import io
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline import schema, sources
+from pipeline.augmenters import AugmentOptions, create
+from pipeline.cli import main
+from pipeline.job import AugmentConfig, run_augment
+from tests.conftest import make_tiny_teacher
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TASK = sources.make_task("sst2")  # text in `sentence`, labels "0", "1"
+LABELS = st.sampled_from(["0", "1", "1", "2", "-1", "pos", "", " 1 ", "1.0", "NaN", "1e400"])
+TEXTS = st.one_of(st.text(max_size=40), st.sampled_from(["a fine film", "", "   ", "\t", '"', "a,b", "\ufeffbom"]))
+HUGE = st.integers(132_000, 140_000).map(lambda n: "word " * (n // 5))  # beyond csv.field_size_limit()
+
+
+def text_line(fmt: str):
+    """One physical line (or several, when a drawn text holds line breaks) of `fmt`, as bytes."""
+    row = st.tuples(st.one_of(TEXTS, HUGE), LABELS)
+    shaped = {
+        "tsv": row.map(lambda r: f"{r[0]}\t{r[1]}"),
+        "csv": row.map(lambda r: f"{r[0]},{r[1]}"),
+        "jsonl": st.one_of(row.map(lambda r: json.dumps({"sentence": r[0], "label": r[1]})),
+                           st.sampled_from(["{", "[1]", "null", '{"sentence": 5}', "1" * 5000, "[" * 3000])),
+        "trec": row.map(lambda r: f"{r[1]}:fine {r[0]}"),
+    }[fmt]
+    wrong_columns = st.lists(TEXTS, max_size=4).map(("\t" if fmt == "tsv" else ",").join)
+    return st.one_of(shaped.map(str.encode), wrong_columns.map(str.encode), st.binary(max_size=30), st.just(b""))
+
+
+def text_file(fmt: str):
+    header = {"tsv": b"sentence\tlabel", "csv": b"sentence,label"}.get(fmt)
+    lines = st.lists(text_line(fmt), max_size=12).map(lambda ls: b"\n".join(([header] if header else []) + ls))
+    return st.one_of(lines, st.binary(max_size=200))
+
+
+def line_of(kind: str, item: dict) -> int:
+    return item["line"] if kind == "dead_letter" else int(item["source_id"].rsplit("-", 1)[1])
+
+
+def check_every_row_once(path: str, data: bytes, fmt: str, max_rows, rows: int, first: int):
+    """read_examples gives each of data rows first..rows exactly once, in order, up to max_rows."""
+    try:
+        out = list(sources.read_examples(path, data, replace(TASK, format=fmt), max_rows))
+    except ValueError as err:
+        assert str(err).startswith(f"{path}: ")
+        return err
+    assert [line_of(kind, item) for kind, item in out] == list(range(first, rows + 1))[:max_rows]
+    for kind, item in out:
+        if kind == "dead_letter":
+            assert item["file"] == path and item["reason"] and isinstance(item["raw"], str)
+        else:
+            assert item["text_a"].strip() and item["label"] in (0, 1)
+    return None
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "trec"])
+@SETTINGS
+@given(data=st.data())
+def test_text_formats_give_every_line_once(fmt, data):
+    content = data.draw(text_file(fmt))
+    max_rows = data.draw(st.one_of(st.none(), st.integers(0, 8)))
+    lines = content.splitlines()
+    delimited = fmt in ("tsv", "csv")
+    err = check_every_row_once(f"dir/in.{fmt}", content, fmt, max_rows, len(lines), 2 if delimited else 1)
+    if err is not None:  # only a file without a readable header is refused
+        assert delimited
+        header_ok = bool(lines) and _utf8(lines[0])
+        assert not header_ok, err
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+PARQUET_LABELS = {
+    "string": (pa.string(), LABELS),
+    "int": (pa.int64(), st.integers(-3, 3)),
+    "float": (pa.float64(), st.floats(allow_nan=True, allow_infinity=True)),
+}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_parquet_gives_every_row_once(data):
+    label_type, labels = PARQUET_LABELS[data.draw(st.sampled_from(sorted(PARQUET_LABELS)))]
+    rows = data.draw(st.lists(st.tuples(st.one_of(st.none(), TEXTS), st.one_of(st.none(), labels)), max_size=10))
+    table = pa.table({"sentence": pa.array([r[0] for r in rows], pa.string()),
+                      "label": pa.array([r[1] for r in rows], label_type)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    assert check_every_row_once("in.parquet", sink.getvalue(), "parquet", None, len(rows), 1) is None
+
+    garbage = data.draw(st.binary(max_size=100))
+    err = check_every_row_once("in.parquet", garbage, "parquet", None, 0, 1)
+    assert err is not None and "not a readable Parquet file" in str(err)
+
+
+def test_dirty_file_through_the_job_counts_add_up(tmp_path):
+    path = tmp_path / "dirty.tsv"
+    path.write_bytes(b"\n".join([
+        b"sentence\tlabel", b"a fine film\t1", b"\xff\xfe bad bytes\t0", b"word " * 30_000 + b"\t1", b"\t1",
+        b"too\tmany\tcolumns", b"unknown label\t7", b"", b"another fine film\t0", b"\x00\t1",
+    ]) + b"\n")
+    config = AugmentConfig([str(path)], str(tmp_path / "out"), TASK, ["random"], [0.5], copies=1, num_shards=1)
+    manifest = run_augment(config, [])
+    counts = manifest["counts"]
+    assert counts["rows_read"] == 9 == counts["originals"] + counts["dead_letters"] and counts["originals"] == 3
+    assert manifest["metrics"]["kdaug/dead_letters"] == counts["dead_letters"]
+    dead = pq.read_table(tmp_path / "out" / schema.DEAD_LETTER_DIR).to_pylist()
+    assert [(d["file"], d["line"]) for d in dead] == [(str(path), n) for n in (3, 4, 5, 6, 7, 8)]
+    assert dead[1]["reason"].startswith("unreadable line: field larger than field limit")
+
+
+def test_unreadable_file_fails_the_job_naming_it(tmp_path):
+    empty = tmp_path / "empty.tsv"
+    empty.write_bytes(b"")
+    with pytest.raises(Exception, match=f"{empty}: the file is empty"):
+        run_augment(AugmentConfig([str(empty)], str(tmp_path / "out"), TASK, ["random"], [0.5]), [])
+    assert not (tmp_path / "out" / schema.SUCCESS_FILE).exists()
+
+
+@pytest.fixture(scope="module")
+def augmenters():
+    augmenters = [create(name, AugmentOptions(seed=1)) for name in ("random", "eda", "synonym")]
+    for augmenter in augmenters:
+        augmenter.setup()
+    return augmenters
+
+
+@settings(SETTINGS, max_examples=40)
+@given(text_a=st.one_of(st.text(min_size=1), st.just("a long text with many words . " * 50)).filter(str.strip),
+       text_b=st.one_of(st.none(), st.text(min_size=1).filter(str.strip)), degree=st.sampled_from([0.1, 0.5, 1.0]))
+def test_augmenters_take_any_text(augmenters, text_a, text_b, degree):
+    """Texts stay below ~400 words: `words.changed_words` is quadratic in the text length (one
+    4,000-word row takes 8 s with synonym and 34 s with eda), which bounds what one test may draw."""
+    example = {"source_id": "f-0000002", "text_a": text_a, "text_b": text_b, "label": 1}
+    for augmenter in augmenters:
+        [row] = augmenter.augment_chunk([example], degree, copy=0)
+        assert isinstance(row["text_a"], str) and (row["text_b"] is None) == (text_b is None)
+        assert 0.0 <= row["changed_frac"] <= 1.0
+        assert augmenter.augment_chunk([example], degree, copy=0) == [row]  # deterministic
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_teacher_dir):
+    from pipeline.teacher import Teacher
+
+    return Teacher.load(tiny_teacher_dir, max_tokens=256)
+
+
+@settings(max_examples=25, deadline=None)
+@given(texts=st.lists(st.one_of(st.text(max_size=50), st.just("word " * 2000), st.just("")), min_size=1, max_size=6))
+def test_teacher_labels_any_text(teacher, texts):
+    logits = teacher.logits(texts)
+    assert logits.shape == (len(texts), 2) and np.isfinite(logits).all()
+
+
+def write_shards(root: Path, logits: list[list[float]]) -> Path:
+    """A one-shard kdaug output whose rows carry `logits`."""
+    part = root / "method=original" / "degree=0.00" / schema.shard_file_name(0, 1)
+    part.parent.mkdir(parents=True)
+    rows = [{"id": f"{i:05d}", "source_id": f"s-{i}", "text_a": "x", "text_b": None, "label": 0, "copy": 0,
+             "changed_frac": 0.0, "partner_id": None, "mix_lambda": None, "teacher_logits": lg} for i, lg in enumerate(logits)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.SHARD_FILE_SCHEMA), part)
+    (root / schema.MANIFEST_FILE).write_text(json.dumps({"schema_version": schema.SCHEMA_VERSION}))
+    return part
+
+
+@SETTINGS
+@given(logits=st.lists(st.lists(st.floats(width=32), min_size=2, max_size=2), min_size=1, max_size=20))
+def test_distill_reader_refuses_non_finite_logits(logits):
+    from distill.shards import ShardReader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        part = write_shards(Path(tmp), logits)
+        bad = [i for i, lg in enumerate(logits) if not all(map(math.isfinite, lg))]
+        reader = ShardReader(tmp, buffer_rows=4, read_rows=3)
+        if bad:
+            with pytest.raises(ValueError, match=rf"{part}, row {bad[0]}: teacher_logits .* not finite"):
+                list(reader.batches(2))
+        else:
+            assert sum(len(b["text_a"]) for b in reader.batches(2)) == len(logits)
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_missing_input_file_is_a_clear_usage_error(tmp_path):
+    missing = tmp_path / "nope.tsv"
+    result = invoke("augment", "--task", "sst2", "--input", missing, "--output", tmp_path / "out", "--methods", "random")
+    assert result.exit_code == 2 and f"input file not found: {missing}" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def finished_output(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aug")
+    (root / "train.tsv").write_text("sentence\tlabel\na fine film\t1\na dull film\t0\n")
+    result = invoke("augment", "--task", "sst2", "--input", root / "train.tsv", "--output", root / "out",
+                    "--methods", "random", "--degrees", "0.5", "--copies", "1")
+    assert result.exit_code == 0, result.output
+    return root / "out"
+
+
+def broken_teacher(tmp_path, tiny_teacher_dir, how: str) -> Path:
+    path = tmp_path / how
+    if how == "three-classes":
+        return make_tiny_teacher(path, num_labels=3)
+    shutil.copytree(tiny_teacher_dir, path)
+    if how == "no-config":
+        (path / "config.json").unlink()
+    elif how == "no-weights":
+        (path / "model.safetensors").unlink()
+    elif how == "no-vocab":
+        for name in ("vocab.txt", "tokenizer.json"):
+            (path / name).unlink()
+    elif how == "small-embeddings":  # weights of a model with a smaller vocabulary than the tokenizer's
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, "vocab_size": 1000}))
+    return path
+
+
+@pytest.mark.parametrize("how, message", [
+    ("no-config", "no config.json"),
+    ("no-weights", "no model weights"),
+    ("no-vocab", "the tokenizer has 5 tokens but the model's embedding table 30522: the vocabulary is missing"),
+    ("small-embeddings", "the tokenizer has 30522 tokens but the model's embedding table 1000: the vocabulary is missing or belongs"),
+    ("three-classes", "the model has 3 classes but the data 2 (0, 1)"),
+])
+def test_mismatched_teacher_is_refused_before_the_job(finished_output, tmp_path, tiny_teacher_dir, how, message):
+    teacher = broken_teacher(tmp_path, tiny_teacher_dir, how)
+    result = invoke("label", "--input", finished_output, "--output", tmp_path / "lab", "--teacher", teacher)
+    assert result.exit_code == 2 and f"teacher {teacher}: {message}" in result.output
+    assert not (tmp_path / "lab").exists()
