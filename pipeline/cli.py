@@ -96,8 +96,9 @@ def version_options(fn):
 
 
 def execute(output: str, run_fn, key_fn, versioned: bool, if_changed: bool, keep: int | None) -> None:
-    """Run `run_fn(directory) -> manifest` into OUTPUT, or as a new versioned run under it, and print
-    the summary; `key_fn()` gives the run key (computed only for versioned runs)."""
+    """Run `run_fn(directory, then) -> manifest` into OUTPUT, or as a new versioned run under it
+    (`then`: the pipeline's last step, see pipeline.versioning.run), and print the summary;
+    `key_fn()` gives the run key (computed only for versioned runs)."""
     from pipeline import versioning
 
     versioned = versioned or if_changed or keep is not None
@@ -106,7 +107,7 @@ def execute(output: str, run_fn, key_fn, versioned: bool, if_changed: bool, keep
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     if not versioned:
-        manifest = run_fn(output)
+        manifest = run_fn(output, None)
     else:
         log = lambda message: click.echo(message, err=True)  # noqa: E731
         manifest = versioning.run(output, key_fn(), run_fn, if_changed=if_changed, keep=keep, log=log)
@@ -189,7 +190,7 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
     from pipeline.job import run_augment
 
     config = augment_config(teacher_dir, **flags)
-    execute(config.output, lambda out: run_augment(replace(config, output=out), ctx.args),
+    execute(config.output, lambda out, then: run_augment(replace(config, output=out), ctx.args, then=then),
             lambda: versioning.augment_key(config), versioned, if_changed, keep)
 
 
@@ -213,7 +214,7 @@ def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
     config = augment_config(teacher_dir, **flags)
     check_teacher(teacher_dir, config.task.labels)
     label = LabelConfig(teacher_dir, max_tokens)
-    execute(config.output, lambda out: run_augment(replace(config, output=out), ctx.args, label=label),
+    execute(config.output, lambda out, then: run_augment(replace(config, output=out), ctx.args, label, then),
             lambda: versioning.augment_key(config, label), versioned, if_changed, keep)
 
 
@@ -241,7 +242,7 @@ def label(ctx, source, output, teacher_dir, max_tokens, versioned, if_changed, k
     shard_files(source)  # refuses an unfinished output before its manifest is read
     check_teacher(teacher_dir, sinks.read_manifest(source).get("config", {}).get("labels"))
     config = LabelConfig(teacher_dir, max_tokens)
-    execute(output, lambda out: run_pipeline(out, ctx.args, lambda p, token: build(p, source, out, config, token)),
+    execute(output, lambda out, then: run_pipeline(out, ctx.args, lambda p, token: build(p, source, out, config, token), then),
             lambda: versioning.label_key(source, config), versioned, if_changed, keep)
 
 

@@ -216,19 +216,22 @@ def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None) -> dict:
+def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, then=None) -> dict:
     """Run the job (augment, or augment + label) to completion and return its manifest."""
     config.validate()
-    return run_pipeline(config.output, pipeline_args, lambda p, token: build(p, config, token, label))
+    return run_pipeline(config.output, pipeline_args, lambda p, token: build(p, config, token, label), then)
 
 
 METRICS_FILE = "_metrics.json"
 
 
-def run_pipeline(output: str, pipeline_args: list[str], build_fn) -> dict:
-    """Unmark `output`, run the pipeline `build_fn(pipeline, run_token)` builds, return the manifest
-    with the wall time and the Beam counters added.
+def run_pipeline(output: str, pipeline_args: list[str], build_fn, then=None) -> dict:
+    """Unmark `output`, run the pipeline `build_fn(pipeline, run_token)` builds (it returns the
+    PCollection of the finished manifest), return the manifest with the wall time and the Beam
+    counters added.
 
+    `then(manifest)`, when given, is the pipeline's last step, after `_SUCCESS` (versioned runs move
+    LATEST there): as a step it also happens when nobody waits for the job, e.g. a Flex Template.
     The counters also go to `OUT/_metrics.json`, not into the manifest: they are known only once the
     pipeline has finished, and the manifest is final once `_SUCCESS` exists.
     """
@@ -238,7 +241,9 @@ def run_pipeline(output: str, pipeline_args: list[str], build_fn) -> dict:
         FileSystems.delete([metrics_path])
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-        build_fn(pipeline, uuid.uuid4().hex[:12])
+        finished = build_fn(pipeline, uuid.uuid4().hex[:12])
+        if then is not None:
+            finished | "AfterSuccess" >> beam.Map(then)
     manifest = sinks.read_manifest(output)
     manifest["wall_seconds"] = time.monotonic() - started
     manifest["metrics"] = counters(pipeline.result)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
 import time
 from collections.abc import Callable
@@ -139,6 +140,16 @@ def publish(root: str, run_dir: str) -> None:
     FileSystems.rename([temp], [posixpath.join(root, LATEST_FILE)])
 
 
+def finish(root: str, run_dir: str, keep: int | None) -> None:
+    """Move LATEST to the finished `run_dir`, then prune to `keep` runs; the last step of a versioned
+    run's pipeline (idempotent, so a retried step does no harm)."""
+    publish(root, run_dir)
+    if keep is not None:
+        pruned = prune(root, keep)
+        if pruned:
+            logging.info("pruned %d old run(s) of %s: %s", len(pruned), root, ", ".join(pruned))
+
+
 def prune(root: str, keep: int) -> list[str]:
     """Delete the runs beyond the newest `keep` finished ones; return their names.
 
@@ -177,12 +188,13 @@ def compare(root: str, key: dict) -> tuple[bool, str]:
     return True, f"unchanged since {name}: same {', '.join(same[:-1])} and {same[-1]}"
 
 
-def run(root: str, key: dict, run_fn: Callable[[str], dict], *, if_changed: bool = False, keep: int | None = None,
-        log: Callable[[str], None] = print) -> dict | None:
-    """Run `run_fn(run_dir) -> manifest` as a new run under `root`, then move LATEST and prune.
+def run(root: str, key: dict, run_fn: Callable[[str, Callable], dict], *, if_changed: bool = False,
+        keep: int | None = None, log: Callable[[str], None] = print) -> dict | None:
+    """Run `run_fn(run_dir, then) -> manifest` as a new run under `root`; its pipeline's last step,
+    `then(manifest)`, moves LATEST and prunes (`finish`).
 
     With `if_changed`, skip the run (return None) when `key` equals the key of LATEST's run.
-    If `run_fn` raises (or the process dies), LATEST stays where it was.
+    If the pipeline fails (or its process dies) before that step, LATEST stays where it was.
     """
     if if_changed:
         unchanged, why = compare(root, key)
@@ -192,11 +204,6 @@ def run(root: str, key: dict, run_fn: Callable[[str], dict], *, if_changed: bool
         log(why)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     run_dir = posixpath.join(root, RUNS_DIR, f"{stamp}-{key_hash(key)[:8]}")
-    manifest = run_fn(run_dir)
-    publish(root, run_dir)
-    log(f"{posixpath.join(root, LATEST_FILE)} → {posixpath.basename(run_dir)}")
-    if keep is not None:
-        pruned = prune(root, keep)
-        if pruned:
-            log(f"pruned {len(pruned)} old run(s): {', '.join(pruned)}")
+    manifest = run_fn(run_dir, lambda _: finish(root, run_dir, keep))
+    log(f"{posixpath.join(root, LATEST_FILE)} → {latest(root)}" + ("" if keep is None else f" (keeping {keep} finished runs)"))
     return manifest

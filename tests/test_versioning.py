@@ -68,8 +68,8 @@ def test_versioned_runs_if_changed_and_keep(sst2_file, tmp_path):
 
     out = augment(sst2_file, root, "--if-changed", "--keep", "1", degrees="0.5")
     second = versioning.latest(str(root))
-    assert f"changed since {first}: config.degrees differ" in out and f"pruned 1 old run(s): {first}" in out
-    assert versioning.runs(str(root)) == ([second], {second})
+    assert f"changed since {first}: config.degrees differ" in out and f"LATEST → {second} (keeping 1 finished runs)" in out
+    assert second != first and versioning.runs(str(root)) == ([second], {second})
     assert {r["degree"] for r in rows(root)} == {0.0, 0.5}
 
     sst2_file.write_text(sst2_file.read_text() + "one more line\t1\n")
