@@ -8,6 +8,7 @@ models and vectors come from packages installed with kdaug, WordNet from Debian'
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import threading
@@ -47,9 +48,16 @@ def resolve_teacher_dir(path: str | None) -> str:
 
 @once
 def teacher_vocab(model_dir: str) -> tuple[str, ...]:
-    """The word-piece vocabulary, index = token id."""
-    with open(Path(model_dir, "vocab.txt"), encoding="utf-8") as f:
-        return tuple(line.rstrip("\n") for line in f)
+    """The word-piece vocabulary, index = token id: from vocab.txt, or from tokenizer.json when
+    the directory only has the fast tokenizer (what transformers 5 saves after fine-tuning)."""
+    vocab_txt, tokenizer_json = Path(model_dir, "vocab.txt"), Path(model_dir, "tokenizer.json")
+    if vocab_txt.is_file():
+        with open(vocab_txt, encoding="utf-8") as f:
+            return tuple(line.rstrip("\n") for line in f)
+    if tokenizer_json.is_file():
+        ids = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
+        return tuple(sorted(ids, key=ids.get))
+    raise FileNotFoundError(f"{model_dir} has neither vocab.txt nor tokenizer.json: cannot read the teacher's vocabulary")
 
 
 @once

@@ -92,3 +92,15 @@ def test_inspect(sst2_file, tmp_path):
     invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--degrees", "0.5", "--output", tmp_path / "aug")
     out = invoke("inspect", tmp_path / "aug")
     assert "random    0.50" in out and "→" in out
+
+
+def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
+    """transformers 5 saves only tokenizer.json after fine-tuning: the vocabulary must still load."""
+    import shutil
+
+    from pipeline import resources
+
+    saved = tmp_path / "saved"
+    shutil.copytree(tiny_teacher_dir, saved)
+    (saved / "vocab.txt").unlink()
+    assert resources.teacher_vocab(str(saved)) == resources.teacher_vocab(tiny_teacher_dir)
