@@ -294,3 +294,29 @@ def read_examples(path: str, data: bytes, task: Task, max_rows: int | None = Non
             yield "dead_letter", {"file": path, "line": line, "reason": reason, "raw": raw}
     except ValueError as err:  # from `records`: the row errors above never leave the loop
         raise ValueError(f"{path}: {err}") from err
+
+
+def guess_task(path: str) -> Task:
+    """The TSV preset whose text and label fields all appear in the file's header line."""
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff").split("\t")
+    for task in TASKS.values():
+        if task.format == "tsv" and {task.text_a, task.text_b or task.text_a, task.label_field} <= set(header):
+            return task
+    raise ValueError(f"{path}: no task preset matches the header {header!r}; name the task")
+
+
+def load_labelled(path: str, task: Task | None = None) -> list[tuple[str, str | None, int]]:
+    """All `(text_a, text_b, label)` of a local labelled file, for training and evaluation.
+
+    Unlike the Beam job, which sets bad rows aside, this refuses the file: a teacher or a dev score
+    must not silently rest on part of the data. The error names the file, lines and reasons.
+    """
+    task = task or guess_task(path)
+    with open(path, "rb") as f:
+        items = list(read_examples(path, f.read(), task))
+    dead = [d for kind, d in items if kind == "dead_letter"]
+    if dead:
+        shown = "; ".join(f"line {d['line']}: {d['reason']}" for d in dead[:3])
+        raise ValueError(f"{path}: {len(dead)} unreadable rows ({shown})")
+    return [(e["text_a"], e["text_b"], e["label"]) for kind, e in items]
