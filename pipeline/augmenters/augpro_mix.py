@@ -58,8 +58,7 @@ class AugProMix(Augmenter):
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
         self.vocab = resources.teacher_vocab(self.model_dir)
         self.table = resources.teacher_word_embeddings(self.model_dir)
-        self.is_word = np.array([not projection.is_special(p) and any(c.isalnum() for c in p) for p in self.vocab])
-        self.is_continuation = np.array([p.startswith("##") for p in self.vocab])
+        self.is_word, self.is_continuation = piece_kinds(self.vocab)
 
     def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
         """Not used: a mix needs a partner from the chunk, see `augment_chunk`."""
@@ -107,8 +106,7 @@ class AugProMix(Augmenter):
 
     def _encode(self, texts: list[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
         """Word-piece ids (no [CLS]/[SEP]) and their character spans, in one tokenizer call."""
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return [(np.asarray(ids, dtype=np.int64), spans) for ids, spans in zip(enc["input_ids"], enc["offset_mapping"])]
+        return encode_pieces(self.tokenizer, texts)
 
     def _positions(self, own: np.ndarray, other: np.ndarray, degree: float, rng: random.Random) -> np.ndarray:
         """round(p·n) of the n word pieces, drawn among the eligible positions (all when fewer)."""
@@ -120,15 +118,32 @@ class AugProMix(Augmenter):
         return np.array(sorted(rng.sample(candidates, min(want, len(candidates)))), dtype=np.int64)
 
     def _splice(self, text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.ndarray) -> str:
-        """The text with each changed piece's characters replaced by the new piece (without ##, in
-        the replaced characters' case), so everything else stays as it was: a tokenizer decode
-        would lower-case, strip accents, drop [UNK] characters and re-space punctuation."""
-        out, end = [], 0
-        for k in np.flatnonzero(new != own):
-            start, stop = spans[k]
-            out += [text[end:start], match_case(text[start:stop], self.vocab[new[k]].removeprefix("##"))]
-            end = stop
-        return "".join(out) + text[end:]
+        return splice(text, spans, own, new, self.vocab)
+
+
+def piece_kinds(vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Per token id: whether it is a word piece that may change (letters or digits, not a special
+    token) and whether it is a continuation (##ing). Shared with `augpro_fgsm`."""
+    is_word = np.array([not projection.is_special(p) and any(c.isalnum() for c in p) for p in vocab])
+    return is_word, np.array([p.startswith("##") for p in vocab])
+
+
+def encode_pieces(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """Word-piece ids (no [CLS]/[SEP]) and their character spans, in one tokenizer call."""
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return [(np.asarray(ids, dtype=np.int64), spans) for ids, spans in zip(enc["input_ids"], enc["offset_mapping"])]
+
+
+def splice(text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.ndarray, vocab) -> str:
+    """The text with each changed piece's characters replaced by the new piece (without ##, in
+    the replaced characters' case), so everything else stays as it was: a tokenizer decode
+    would lower-case, strip accents, drop [UNK] characters and re-space punctuation."""
+    out, end = [], 0
+    for k in np.flatnonzero(new != own):
+        start, stop = spans[k]
+        out += [text[end:start], match_case(text[start:stop], vocab[new[k]].removeprefix("##"))]
+        end = stop
+    return "".join(out) + text[end:]
 
 
 def _partner(i: int, lengths: np.ndarray, rng: random.Random) -> int:
