@@ -17,6 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from pipeline import report, sources  # noqa: E402
 from pipeline.augmenters import REGISTRY, AugmentOptions  # noqa: E402
+from pipeline.teacher import DEFAULT_MAX_TOKENS  # noqa: E402
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -198,7 +199,7 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
 @augment_options
 @version_options
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
-@click.option("--max-tokens", default=4096, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens.")
 @click.pass_context
 def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
@@ -222,7 +223,7 @@ def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
 @click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS), or a root of versioned runs (its LATEST run is read).")
 @click.option("--output", required=True, help="Where the labelled shards go (same layout).")
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`).")
-@click.option("--max-tokens", default=4096, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens.")
 @version_options
 @click.pass_context
 def label(ctx, source, output, teacher_dir, max_tokens, versioned, if_changed, keep):

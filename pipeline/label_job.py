@@ -16,6 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import schema, sinks
 from pipeline.job import versions
+from pipeline.teacher import DEFAULT_MAX_TOKENS
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class LabelConfig:
     """Which teacher labels, and how big its padded batches may get."""
 
     teacher_dir: str
-    max_tokens: int = 4096
+    max_tokens: int = DEFAULT_MAX_TOKENS
 
     def transform(self) -> beam.PTransform:
         from pipeline.labelling import LabelRows

@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
-from pipeline.teacher import Teacher
+from pipeline.teacher import DEFAULT_MAX_TOKENS, Teacher
 
 
 class LabelRows(beam.DoFn):
@@ -25,7 +25,7 @@ class LabelRows(beam.DoFn):
     values (Python floats that hold float32 numbers exactly, so Parquet float32 is lossless).
     """
 
-    def __init__(self, teacher_dir: str, max_tokens: int = 1024, num_threads: int | None = None):
+    def __init__(self, teacher_dir: str, max_tokens: int = DEFAULT_MAX_TOKENS, num_threads: int | None = None):
         self.teacher_dir = teacher_dir
         self.max_tokens = max_tokens
         self.num_threads = num_threads

@@ -73,13 +73,17 @@ def length_batches(lengths: Sequence[int], max_tokens: int) -> list[np.ndarray]:
     return batches
 
 
+#: Padded tokens per inference batch: 1024 ran 435 vs 367 sentences/s for 4096 on 2 CPU threads.
+DEFAULT_MAX_TOKENS = 1024
+
+
 class Teacher:
     """A sequence classifier and its tokenizer, ready for batched inference.
 
     Build one per process (`Teacher.load`): loading is the slow part, inference is stateless.
     """
 
-    def __init__(self, model, tokenizer, max_tokens: int = 1024, max_length: int | None = None):
+    def __init__(self, model, tokenizer, max_tokens: int = DEFAULT_MAX_TOKENS, max_length: int | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
@@ -89,7 +93,7 @@ class Teacher:
         self.label_names = [model.config.id2label[i] for i in range(self.num_labels)]
 
     @classmethod
-    def load(cls, model_dir: str, max_tokens: int = 1024, num_threads: int | None = None, **kwargs) -> "Teacher":
+    def load(cls, model_dir: str, max_tokens: int = DEFAULT_MAX_TOKENS, num_threads: int | None = None, **kwargs) -> "Teacher":
         """Load a `from_pretrained` directory (local only) and set torch's intra-op threads.
 
         The thread count is process-wide in torch; the default is every CPU this process may use,
