@@ -38,6 +38,11 @@ _TRAINING_OPTIONS = [
     click.option("--layers", type=click.IntRange(min=1),
                  help="Keep only the student's first k transformer layers. Default: 2 for the teacher base, "
                       "all for --student."),
+    click.option("--freeze-embeddings", is_flag=True,
+                 help="Keep the student's word-piece embedding table fixed. It is ~75% of a 2-layer "
+                      "MiniLM's weights: freezing it makes a training step ~2x faster on CPU (no dense "
+                      "gradient or AdamW update over 30,522 x 384 values) and keeps rare words' "
+                      "pretrained vectors intact on small data."),
     click.option("--lr", type=float, default=D.lr, show_default=True, help="AdamW peak learning rate."),
     click.option("--weight-decay", type=float, default=D.weight_decay, show_default=True),
     click.option("--warmup", type=click.FloatRange(0, 1), default=D.warmup, show_default=True,

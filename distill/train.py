@@ -38,6 +38,7 @@ class DistillConfig:
     alpha: float = 0.0  # weight of the gold-label CE in KD
     student: str | None = None  # from_pretrained dir or config .json; None: the teacher base
     layers: int | None = None  # keep the first k layers; None: 2 for the teacher base, all otherwise
+    freeze_embeddings: bool = False  # keep the word-piece table fixed (most of a small student's weights)
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the steps spent warming the learning rate up
@@ -106,10 +107,12 @@ def distill(
     num_labels = config.num_labels or reader.num_labels()
     torch.manual_seed(config.seed)
     model, tokenizer = build_student(config.student, config.layers, num_labels)
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     model.train()
 
     total = config.max_steps or config.epochs * math.ceil(len(reader) / config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
     stream = itertools.chain.from_iterable(reader.batches(config.batch_size, config.seed, e) for e in itertools.count())
 

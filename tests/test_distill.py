@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
+from transformers import AutoModelForSequenceClassification
 
 from distill import sweep as sweep_module
 from distill.cli import main as cli
@@ -182,6 +184,21 @@ def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp
     result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "student"), str(tsv)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == scores
+
+
+def test_freeze_embeddings_keeps_the_word_piece_table(output, tiny_config, tmp_path):
+    config = DistillConfig(student=str(tiny_config), lr=3e-3, warmup=0.0, batch_size=8, max_length=16,
+                           max_steps=5, freeze_embeddings=True, seed=0)
+    distill(output, Selection(methods=["knn"], degrees=[0.3]), config, out_dir=tmp_path / "frozen", progress=False)
+    distill(output, Selection(methods=["knn"], degrees=[0.3]), replace(config, freeze_embeddings=False),
+            out_dir=tmp_path / "trained", progress=False)
+    from distill.train import build_student
+
+    torch.manual_seed(0)  # the random initialisation distill() drew with seed 0
+    initial = build_student(str(tiny_config), None, 2)[0].get_input_embeddings().weight
+    frozen, trained = (AutoModelForSequenceClassification.from_pretrained(tmp_path / d).get_input_embeddings().weight
+                       for d in ("frozen", "trained"))
+    assert torch.equal(frozen, initial) and not torch.equal(trained, initial)
 
 
 def test_default_student_is_teacher_base_cut_to_two_layers():
