@@ -15,7 +15,7 @@ import click
 
 from distill.evaluate import evaluate, read_labelled
 from distill.loss import MODES
-from distill.shards import Selection
+from distill.shards import Selection, ShardError
 from distill.sweep import grid, sweep
 from distill.train import DEFAULT_LAYERS, DistillConfig, distill
 
@@ -79,6 +79,17 @@ def _split(value: str | None, cast=str) -> list | None:
         raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
 
 
+def expected_teacher(teacher_dir: str | None, teacher_fingerprint: str | None) -> str | None:
+    """The fingerprint `--teacher` or `--teacher-fingerprint` asks the shards to carry (at most one)."""
+    if teacher_dir and teacher_fingerprint:
+        raise click.UsageError("give --teacher or --teacher-fingerprint, not both")
+    if teacher_dir:
+        from pipeline.teacher import fingerprint
+
+        return fingerprint(teacher_dir)
+    return teacher_fingerprint.strip().lower() if teacher_fingerprint else None
+
+
 _MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). ft: plain cross-entropy on gold "
               "labels, ignoring the teacher: the fine-tuning baseline the papers compare KD against.")
 
@@ -100,8 +111,15 @@ _MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). f
                    "Without it the last weights are saved.")
 @click.option("--seed", type=int, default=D.seed, show_default=True,
               help="Drives the head initialisation, dropout and the shuffling: same seed, same student.")
+@click.option("--teacher", "teacher_dir", type=click.Path(exists=True, file_okay=False),
+              help="KD: the teacher directory the shards must have been labelled by; its fingerprint (hash of weights, "
+                   "tokenizer and label names) is compared with the one in the shards' _manifest.json, and other "
+                   "shards are refused. Shards of different teachers are always refused.")
+@click.option("--teacher-fingerprint", help="KD: the same check against a fingerprint (hex, as in the manifest's "
+                                            "teacher.fingerprint), when the teacher directory is not at hand.")
 @training_options
-def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, **options):
+def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, teacher_dir,
+                    teacher_fingerprint, **options):
     """Train a small student on augmented, teacher-labelled shards (KD) or on gold labels (FT).
 
     \b
@@ -119,7 +137,11 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
         originals=originals or originals_only,
     )
     dev = read_labelled(dev_path) if dev_path else None
-    metrics = distill(data, selection, DistillConfig(**options), dev=dev, out_dir=output)
+    try:
+        metrics = distill(data, selection, DistillConfig(**options), dev=dev, out_dir=output,
+                          teacher=expected_teacher(teacher_dir, teacher_fingerprint))
+    except ShardError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "config")}, indent=2))
 
 
@@ -166,7 +188,9 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
                    "the output's copies); KD is expected to keep gaining from more data where fine-tuning stops.")
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds; results show mean ± std.")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False),
-              help="The teacher's model directory, to report its dev accuracy next to the students'.")
+              help="The teacher's model directory: its dev accuracy is reported next to the students', and KD cells "
+                   "refuse shards it did not label (fingerprint in each size's _manifest.json). Sizes labelled by "
+                   "different teachers are always refused.")
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
 @training_options
 def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models, **options):
@@ -183,7 +207,10 @@ def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds
     if unknown := set(modes) - set(MODES):
         raise click.BadParameter(f"unknown mode(s) {sorted(unknown)}: use {MODES}", param_hint="--modes")
     cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
-    rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models)
+    try:
+        rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models)
+    except ShardError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")
 
 

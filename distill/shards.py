@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,28 +60,60 @@ class Selection:
         return augmented | (ds.field("method") == ORIGINAL) if self.originals else augmented
 
 
-def check_manifest(dataset: ds.FileSystemDataset) -> None:
-    """Refuse an output written under another schema version: its columns may mean other things.
+class ShardError(ValueError):
+    """Shards that must not be trained on, with what is wrong and where (file, row or manifest)."""
 
-    The manifest is looked up next to the partition tree that `open_dataset` really opened (a
-    versioned root resolves to its latest run), not at the path the user gave.
+
+def check_manifest(files: Iterable[str], require_teacher: bool = False, teacher: str | None = None) -> str | None:
+    """Refuse shards that would train the wrong thing; return the teacher fingerprint they record.
+
+    Refused: another schema version (its columns may mean other things); with `require_teacher`
+    (KD), an output whose manifest records no teacher (an `augment` output: nothing to distil);
+    roots labelled by different teachers (their logits are not one target); and, given `teacher`
+    (the expected fingerprint, `pipeline.teacher.fingerprint`), shards of any other teacher.
+
+    `files` are shard paths (`open_dataset(...).files`, of one output or of several, as a sweep's
+    sizes): manifests are looked up next to the partition trees that `open_dataset` really opened (a
+    versioned root resolves to its latest run), not at the paths the user gave. A bare partition tree
+    without a manifest passes: nothing to compare, and the rows are still checked one by one.
     """
-    for root in {Path(path).parents[2] for path in dataset.files}:  # ROOT/method=…/degree=…/part-….parquet
+    found: dict[str, Path] = {}  # fingerprint -> the first manifest recording it
+    for root in sorted({Path(path).parents[2] for path in files}):  # ROOT/method=…/degree=…/part-….parquet
         manifest = root / MANIFEST_FILE
-        version = json.loads(manifest.read_text()).get("schema_version") if manifest.is_file() else SCHEMA_VERSION
+        if not manifest.is_file():
+            continue
+        content = json.loads(manifest.read_text())
+        version = content.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ValueError(
+            raise ShardError(
                 f"{manifest}: schema_version {version!r}, but this kdaug reads version {SCHEMA_VERSION}; "
                 "regenerate the output with this version"
             )
+        recorded = (content.get("teacher") or {}).get("fingerprint")
+        if recorded is None:
+            if require_teacher:
+                raise ShardError(f"{manifest}: records no teacher, so its shards carry no teacher logits; label them "
+                                 "(`kdaug label`) or train on gold labels (--mode ft)")
+            continue
+        if teacher is not None and recorded != teacher:
+            raise ShardError(f"{manifest}: teacher fingerprint {recorded}, expected {teacher}: these shards were "
+                             "labelled by another teacher (or another version of it); relabel them with the expected one")
+        if found and recorded not in found:
+            other, first = next(iter(found.items()))
+            raise ShardError(f"the selected shards mix teachers: {first} records teacher fingerprint {other}, "
+                             f"{manifest} records {recorded}; label them all with one teacher")
+        found.setdefault(recorded, manifest)
+    return next(iter(found), None)
 
 
 class ShardReader:
     """Mini-batches of (text_a, text_b, label, teacher_logits) from one output directory.
 
-    require_logits (KD): every selected row must carry finite teacher logits of one length; a bad
-    row stops training with its file and row number (0-based, in the file) rather than feeding NaN
-    into the loss. require_labels (fine-tuning): rows without a gold label are skipped.
+    require_logits (KD): the manifest must record a teacher (and `teacher`, when given, must be its
+    fingerprint; see `check_manifest`), and every selected row must carry finite teacher logits of
+    one length; a bad row stops training with its file and row number (0-based, in the file) rather
+    than feeding NaN into the loss. require_labels (fine-tuning): rows without a gold label are
+    skipped. `self.teacher` is the fingerprint the manifest records (None without one).
     """
 
     def __init__(
@@ -91,6 +123,7 @@ class ShardReader:
         *,
         require_logits: bool = True,
         require_labels: bool = False,
+        teacher: str | None = None,
         buffer_rows: int = 10_000,
         read_rows: int = 256,
     ):
@@ -100,7 +133,7 @@ class ShardReader:
         self.buffer_rows = buffer_rows
         self.read_rows = read_rows
         dataset = open_dataset(self.path)
-        check_manifest(dataset)
+        self.teacher = check_manifest(dataset.files, require_teacher=require_logits, teacher=teacher)
         self.fragments = sorted(dataset.get_fragments(filter=selection.partition_filter()), key=lambda f: f.path)
         self.row_filter = ds.scalar(True)
         if selection.copies is not None:
@@ -110,7 +143,7 @@ class ShardReader:
         self.counts = [f.count_rows(filter=self.row_filter) for f in self.fragments]
         if not sum(self.counts):
             available = sorted({_partition(f) for f in dataset.get_fragments()})
-            raise ValueError(f"{self.path}: no rows selected by {selection}; partitions there: {available}")
+            raise ShardError(f"{self.path}: no rows selected by {selection}; partitions there: {available}")
         self.width = None  # logits per row, fixed by the first checked row
 
     def __len__(self) -> int:
@@ -175,7 +208,7 @@ class ShardReader:
         if bad.any():
             i = int(np.argmax(bad))
             row = table.column("_row")[i].as_py()
-            raise ValueError(
+            raise ShardError(
                 f"{path}, row {row}: teacher_logits {logits[i].as_py()!r} are missing, not finite or not "
                 f"{self.width} wide; KD needs the teacher's logits on every row (relabel the output, or use --mode ft)"
             )

@@ -22,9 +22,9 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from distill.evaluate import Example, evaluate
-from distill.shards import ORIGINAL, Selection
+from distill.shards import ORIGINAL, Selection, check_manifest
 from distill.train import DistillConfig, distill
-from pipeline.schema import format_degree
+from pipeline.schema import format_degree, open_dataset
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
 FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows")
@@ -88,6 +88,7 @@ def sweep(
     missing = sorted({c.size for c in cells} - set(data))
     if missing:
         raise ValueError(f"no --data directory for size(s) {missing}")
+    expected = check_teachers(data, cells, teacher)
     done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
     todo = [c for c in cells if c.key() not in done]
     for cell in tqdm(todo, desc="sweep", disable=not progress):
@@ -99,12 +100,29 @@ def sweep(
             dev,
             out / "models" / name if keep_models else None,
             progress=progress,
+            teacher=expected,
         )
         _append_csv(results, dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]})
     rows = _read_csv(results)
     teacher_metrics = _teacher_metrics(out, teacher, dev) if teacher else None
     write_report(rows, out, teacher_metrics)
     return rows
+
+
+def check_teachers(data: dict[int, str | Path], cells: Sequence[Cell], teacher: str | Path | None) -> str | None:
+    """Before any KD cell trains: all sizes' outputs must be labelled by one teacher, and by `teacher`
+    (the directory whose dev accuracy the report shows) when given; return its fingerprint.
+
+    A sweep compares students across sizes, so a size labelled by another teacher would silently
+    change what is compared; one manifest check up front costs nothing against hours of cells.
+    """
+    if not any(c.mode == "kd" for c in cells):
+        return None
+    from pipeline.teacher import fingerprint
+
+    expected = fingerprint(teacher) if teacher else None
+    files = [f for size in sorted({c.size for c in cells}) for f in open_dataset(str(data[size])).files]
+    return check_manifest(files, require_teacher=True, teacher=expected)
 
 
 def _read_csv(path: Path) -> list[dict]:

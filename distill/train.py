@@ -97,13 +97,16 @@ def distill(
     dev: Sequence[Example] | None = None,
     out_dir: str | Path | None = None,
     progress: bool = True,
+    teacher: str | None = None,
 ) -> dict:
     """Train a student on the selected rows; return (and, with out_dir, save) its metrics.
 
-    Without a dev set there is no early stopping and the last weights are kept.
+    Without a dev set there is no early stopping and the last weights are kept. `teacher`: the
+    fingerprint the shards' manifest must record (KD refuses others; see `distill.shards.check_manifest`).
     """
     kd = config.mode == "kd"
-    reader = ShardReader(data_dir, selection, require_logits=kd, require_labels=not kd, buffer_rows=config.buffer_rows)
+    reader = ShardReader(data_dir, selection, require_logits=kd, require_labels=not kd,
+                         teacher=teacher if kd else None, buffer_rows=config.buffer_rows)
     num_labels = config.num_labels or reader.num_labels()
     torch.manual_seed(config.seed)
     model, tokenizer = build_student(config.student, config.layers, num_labels)
@@ -162,6 +165,7 @@ def distill(
         "train_rows": len(reader),
         "num_labels": num_labels,
         "data": str(data_dir),
+        "teacher_fingerprint": reader.teacher,
         "selection": asdict(selection),
         "config": asdict(config),
         "history": history,

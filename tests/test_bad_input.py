@@ -188,7 +188,8 @@ def write_shards(root: Path, logits: list[list[float]]) -> Path:
     rows = [{"id": f"{i:05d}", "source_id": f"s-{i}", "text_a": "x", "text_b": None, "label": 0, "copy": 0,
              "changed_frac": 0.0, "partner_id": None, "mix_lambda": None, "teacher_logits": lg} for i, lg in enumerate(logits)]
     pq.write_table(pa.Table.from_pylist(rows, schema=schema.SHARD_FILE_SCHEMA), part)
-    (root / schema.MANIFEST_FILE).write_text(json.dumps({"schema_version": schema.SCHEMA_VERSION}))
+    teacher = {"dir": "t", "fingerprint": "0" * 32}
+    (root / schema.MANIFEST_FILE).write_text(json.dumps({"schema_version": schema.SCHEMA_VERSION, "teacher": teacher}))
     return part
 
 

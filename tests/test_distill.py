@@ -19,7 +19,7 @@ from distill import sweep as sweep_module
 from distill.cli import main as cli
 from distill.evaluate import evaluate, read_labelled
 from distill.loss import IGNORE, distill_loss
-from distill.shards import Selection, ShardReader
+from distill.shards import Selection, ShardError, ShardReader, check_manifest
 from distill.train import DistillConfig, distill
 from pipeline.resources import resolve_teacher_dir
 from pipeline.schema import MANIFEST_FILE, SHARD_FILE_SCHEMA, partition_dir, shard_file_name
@@ -62,8 +62,17 @@ def output(tmp_path) -> Path:
     write_partition(root, "knn", 0.1, sentiment_rows(4, copies=3), 1, 2)
     write_partition(root, "knn", 0.3, sentiment_rows(4, copies=3))
     write_partition(root, "augpro-mix", 0.3, sentiment_rows(4, copies=3))
-    (root / MANIFEST_FILE).write_text(json.dumps({"schema_version": 1}))
+    write_manifest(root)
     return root
+
+
+TEACHER = "0123456789abcdef0123456789abcdef"  # the fingerprint the fixtures' manifests record
+
+
+def write_manifest(root: Path, teacher: str | None = TEACHER, schema_version: int = 1) -> None:
+    """A manifest as `kdaug label`/`run` write it (only the fields distill reads); teacher=None: `augment`'s."""
+    manifest = {"schema_version": schema_version, "teacher": teacher and {"dir": "t", "fingerprint": teacher}}
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +169,50 @@ def test_reader_refuses_other_schema_version(output):
         ShardReader(output)
 
 
+def test_reader_refuses_shards_of_another_teacher(output):
+    assert ShardReader(output, teacher=TEACHER).teacher == TEACHER
+    other = "f" * 32
+    with pytest.raises(ShardError, match=rf"{output / MANIFEST_FILE}: teacher fingerprint {TEACHER}, expected {other}"):
+        ShardReader(output, teacher=other)
+    assert len(ShardReader(output, require_logits=False, require_labels=True, teacher=None)) == 56  # ft: no teacher check
+
+
+def test_kd_refuses_an_output_without_teacher(output):
+    write_manifest(output, teacher=None)
+    with pytest.raises(ShardError, match=rf"{output / MANIFEST_FILE}: records no teacher, .* \(--mode ft\)"):
+        ShardReader(output)
+    assert ShardReader(output, require_logits=False).teacher is None
+
+
+def test_roots_of_different_teachers_are_refused(output, tmp_path):
+    other = tmp_path / "other"
+    write_partition(other, "knn", 0.3, sentiment_rows(4))
+    write_manifest(other, teacher="e" * 32)
+    files = [str(p) for root in (output, other) for p in root.glob("method=*/degree=*/*.parquet")]
+    with pytest.raises(ShardError, match=rf"mix teachers: {other / MANIFEST_FILE} records teacher fingerprint e{{32}}, "
+                                         rf"{output / MANIFEST_FILE} records {TEACHER}"):
+        check_manifest(files)
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    args = ["sweep", "--data", f"size=8:{output}", "--data", f"size=4:{other}", "--dev", str(tmp_path / "dev.tsv"),
+            "--output", str(tmp_path / "sw"), "--methods", "knn", "--degrees", "0.3"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "Error: the selected shards mix teachers" in result.output
+    assert not (tmp_path / "sw" / "results.csv").exists()  # refused before the first cell
+
+
+def test_distill_cli_checks_the_expected_teacher(output, tiny_teacher_dir, tmp_path):
+    from pipeline.teacher import fingerprint
+
+    args = ["distill", "--data", str(output), "--output", str(tmp_path / "s")]
+    result = CliRunner().invoke(cli, args + ["--teacher-fingerprint", "ab" * 16])
+    assert result.exit_code == 1
+    assert f"Error: {output / MANIFEST_FILE}: teacher fingerprint {TEACHER}, expected {'ab' * 16}" in result.output
+    result = CliRunner().invoke(cli, args + ["--teacher", tiny_teacher_dir])
+    assert result.exit_code == 1 and f"expected {fingerprint(tiny_teacher_dir)}" in result.output
+    both = CliRunner().invoke(cli, args + ["--teacher", tiny_teacher_dir, "--teacher-fingerprint", TEACHER])
+    assert both.exit_code == 2 and "not both" in both.output
+
+
 # --- training, evaluation, sweep ------------------------------------------------------------------
 
 def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp_path):
@@ -212,7 +265,8 @@ def test_default_student_is_teacher_base_cut_to_two_layers():
 def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     calls = []
 
-    def fake_distill(data_dir, selection, config, dev, out_dir, progress):
+    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher):
+        assert teacher == TEACHER  # the one teacher every size was labelled by, checked before the first cell
         calls.append((selection, config.mode, config.seed))
         degree = selection.degrees[0] if selection.degrees else 0.0
         return {"dev_accuracy": 0.8 + degree / 10 + config.seed / 100, "dev_f1": 0.8, "best_step": 1, "steps": 2,
