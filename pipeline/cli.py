@@ -17,7 +17,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from pipeline import report, sources  # noqa: E402
 from pipeline.augmenters import REGISTRY, AugmentOptions  # noqa: E402
-from pipeline.teacher import DEFAULT_MAX_TOKENS  # noqa: E402
+from pipeline.teacher import DEFAULT_MAX_TOKENS, QUANTIZE_CHOICES  # noqa: E402
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -78,6 +78,21 @@ def augment_options(fn):
         click.option("--max-rows", type=int, default=None, help="Read only the first N data rows of each input file."),
         click.option("--chunk-size", default=256, show_default=True, help="Examples per chunk (the unit of work travelling through Beam)."),
         click.option("--num-shards", default=4, show_default=True, help="Parquet files per partition (at most)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def teacher_options(fn):
+    """The flags `run` and `label` share for the labelling teacher's inference."""
+    options = [
+        click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens."),
+        click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default=None,
+                     help="Run the teacher int8-quantised on CPU (torch dynamic quantisation of its encoder's Linear layers): "
+                          "faster labelling, logits a little off fp32 (see BENCHMARKS.md for the measured speed-up, argmax "
+                          "agreement and probability difference). Recorded in the manifest; the fingerprint stays the fp32 weights'. "
+                          "Default: fp32."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -199,9 +214,9 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
 @augment_options
 @version_options
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
-@click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@teacher_options
 @click.pass_context
-def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
+def run(ctx, teacher_dir, max_tokens, quantize, versioned, if_changed, keep, **flags):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
 
     Same flags and outputs as `augment`, and every row (originals included) gets
@@ -214,7 +229,7 @@ def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
 
     config = augment_config(teacher_dir, **flags)
     check_teacher(teacher_dir, config.task.labels)
-    label = LabelConfig(teacher_dir, max_tokens)
+    label = LabelConfig(teacher_dir, max_tokens, quantize)
     execute(config.output, lambda out, then: run_augment(replace(config, output=out), ctx.args, label, then),
             lambda: versioning.augment_key(config, label), versioned, if_changed, keep)
 
@@ -223,10 +238,10 @@ def run(ctx, teacher_dir, max_tokens, versioned, if_changed, keep, **flags):
 @click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS), or a root of versioned runs (its LATEST run is read).")
 @click.option("--output", required=True, help="Where the labelled shards go (same layout).")
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`).")
-@click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens.")
+@teacher_options
 @version_options
 @click.pass_context
-def label(ctx, source, output, teacher_dir, max_tokens, versioned, if_changed, keep):
+def label(ctx, source, output, teacher_dir, max_tokens, quantize, versioned, if_changed, keep):
     """Label the shards of an `augment` output with the teacher's logits.
 
     The teacher loads once per worker process; rows are sorted by length and packed into
@@ -242,7 +257,7 @@ def label(ctx, source, output, teacher_dir, max_tokens, versioned, if_changed, k
     source = versioning.resolve(source)
     shard_files(source)  # refuses an unfinished output before its manifest is read
     check_teacher(teacher_dir, sinks.read_manifest(source).get("config", {}).get("labels"))
-    config = LabelConfig(teacher_dir, max_tokens)
+    config = LabelConfig(teacher_dir, max_tokens, quantize)
     execute(output, lambda out, then: run_pipeline(out, ctx.args, lambda p, token: build(p, source, out, config, token), then),
             lambda: versioning.label_key(source, config), versioned, if_changed, keep)
 

@@ -21,20 +21,24 @@ from pipeline.teacher import DEFAULT_MAX_TOKENS
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """Which teacher labels, and how big its padded batches may get."""
+    """Which teacher labels, how big its padded batches may get, and whether it runs quantised
+    (None: fp32; "int8": see `pipeline.teacher.quantize_int8`)."""
 
     teacher_dir: str
     max_tokens: int = DEFAULT_MAX_TOKENS
+    quantize: str | None = None
 
     def transform(self) -> beam.PTransform:
         from pipeline.labelling import LabelRows
 
-        return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens))
+        return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens, quantize=self.quantize))
 
     def to_manifest(self) -> dict:
         from pipeline.teacher import fingerprint
 
-        return {"dir": self.teacher_dir, "fingerprint": fingerprint(self.teacher_dir), "max_tokens": self.max_tokens}
+        # the fingerprint hashes the fp32 weights on disk; `quantize` says how they were run
+        return {"dir": self.teacher_dir, "fingerprint": fingerprint(self.teacher_dir), "max_tokens": self.max_tokens,
+                "quantize": self.quantize}
 
 
 class ReadShards(beam.DoFn):

@@ -25,10 +25,12 @@ class LabelRows(beam.DoFn):
     values (Python floats that hold float32 numbers exactly, so Parquet float32 is lossless).
     """
 
-    def __init__(self, teacher_dir: str, max_tokens: int = DEFAULT_MAX_TOKENS, num_threads: int | None = None):
+    def __init__(self, teacher_dir: str, max_tokens: int = DEFAULT_MAX_TOKENS, num_threads: int | None = None,
+                 quantize: str | None = None):
         self.teacher_dir = teacher_dir
         self.max_tokens = max_tokens
         self.num_threads = num_threads
+        self.quantize = quantize
         self._shared = Shared()
         self.rows = Metrics.counter("teacher", "rows_labelled")
         self.batches = Metrics.counter("teacher", "batches")
@@ -38,7 +40,9 @@ class LabelRows(beam.DoFn):
     def setup(self):
         # The handle is pickled with the DoFn, so every copy of this DoFn in a process finds the
         # same cached Teacher; holding the reference keeps it alive while the worker runs.
-        self.teacher = self._shared.acquire(lambda: Teacher.load(self.teacher_dir, self.max_tokens, self.num_threads))
+        self.teacher = self._shared.acquire(
+            lambda: Teacher.load(self.teacher_dir, self.max_tokens, self.num_threads, quantize=self.quantize)
+        )
 
     def process(self, element):
         key, rows = element

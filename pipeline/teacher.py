@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,38 @@ def length_batches(lengths: Sequence[int], max_tokens: int) -> list[np.ndarray]:
 #: Padded tokens per inference batch: 1024 ran 435 vs 367 sentences/s for 4096 on 2 CPU threads.
 DEFAULT_MAX_TOKENS = 1024
 
+#: `--quantize` choices: None (fp32) or int8 dynamic quantisation (see `quantize_int8`).
+QUANTIZE_CHOICES = ("int8",)
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with int8 weights in the encoder's Linear layers (torch dynamic quantisation, CPU).
+
+    Weights are quantised per output channel; activations are quantised per batch at run time
+    (fbgemm uses 7 bits for them), which is where the error comes from. Two kinds of layer stay
+    fp32 because, measured on the SST-2 teacher (2,000 train sentences), they carry most of it:
+    the first layer (raw embeddings, outlier dimensions) and every FFN output projection (its
+    input is the GELU output, heavy-tailed). Quantising everything agreed with fp32 on 98.1% of
+    argmaxes (max probability difference 0.70); this selection on 99.3% (0.22).
+    Embeddings and the classifier head stay fp32 too: they are a negligible share of the time.
+    """
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    keep_fp32 = re.compile(r"encoder\.layer\.0\.|encoder\.layer\.\d+\.output\.dense$")
+    spec = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.startswith(_encoder_prefix(model)) and not keep_fp32.search(name)}
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice; it still works in torch 2.13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
+
+
+def _encoder_prefix(model: torch.nn.Module) -> str:
+    """`bert.encoder.` for BERT; the base model's attribute name differs per architecture."""
+    return f"{model.base_model_prefix}.encoder."
+
 
 class Teacher:
     """A sequence classifier and its tokenizer, ready for batched inference.
@@ -83,8 +116,12 @@ class Teacher:
     Build one per process (`Teacher.load`): loading is the slow part, inference is stateless.
     """
 
-    def __init__(self, model, tokenizer, max_tokens: int = DEFAULT_MAX_TOKENS, max_length: int | None = None):
-        self.model = model.eval()
+    def __init__(self, model, tokenizer, max_tokens: int = DEFAULT_MAX_TOKENS, max_length: int | None = None,
+                 quantize: str | None = None):
+        if quantize not in (None, *QUANTIZE_CHOICES):
+            raise ValueError(f"quantize={quantize!r}: use one of {QUANTIZE_CHOICES} or None (fp32)")
+        self.quantize = quantize
+        self.model = (quantize_int8(model.eval()) if quantize == "int8" else model).eval()
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         # Truncate like the model was trained; never beyond its position table.
@@ -98,6 +135,8 @@ class Teacher:
 
         The thread count is process-wide in torch; the default is every CPU this process may use,
         which is right for one inference stream per process (Beam workers share one Teacher).
+        `quantize="int8"` trades a little agreement with the fp32 logits for speed (`quantize_int8`);
+        the fingerprint stays that of the fp32 weights on disk.
         """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

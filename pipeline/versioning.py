@@ -11,8 +11,8 @@ ROOT`) never sees a partial run, and a killed run leaves at most an unfinished d
 `--keep` prunes.
 
 The run key is what decides a run's rows (same key, same rows): the input fingerprint, the config,
-the labelling teacher's fingerprint and the schema version. `--if-changed` reads it back from the
-manifest of the run LATEST names, so it compares with what that run really used; the run
+the labelling teacher's fingerprint and quantisation, and the schema version. `--if-changed` reads it
+back from the manifest of the run LATEST names, so it compares with what that run really used; the run
 directory's suffix is a short hash of it.
 
 All I/O goes through Beam's `FileSystems`, so ROOT may be a local path or gs://.
@@ -40,39 +40,48 @@ LATEST_FILE = "LATEST"
 
 def manifest_key(manifest: dict) -> dict:
     """The run key of a finished run, from its manifest (a `label` run's input is its source's key)."""
-    teacher = (manifest.get("teacher") or {}).get("fingerprint")
+    teacher = manifest.get("teacher") or {}
+    teacher = {"teacher": teacher.get("fingerprint"), "teacher_quantize": teacher.get("quantize")}
     if manifest["kind"] == "label":
         source = manifest_key(manifest["source"]["manifest"])
-        return {"kind": "label", "schema_version": manifest["schema_version"], "source": source, "teacher": teacher}
+        return {"kind": "label", "schema_version": manifest["schema_version"], "source": source, **teacher}
     return {
         "kind": manifest["kind"],
         "schema_version": manifest["schema_version"],
         "input_fingerprint": manifest["input_fingerprint"],
         "config": manifest["config"],
-        "teacher": teacher,
+        **teacher,
     }
+
+
+def _teacher_key(label) -> dict:
+    """The teacher's part of a run key: the fp32 weights' fingerprint and how they were run
+    (quantised logits differ a little, so `--quantize` is a change like any config change).
+    Manifests written before `quantize` existed read as fp32 (None), so their key is unchanged."""
+    from pipeline.teacher import fingerprint
+
+    if label is None:
+        return {"teacher": None, "teacher_quantize": None}
+    return {"teacher": fingerprint(label.teacher_dir), "teacher_quantize": label.quantize}
 
 
 def augment_key(config, label=None) -> dict:
     """The run key `kdaug augment` (or, with `label`, `kdaug run`) would record for `config`."""
     from pipeline.job import input_fingerprint
-    from pipeline.teacher import fingerprint
 
     return _plain({
         "kind": "augment" if label is None else "run",
         "schema_version": schema.SCHEMA_VERSION,
         "input_fingerprint": input_fingerprint(config.inputs),
         "config": config.to_dict(),
-        "teacher": None if label is None else fingerprint(label.teacher_dir),
+        **_teacher_key(label),
     })
 
 
 def label_key(source: str, label) -> dict:
     """The run key `kdaug label` would record for the finished output `source`."""
-    from pipeline.teacher import fingerprint
-
     source_key = manifest_key(sinks.read_manifest(source))
-    return {"kind": "label", "schema_version": schema.SCHEMA_VERSION, "source": source_key, "teacher": fingerprint(label.teacher_dir)}
+    return {"kind": "label", "schema_version": schema.SCHEMA_VERSION, "source": source_key, **_teacher_key(label)}
 
 
 def key_hash(key: dict) -> str:
@@ -184,7 +193,7 @@ def compare(root: str, key: dict) -> tuple[bool, str]:
         return False, f"changed since {name}: {', '.join(differs)} differ"
     same = ["source run key"] if key["kind"] == "label" else [f"input fingerprint {key['input_fingerprint'][:12]}", "config"]
     if key.get("teacher"):
-        same.append(f"teacher fingerprint {key['teacher'][:12]}")
+        same.append(f"teacher fingerprint {key['teacher'][:12]} ({key['teacher_quantize'] or 'fp32'})")
     return True, f"unchanged since {name}: same {', '.join(same[:-1])} and {same[-1]}"
 
 

@@ -144,3 +144,20 @@ def test_train_teacher_tiny(tiny_dir, tmp_path):
     again = train_teacher(train, dev, TrainConfig(**{**cfg.__dict__, "output": str(tmp_path / "again")}), progress=False)
     assert again["accuracy"] == metrics["accuracy"]
     assert fingerprint(tmp_path / "again") == fingerprint(tmp_path / "out")
+
+
+def test_int8_teacher_labels_like_fp32(tiny_dir, teacher):
+    texts = ["a great film", "a dull , lifeless mess", "it 's fine", "truly awful acting and a waste of time"]
+    int8 = Teacher.load(tiny_dir, max_tokens=256, quantize="int8")
+    quantized = [n for n, m in int8.model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized")]
+    assert quantized and not any("layer.0." in n or n.endswith("layer.1.output.dense") for n in quantized)
+    logits = int8.logits(texts)
+    assert logits.shape == (4, 2) and logits.dtype == np.float32 and np.isfinite(logits).all()
+    reference = teacher.logits(texts)
+    assert not np.array_equal(logits, reference)  # really ran another model
+    error = np.abs(logits - reference).max()
+    assert error < 0.1
+    sure = np.abs(reference[:, 0] - reference[:, 1]) > 2 * error  # a random tiny head sits near the boundary
+    assert (logits.argmax(1) == reference.argmax(1))[sure].all()
+    with pytest.raises(ValueError, match="quantize='int4'"):
+        Teacher.load(tiny_dir, quantize="int4")
