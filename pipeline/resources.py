@@ -11,7 +11,9 @@ import functools
 import json
 import os
 import shutil
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,34 @@ def glove(limit: int) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(words), np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def data_dir() -> Path:
+    """kdaug's local data directory: `$KDAUG_DATA_DIR`, default ~/.cache/kdaug."""
+    return Path(os.environ.get("KDAUG_DATA_DIR", Path.home() / ".cache" / "kdaug"))
+
+
+def disk_cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """An array computed once per machine, not once per worker process: `compute()` is saved as
+    `data_dir()/cache/{name}-{key}.npy`. `key` must be a hash of everything the array depends on.
+
+    Written to a temporary file and renamed, so a reader never sees half a file and concurrent
+    workers at worst compute it twice; an unwritable directory only costs the computation.
+    """
+    path = data_dir() / "cache" / f"{name}-{key}.npy"
+    try:
+        return np.load(path)
+    except (FileNotFoundError, ValueError, OSError):
+        pass
+    array = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".partial", delete=False) as f:
+            np.save(f, array)
+        os.replace(f.name, path)
+    except OSError:
+        pass
+    return array
+
+
 WORDNET_SOURCE = Path(os.environ.get("KDAUG_WORDNET_SOURCE", "/usr/share/wordnet"))
 _WORDNET_FILES = ("data.", "index.", ".exc", "lexnames", "cntlist")
 # Debian's wordnet-base lacks `lexnames`, which nltk's reader needs: the 45 lexicographer files.
@@ -105,7 +135,7 @@ def wordnet_data_dir() -> Path:
     nltk's reader refuses symlinks to /usr/share/wordnet and wants `lexnames`, so the files are
     copied into `$KDAUG_DATA_DIR` (default ~/.cache/kdaug/nltk_data) once.
     """
-    root = Path(os.environ.get("KDAUG_DATA_DIR", Path.home() / ".cache" / "kdaug")) / "nltk_data"
+    root = data_dir() / "nltk_data"
     target = root / "corpora" / "wordnet"
     if (target / "lexnames").is_file():
         return root

@@ -6,6 +6,10 @@ changed: "He said, \"fine.\"" stays exactly that when no word is replaced.
 
 The augmentation degree counts *word* positions (tokens with a letter or digit), the unit both
 papers use; punctuation is never replaced and does not count.
+
+An edit counts what it changes as it makes it (`Words.changed`): the rows' measured `changed_frac`
+comes from the edit itself, so nothing is split again and no edit distance is computed
+(`changed_words`, the re-split measure, stays to check those counts in tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -13,40 +17,47 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"[\w'’-]+|[^\w\s]")
+# (gap, token): every non-space character belongs to a token, so gaps are whitespace only.
+_GAP_TOKEN = re.compile(r"(\s*)([\w'’-]+|[^\w\s])")
+_ALNUM = re.compile(r"[^\W_]")  # \w without the underscore: what str.isalnum accepts
 _ALPHA_WORD = re.compile(r"^[A-Za-z]+(?:[-'][A-Za-z]+)*$")
 
 
 @dataclass
 class Words:
-    """Tokens of one text, the whitespace before each, and the text's trailing whitespace."""
+    """Tokens of one text, the whitespace before each, the text's trailing whitespace, and how
+    many word positions the edits made to this copy changed."""
 
     tokens: list[str]
     gaps: list[str]
     tail: str = ""
+    changed: int = 0
 
     @classmethod
     def split(cls, text: str) -> "Words":
-        tokens, gaps, end = [], [], 0
-        for m in _TOKEN.finditer(text):
-            gaps.append(text[end : m.start()])
-            tokens.append(m.group())
-            end = m.end()
-        return cls(tokens, gaps, text[end:])
+        pairs = _GAP_TOKEN.findall(text)
+        stripped = text.rstrip()
+        return cls([t for _, t in pairs], [g for g, _ in pairs], text[len(stripped) :])
 
     def join(self) -> str:
-        return "".join(g + t for g, t in zip(self.gaps, self.tokens)) + self.tail
+        return "".join([g + t for g, t in zip(self.gaps, self.tokens)]) + self.tail
 
     def copy(self) -> "Words":
-        return Words(list(self.tokens), list(self.gaps), self.tail)
+        return Words(list(self.tokens), list(self.gaps), self.tail, self.changed)
 
     def word_positions(self) -> list[int]:
         """Indices of tokens that count as words (contain a letter or digit)."""
-        return [i for i, t in enumerate(self.tokens) if is_word(t)]
+        search = _ALNUM.search
+        return [i for i, t in enumerate(self.tokens) if search(t)]
 
 
 def is_word(token: str) -> bool:
-    return any(c.isalnum() for c in token)
+    return _ALNUM.search(token) is not None
+
+
+def word_count(phrase: str) -> int:
+    """Words in a replacement or an insertion (a synonym may be a phrase: "ice cream")."""
+    return len(phrase.split())
 
 
 def is_alpha_word(token: str) -> bool:

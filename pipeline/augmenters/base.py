@@ -3,8 +3,10 @@
 An augmenter turns a chunk of original examples into augmented rows for one (degree, copy).
 The degree p is the fraction of a text's word positions to change: round(p·n) positions, at least
 one, drawn among the positions the method can change ("eligible"); when a text has fewer eligible
-positions, all of them change. Each row records `changed_frac`, measured by comparing the output
-words with the input words, never the intended value.
+positions, all of them change. Each row records `changed_frac`, measured, never the intended value:
+the word positions the edits actually changed (`Words.changed`, counted by each edit as it is
+made: a replaced word 1, an inserted or deleted word 1, a multi-word synonym its extra words, a
+swap the positions that end up different) over the input's words.
 
 Most methods edit one text at a time and only implement `augment_words`; methods that need the
 whole chunk (AugPro's partner, batched projections) override `augment_chunk`.
@@ -48,20 +50,29 @@ class Augmenter(ABC):
 
     @abstractmethod
     def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
-        """Return an edited copy of `words` with about `degree` of its word positions changed."""
+        """Return an edited copy of `words` with about `degree` of its word positions changed,
+        its `changed` raised by the word positions the edits changed."""
 
     def augment_chunk(self, examples: list[dict], degree: float, copy: int) -> list[dict]:
         """Augmented rows for every example of a chunk (same order), for one degree and copy."""
         rows = []
         for ex in examples:
             rng = row_rng(self.options.seed, ex["source_id"], self.name, degree, copy)
-            new_a = self.augment_words(Words.split(ex["text_a"]), degree, rng)
-            new_b = None if ex["text_b"] is None else self.augment_words(Words.split(ex["text_b"]), degree, rng)
-            rows.append(self.make_row(ex, degree, copy, new_a.join(), None if new_b is None else new_b.join()))
+            changed, total, texts = 0, 0, []
+            for text in (ex["text_a"], ex["text_b"]):
+                if text is None:
+                    texts.append(None)
+                    continue
+                words = Words.split(text)
+                new = self.augment_words(words, degree, rng)
+                changed, total = changed + new.changed, total + len(words.word_positions())
+                texts.append(new.join())
+            frac = min(1.0, changed / total) if total else 0.0
+            rows.append(self.make_row(ex, degree, copy, texts[0], texts[1], changed_frac=frac))
         return rows
 
     def make_row(self, ex: dict, degree: float, copy: int, text_a: str, text_b: str | None, **extra) -> dict:
-        """An output row with its stable id and the measured fraction of changed words."""
+        """An output row with its stable id and the measured `changed_frac` (in `extra`)."""
         return augmented_row(self.options.seed, self.name, ex, degree, copy, text_a, text_b, **extra)
 
 
@@ -74,14 +85,12 @@ def augmented_row(
     text_a: str,
     text_b: str | None,
     *,
-    changed_frac: float | None = None,
+    changed_frac: float,
     partner_id: str | None = None,
     mix_lambda: float | None = None,
 ) -> dict:
-    """An output row. `changed_frac` defaults to the measured fraction of changed words; a method
-    that edits other units (word pieces) passes its own measurement instead."""
-    if changed_frac is None:
-        changed_frac = word_change_fraction((ex["text_a"], text_a), (ex["text_b"], text_b))
+    """An output row. `changed_frac` is the method's measurement: changed words over words, or
+    for methods that edit other units (word pieces) their own count."""
     return {
         "id": row_id(seed, ex["source_id"], method, degree, copy),
         "source_id": ex["source_id"],
@@ -97,7 +106,9 @@ def augmented_row(
 
 
 def word_change_fraction(*pairs: tuple[str | None, str | None]) -> float:
-    """Changed word positions over all (before, after) texts / words before, capped at 1."""
+    """Changed word positions over all (before, after) texts / words before, capped at 1, by
+    splitting both texts again and comparing them: how tests check the edits' own counts, and how
+    the benchmark measures tools that do not count their edits."""
     changed, total = 0, 0
     for before, after in pairs:
         if before is None:
@@ -110,7 +121,7 @@ def word_change_fraction(*pairs: tuple[str | None, str | None]) -> float:
 
 def original_row(seed: int, ex: dict) -> dict:
     """The unchanged example as a shard row (method `original`, degree 0, copy 0)."""
-    return augmented_row(seed, ORIGINAL, ex, 0.0, 0, ex["text_a"], ex["text_b"])
+    return augmented_row(seed, ORIGINAL, ex, 0.0, 0, ex["text_a"], ex["text_b"], changed_frac=0.0)
 
 
 ORIGINAL = "original"

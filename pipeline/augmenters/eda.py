@@ -17,7 +17,7 @@ import random
 from pipeline import resources
 from pipeline.augmenters.base import Augmenter, register
 from pipeline.augmenters.synonym import synonyms
-from pipeline.words import Words, is_alpha_word, target_count
+from pipeline.words import Words, is_alpha_word, target_count, word_count
 
 
 @register
@@ -60,6 +60,7 @@ def random_insertion(words: Words, k: int, rng: random.Random) -> Words | None:
         after = rng.choice(out.word_positions())
         out.tokens.insert(after + 1, new)
         out.gaps.insert(after + 1, " ")
+        out.changed += word_count(new)
     return out
 
 
@@ -78,6 +79,7 @@ def random_swap(words: Words, k: int, rng: random.Random) -> Words:
             break
         j = rng.choice(others)
         out.tokens[i], out.tokens[j] = out.tokens[j], out.tokens[i]
+    out.changed += sum(out.tokens[i].lower() != words.tokens[i].lower() for i in positions)  # a swap may undo one
     return out
 
 
@@ -94,4 +96,5 @@ def random_deletion(words: Words, k: int, rng: random.Random) -> Words:
         if i + 1 < len(out.tokens):
             out.gaps[i + 1] = min(out.gaps[i + 1], out.gaps[i], key=len)
         del out.tokens[i], out.gaps[i]
+        out.changed += 1
     return out

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pipeline import resources
 from pipeline.augmenters.base import Augmenter, register
-from pipeline.words import Words, is_alpha_word, match_case, target_count
+from pipeline.words import Words, is_alpha_word, match_case, target_count, word_count
 
 
 class WordReplacer(Augmenter):
@@ -28,7 +28,11 @@ class WordReplacer(Augmenter):
         out = words.copy()
         for i in rng.sample(eligible, min(want, len(eligible))):
             token = words.tokens[i]
-            out.tokens[i] = match_case(token, self.pick(token.lower(), rng))
+            word = token.lower()
+            new = self.pick(word, rng)
+            out.tokens[i] = match_case(token, new)
+            # A replacement never is the word; a phrase may hold it ("cream" → "ice cream": one insertion).
+            out.changed += word_count(new) - (word in new.split())
         return out
 
     def pick(self, word: str, rng: random.Random) -> str:
