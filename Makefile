@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TMPDIR := $(CURDIR)/.cache/tmp
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-slow bench clean
 
 setup: $(STAMP) /usr/share/wordnet/data.noun
 
@@ -37,6 +37,17 @@ test: setup
 test-slow: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m pytest -q -m slow
+
+# `make bench [TEACHER=dir]`: the augmentation comparison always; the teacher benches need a fine-tuned teacher.
+bench: setup
+	@mkdir -p $(TMPDIR)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.bench_augment
+ifdef TEACHER
+	$(BIN)/python bench/bench_teacher.py --teacher $(TEACHER) --rows 2000 --threads 2
+else
+	@echo "skipping bench_teacher and bench_label_stage: pass TEACHER=dir (a kdaug teacher train output)"
+endif
 
 clean:
 	rm -rf $(VENV) .cache out
