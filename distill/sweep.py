@@ -222,6 +222,9 @@ def _plot(lines: dict, path: Path, teacher: dict | None) -> None:
     for row, c in enumerate(copies):
         for col, size in enumerate(sizes):
             ax = axes[row][col]
+            if not any(k[0] == size and k[1] == c for k in lines):  # a grid with copies 1,16 for one size only
+                ax.set_visible(False)
+                continue
             if teacher:
                 ax.axhline(100 * teacher["accuracy"], color="gray", linestyle=":", label="teacher")
             ax.set_xticks(sorted({d for by_degree in lines.values() for d in by_degree}))

@@ -151,13 +151,13 @@ def test_int8_teacher_labels_like_fp32(tiny_dir, teacher):
     int8 = Teacher.load(tiny_dir, max_tokens=256, quantize="int8")
     quantized = [n for n, m in int8.model.named_modules() if type(m).__module__.startswith("torch.ao.nn.quantized")]
     assert quantized and not any("layer.0." in n or n.endswith("layer.1.output.dense") for n in quantized)
-    logits = int8.logits(texts)
-    assert logits.shape == (4, 2) and logits.dtype == np.float32 and np.isfinite(logits).all()
-    reference = teacher.logits(texts)
+    logits, reference = int8.logits(texts), teacher.logits(texts)
+    assert logits.shape == reference.shape and logits.dtype == np.float32 and np.isfinite(logits).all()
     assert not np.array_equal(logits, reference)  # really ran another model
     error = np.abs(logits - reference).max()
     assert error < 0.1
-    sure = np.abs(reference[:, 0] - reference[:, 1]) > 2 * error  # a random tiny head sits near the boundary
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    sure = top2[:, 1] - top2[:, 0] > 2 * error  # a random tiny head sits near the boundary
     assert (logits.argmax(1) == reference.argmax(1))[sure].all()
     with pytest.raises(ValueError, match="quantize='int4'"):
         Teacher.load(tiny_dir, quantize="int4")
