@@ -38,7 +38,8 @@ test-slow: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m pytest -q -m slow
 
-# `make bench [TEACHER=dir]`: the augmentation comparison always; the teacher benches need a fine-tuned teacher.
+# `make bench [TEACHER=dir]`: the augmentation comparison always, the teacher bench with a fine-tuned teacher.
+# bench_label_stage and bench_quantized take an augment output / teacher: see BENCHMARKS.md for their commands.
 bench: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/pip install -q -e '.[bench]'
@@ -46,7 +47,7 @@ bench: setup
 ifdef TEACHER
 	$(BIN)/python bench/bench_teacher.py --teacher $(TEACHER) --rows 2000 --threads 2
 else
-	@echo "skipping bench_teacher and bench_label_stage: pass TEACHER=dir (a kdaug teacher train output)"
+	@echo "skipping bench_teacher: pass TEACHER=dir (a kdaug teacher train output)"
 endif
 
 clean:
