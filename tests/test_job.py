@@ -130,3 +130,13 @@ def test_consumers_read_the_output(sst2_file, tmp_path):
         "group by all order by all"
     ).fetchall()
     assert counts == [("original", "0.00", 24), ("random", "0.10", 48), ("random", "0.50", 48)]
+
+    pl = pytest.importorskip("polars")
+    frame = pl.read_parquet(f"{out}/method=*/*/*.parquet", hive_partitioning=True)
+    counts = frame.group_by("method", "degree").len().sort("method", "degree").rows()
+    assert counts == [("original", 0.0, 24), ("random", 0.1, 48), ("random", 0.5, 48)]  # polars infers degree
+
+    datasets = pytest.importorskip("datasets")
+    shards = f"{out}/method=*/*/*.parquet"  # not data_dir: it would also read _SUCCESS and the manifest
+    hf = datasets.load_dataset("parquet", data_files=shards, split="train", cache_dir=str(tmp_path / "hf"))
+    assert hf.num_rows == 24 * 5 and {"text_a", "teacher_logits", "changed_frac"} <= set(hf.column_names)
