@@ -6,7 +6,7 @@ Same input (the first `--rows` rows of SST-2 train), same degrees, same resource
   50d vectors: kdaug's `glove_vocab` most frequent words, written to a temporary file in word2vec
   text format and read by gensim as nlpaug does;
 - kdaug `synonym` vs nlpaug `SynonymAug` (WordNet) vs EDA's synonym replacement, all on the same
-  WordNet 3.0 (Debian's files through `pipeline.resources`).
+  WordNet 3.0 (Debian's files; kdaug and EDA through `pipeline.wordnet`, nlpaug through nltk).
 
 nlpaug's `SynonymAug` POS-tags with nltk's perceptron tagger, whose model is a download; here its
 tagger returns no tag, which nlpaug treats as "any part of speech" (what kdaug and EDA do). That
@@ -48,6 +48,7 @@ from pipeline.augmenters import AugmentOptions, create
 from pipeline.augmenters.base import word_change_fraction
 from pipeline.augmenters.synonym import STOP_WORDS
 from pipeline.report import table
+from pipeline.wordnet import nltk_data_dir
 from pipeline.words import Words, only_words
 
 SST2 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sst2", "train.tsv")
@@ -98,7 +99,7 @@ def nlpaug_synonym_tool() -> Tool:
     import nltk
     from nlpaug.model.word_dict import WordNet
 
-    root = str(resources.wordnet_data_dir())
+    root = str(nltk_data_dir(resources.WORDNET_SOURCE, resources.data_dir()))
     if root not in nltk.data.path:
         nltk.data.path.append(root)
     WordNet.pos_tag = classmethod(lambda cls, tokens: [(t, "") for t in tokens])  # see the module docstring
@@ -132,10 +133,9 @@ def eda_only_chars(line: str) -> str:
 def eda_synonyms(wordnet, word: str) -> list[str]:
     """EDA's `get_synonyms` (a set, as in the reference, so its order is the set's)."""
     found = set()
-    for synset in wordnet.synsets(word):
-        for lemma in synset.lemmas():
-            synonym = lemma.name().replace("_", " ").replace("-", " ").lower()
-            found.add("".join(c for c in synonym if c in " qwertyuiopasdfghjklzxcvbnm"))
+    for name in wordnet.lemma_names(word):  # = [l.name() for s in wn.synsets(word) for l in s.lemmas()]
+        synonym = name.replace("_", " ").replace("-", " ").lower()
+        found.add("".join(c for c in synonym if c in " qwertyuiopasdfghjklzxcvbnm"))
     found.discard(word)
     return list(found)
 

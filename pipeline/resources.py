@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -116,63 +115,16 @@ def disk_cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.nd
 
 
 WORDNET_SOURCE = Path(os.environ.get("KDAUG_WORDNET_SOURCE", "/usr/share/wordnet"))
-_WORDNET_FILES = ("data.", "index.", ".exc", "lexnames", "cntlist")
-# Debian's wordnet-base lacks `lexnames`, which nltk's reader needs: the 45 lexicographer files.
-_LEXNAMES = (
-    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
-    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
-    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
-    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body verb.change "
-    "verb.cognition verb.communication verb.competition verb.consumption verb.contact verb.creation "
-    "verb.emotion verb.motion verb.perception verb.possession verb.social verb.stative verb.weather adj.ppl"
-).split()
-_LEXNAME_POS = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 
 
-def wordnet_data_dir() -> Path:
-    """An nltk data directory holding WordNet 3.0, made from Debian's files on first use.
+@once
+def wordnet():
+    """WordNet 3.0 from Debian's dict files (`pipeline.wordnet`, no nltk at run time)."""
+    from pipeline.wordnet import WordNet
 
-    nltk's reader refuses symlinks to /usr/share/wordnet and wants `lexnames`, so the files are
-    copied into `$KDAUG_DATA_DIR` (default ~/.cache/kdaug/nltk_data) once.
-    """
-    root = data_dir() / "nltk_data"
-    target = root / "corpora" / "wordnet"
-    if (target / "lexnames").is_file():
-        return root
     if not (WORDNET_SOURCE / "data.noun").is_file():
         raise FileNotFoundError(
             f"WordNet not found in {WORDNET_SOURCE}: install Debian's wordnet-base and wordnet-sense-index "
             "(`make setup` does), or set KDAUG_WORDNET_SOURCE to a WordNet 3.0 dict directory"
         )
-    partial = target.with_name(f"wordnet.partial-{os.getpid()}")
-    partial.mkdir(parents=True, exist_ok=True)
-    for src in WORDNET_SOURCE.iterdir():
-        if src.is_file() and any(key in src.name for key in _WORDNET_FILES):
-            shutil.copyfile(src, partial / src.name)
-    lines = [f"{i:02d}\t{name}\t{_LEXNAME_POS[name.split('.')[0]]}" for i, name in enumerate(_LEXNAMES)]
-    (partial / "lexnames").write_text("\n".join(lines) + "\n")
-    try:
-        partial.rename(target)
-    except OSError:  # another process finished first
-        shutil.rmtree(partial, ignore_errors=True)
-    return root
-
-
-@once
-def wordnet():
-    """nltk's WordNet 3.0 reader over the local copy.
-
-    The reader's constructor spends ~40% of its load time in `map_wn`, a sense map only the
-    multilingual (OMW) functions use; kdaug never calls them, so that step is skipped.
-    """
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class EnglishWordNet(WordNetCorpusReader):
-        def map_wn(self, version="wordnet"):
-            return None
-
-    root = str(wordnet_data_dir())
-    if root not in nltk.data.path:  # nltk only reads corpora under its data path
-        nltk.data.path.append(root)
-    return EnglishWordNet(str(Path(root, "corpora", "wordnet")), None)
+    return WordNet(WORDNET_SOURCE)

@@ -35,9 +35,7 @@ def rows_of(augmenter, examples: list[dict]) -> list[list]:  # its source also r
 
 _OTHER_PROCESS = inspect.getsource(rows_of) + """
 import json, sys
-from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from pipeline.augmenters import AugmentOptions, create
-WordNetCorpusReader.map_wn = lambda self, version="wordnet": None  # OMW-only mapping: halves the load
 examples = json.loads(sys.argv[1])
 print(json.dumps({name: rows_of(create(name, AugmentOptions(seed=3)), examples) for name in ("synonym", "eda")}))
 """
@@ -46,7 +44,7 @@ print(json.dumps({name: rows_of(create(name, AugmentOptions(seed=3)), examples) 
 @pytest.fixture(scope="module", autouse=True)
 def other_process():
     """The determinism rows made by a second interpreter with another string-hash seed (so any
-    set-order dependence shows). Started first, so that its WordNet load overlaps this one's."""
+    set-order dependence shows). Started first, so that its start-up overlaps this one's."""
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     args = [sys.executable, "-c", _OTHER_PROCESS, json.dumps(DETERMINISM_EXAMPLES)]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -183,4 +183,3 @@ def test_worker_setup_loads_everything_offline(job, tmp_path):
     for partition, labelled in rows.items():
         assert len(labelled) == len(SENTENCES) * (1 if "original" in partition else COPIES), partition
         assert all(len(r["teacher_logits"]) == 2 for r in labelled)
-    assert (tmp_path / "kdaug-data" / "nltk_data" / "corpora" / "wordnet" / "lexnames").is_file()

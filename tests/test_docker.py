@@ -79,7 +79,7 @@ def test_image_matches_the_pins_and_runs_offline():
     assert f"python{beam_python.replace('.', '')}-template-launcher-base" in launcher
     for env in ("HF_HUB_OFFLINE=1", "KDAUG_DATA_DIR="):
         assert env in dockerfile
-    assert "resources.wordnet_data_dir()" in dockerfile  # WordNet copied at build time, not on workers
+    assert "r.wordnet();" in dockerfile  # the image's WordNet loads at build time, not first on a worker
 
 
 def copied(dockerfile: str) -> set[str]:

@@ -6,7 +6,6 @@ which words are eligible and what they may become.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 from pipeline import resources
@@ -26,21 +25,18 @@ STOP_WORDS = frozenset(
 )
 
 _CACHE: dict[str, tuple[str, ...]] = {}
-# nltk's reader reads synsets through one shared file handle per part of speech (seek, then
-# readline), so concurrent DoFn threads must not look up at the same time.
-_LOOKUP_LOCK = threading.Lock()
 
 
 def synonyms(word: str) -> tuple[str, ...]:
     """Synonym candidates of a lower-cased word, in WordNet order; none for a stop-word.
 
-    Cached per word: a WordNet lookup costs about a millisecond, and a corpus repeats its words.
-    The order is WordNet's (never a set's), so a seeded choice is the same in every process.
+    Cached per word, since a corpus repeats its words. The order is WordNet's (never a set's), so
+    a seeded choice is the same in every process. Concurrent DoFn threads may compute a word
+    twice; they store the same value.
     """
     found = _CACHE.get(word)
     if found is None:
-        with _LOOKUP_LOCK:
-            found = _CACHE[word] = () if word in STOP_WORDS else _wordnet_synonyms(word)
+        found = _CACHE[word] = () if word in STOP_WORDS else _wordnet_synonyms(word)
     return found
 
 
@@ -49,11 +45,10 @@ def _wordnet_synonyms(word: str) -> tuple[str, ...]:
     lower case), keeping only purely alphabetic words or phrases and never the word itself."""
     itself = word.replace("-", " ")
     found: dict[str, None] = {}  # an ordered set
-    for synset in resources.wordnet().synsets(word):
-        for lemma in synset.lemmas():
-            candidate = lemma.name().replace("_", " ").replace("-", " ").lower()
-            if candidate != itself and all(part.isascii() and part.isalpha() for part in candidate.split(" ")):
-                found[candidate] = None
+    for name in resources.wordnet().lemma_names(word):
+        candidate = name.replace("_", " ").replace("-", " ").lower()
+        if candidate != itself and all(part.isascii() and part.isalpha() for part in candidate.split(" ")):
+            found[candidate] = None
     return tuple(found)
 
 
