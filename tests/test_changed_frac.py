@@ -1,10 +1,12 @@
 """`changed_frac` is counted by the edits themselves (`Words.changed`); it must agree with the
 re-split measure (split input and output again, Hamming or word edit distance) on real rows."""
 
+import random
+
 import pytest
 
 from pipeline.augmenters import AugmentOptions, create
-from pipeline.augmenters.base import word_change_fraction
+from pipeline.augmenters.base import split_once, word_change_fraction
 
 TEXTS = [
     "it 's a charming and often affecting journey .",
@@ -31,3 +33,18 @@ def test_counted_changes_match_the_resplit_measure(method):
                 else:  # a multi-word synonym counts per slot; the edit distance may align its words
                     # with neighbours and find fewer: never more
                     assert row["changed_frac"] == pytest.approx(measured) or row["changed_frac"] > measured, (method, row)
+
+
+@pytest.mark.parametrize("method", ["knn", "synonym", "eda", "random"])
+def test_augment_words_never_edits_its_argument(method):
+    """The split of a text is shared by all its degrees and copies (`split_once`): an edit made in
+    place would leak into the next row."""
+    augmenter = create(method, AugmentOptions(glove_vocab=20_000))
+    augmenter.setup()
+    for text in TEXTS:
+        words = split_once(text)[0]
+        before = (list(words.tokens), list(words.gaps), words.tail, words.changed)
+        for degree in (0.1, 0.5, 1.0):
+            for seed in range(5):
+                augmenter.augment_words(words, degree, random.Random(seed))
+                assert (words.tokens, words.gaps, words.tail, words.changed) == before, (method, text)

@@ -14,6 +14,7 @@ whole chunk (AugPro's partner, batched projections) override `augment_chunk`.
 
 from __future__ import annotations
 
+import functools
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
@@ -51,7 +52,8 @@ class Augmenter(ABC):
     @abstractmethod
     def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
         """Return an edited copy of `words` with about `degree` of its word positions changed,
-        its `changed` raised by the word positions the edits changed."""
+        its `changed` raised by the word positions the edits changed. `words` itself must stay
+        as it is: it is shared by every degree and copy of the text (`split_once`)."""
 
     def augment_chunk(self, examples: list[dict], degree: float, copy: int) -> list[dict]:
         """Augmented rows for every example of a chunk (same order), for one degree and copy."""
@@ -63,9 +65,9 @@ class Augmenter(ABC):
                 if text is None:
                     texts.append(None)
                     continue
-                words = Words.split(text)
+                words, n_words = split_once(text)
                 new = self.augment_words(words, degree, rng)
-                changed, total = changed + new.changed, total + len(words.word_positions())
+                changed, total = changed + new.changed, total + n_words
                 texts.append(new.join())
             frac = min(1.0, changed / total) if total else 0.0
             rows.append(self.make_row(ex, degree, copy, texts[0], texts[1], changed_frac=frac))
@@ -103,6 +105,15 @@ def augmented_row(
         "mix_lambda": mix_lambda,
         "teacher_logits": None,
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def split_once(text: str) -> tuple[Words, int]:
+    """A text's words and word count, split once for all the methods, degrees and copies of its
+    chunk (a chunk's texts are met methods × degrees × copies times in a row). The `Words` is
+    shared, which is why `augment_words` edits a copy, never its argument."""
+    words = Words.split(text)
+    return words, len(words.word_positions())
 
 
 def word_change_fraction(*pairs: tuple[str | None, str | None]) -> float:

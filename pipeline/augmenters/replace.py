@@ -17,17 +17,37 @@ from pipeline.words import Words, is_alpha_word, match_case, target_count, word_
 class WordReplacer(Augmenter):
     """Replace round(p·n) of a text's n words, chosen among the words that have candidates."""
 
+    MEMO_LIMIT = 200_000  # distinct tokens remembered per augmenter before the memo starts over
+
+    def __init__(self, options):
+        super().__init__(options)
+        self._by_token: dict[str, Sequence[str]] = {}
+
     def candidates(self, word: str) -> Sequence[str]:
         """Replacement candidates for a lower-cased word, none when it is not eligible."""
         raise NotImplementedError
 
+    def token_candidates(self, token: str) -> Sequence[str]:
+        """`candidates` of a text token as written, none unless it is a plain alphabetic word.
+
+        Memoised per token: every degree and copy of a chunk asks about the same tokens, and the
+        checks behind an answer (a regex, lower-casing, a table look-up) cost more than the
+        replacement itself."""
+        found = self._by_token.get(token)
+        if found is None:
+            if len(self._by_token) >= self.MEMO_LIMIT:
+                self._by_token.clear()
+            found = self._by_token[token] = self.candidates(token.lower()) if is_alpha_word(token) else ()
+        return found
+
     def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
         positions = words.word_positions()
         want = target_count(degree, len(positions))
-        eligible = [i for i in positions if is_alpha_word(words.tokens[i]) and self.candidates(words.tokens[i].lower())]
+        tokens, eligible_token = words.tokens, self.token_candidates
+        eligible = [i for i in positions if eligible_token(tokens[i])]
         out = words.copy()
         for i in rng.sample(eligible, min(want, len(eligible))):
-            token = words.tokens[i]
+            token = tokens[i]
             word = token.lower()
             new = self.pick(word, rng)
             out.tokens[i] = match_case(token, new)
