@@ -81,8 +81,21 @@ class AugProMix(Augmenter):
 
     def mix_chunk(self, examples: list[dict], degree: float, copy: int) -> list[Mix]:
         """The word-piece result of every example of the chunk, with one projection call for all."""
-        if not examples:
+        mixes, vectors = self.mix_vectors(examples, degree, copy)
+        if not mixes:
             return []
+        projected = iter(projection.project(self.model_dir, vectors).tolist())
+        for mix in mixes:
+            for f, at in mix.chosen.items():
+                mix.pieces[f][1][at] = [next(projected) for _ in at]
+        return mixes
+
+    def mix_vectors(self, examples: list[dict], degree: float, copy: int) -> tuple[list[Mix], np.ndarray]:
+        """The chunk's mixes before projection (output pieces still the own ones) and the mixed
+        embeddings (m, d) of all their chosen positions, example by example and field by field:
+        the queries `mix_chunk` projects in one call."""
+        if not examples:
+            return [], np.empty((0, self.table.shape[1]))
         fields = [f for f in ("text_a", "text_b") if any(ex[f] is not None for ex in examples)]
         enc = {f: self._encode([ex[f] or "" for ex in examples]) for f in fields}  # a missing text: no pieces
         lengths = np.array([[len(enc[f][i][0]) for f in fields] for i in range(len(examples))])
@@ -98,11 +111,7 @@ class AugProMix(Augmenter):
                 mix.pieces[f] = (own, own.copy(), spans)
                 vectors.append(mix.lam * self.table[own[at]].astype(np.float64) + (1 - mix.lam) * self.table[other[at]])
             mixes.append(mix)
-        projected = iter(projection.project(self.model_dir, np.concatenate(vectors)).tolist())
-        for mix in mixes:
-            for f, at in mix.chosen.items():
-                mix.pieces[f][1][at] = [next(projected) for _ in at]
-        return mixes
+        return mixes, np.concatenate(vectors)
 
     def _encode(self, texts: list[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
         """Word-piece ids (no [CLS]/[SEP]) and their character spans, in one tokenizer call."""
