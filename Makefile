@@ -38,16 +38,24 @@ test-slow: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m pytest -q -m slow
 
-# `make bench [TEACHER=dir]`: the augmentation comparison always, the teacher bench with a fine-tuned teacher.
-# bench_label_stage and bench_quantized take an augment output / teacher: see BENCHMARKS.md for their commands.
+# `make bench [TEACHER=dir]`: the augmentation comparison (bench_augment) always; with a fine-tuned teacher
+# (TEACHER=dir, a `kdaug teacher train` output) also the teacher benches: Teacher.logits vs plain loops
+# (bench_teacher), the `kdaug label` stage with 1 and 2 workers vs the ceiling and a naive pipeline loop
+# (bench_label_stage, makes its own augment input), fp32 vs int8 (bench_quantized), the projection cost
+# (bench_projection) and `kdaug run` wall time and peak memory at 1k/4k/16k source rows (bench_scaling).
+# The teacher benches label SST-2 from ../shared/data and take long on 2 cores; each prints its own table.
 bench: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.bench_augment
 ifdef TEACHER
-	$(BIN)/python bench/bench_teacher.py --teacher $(TEACHER) --rows 2000 --threads 2
+	$(BIN)/python -m bench.bench_teacher --teacher $(TEACHER) --rows 2000 --threads 2
+	$(BIN)/python -m bench.bench_label_stage --teacher $(TEACHER) --rows 2000 --threads 2 --naive-rows 1000 --repeats 3
+	$(BIN)/python -m bench.bench_quantized --teacher $(TEACHER) --rows 2000 --threads 2 --repeats 3
+	$(BIN)/python -m bench.bench_projection --teacher $(TEACHER)
+	$(BIN)/python -m bench.bench_scaling --teacher $(TEACHER) --sizes 1000,4000,16000 --method knn
 else
-	@echo "skipping bench_teacher: pass TEACHER=dir (a kdaug teacher train output)"
+	@echo "skipping the teacher benches (bench_teacher, bench_label_stage, bench_quantized, bench_projection, bench_scaling): pass TEACHER=dir (a kdaug teacher train output)"
 endif
 
 clean:

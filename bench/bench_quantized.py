@@ -6,7 +6,7 @@ load change on a shared machine hits all of them alike; the table shows the medi
 int8 is scored against fp32 on every sentence: argmax agreement and the largest absolute
 difference of any class probability (softmax at T=1).
 
-    nice -n 10 python bench/bench_quantized.py --teacher /tmp/teachers/sst2 --rows 2000 --threads 2
+    nice -n 10 python -m bench.bench_quantized --teacher /tmp/teachers/sst2 --rows 2000 --threads 2
 """
 
 from __future__ import annotations
@@ -18,18 +18,10 @@ import click
 import numpy as np
 import torch
 
+from bench.bench_teacher import naive_pipeline
 from pipeline.sources import load_labelled
 from pipeline.teacher import Teacher
 from pipeline.teacher_train import TASKS
-
-
-def naive_pipeline(model_dir: str, threads: int):
-    """What a user writes without kdaug: the HF pipeline, one call per sentence."""
-    from transformers import pipeline
-
-    torch.set_num_threads(threads)
-    classify = pipeline("text-classification", model=model_dir, device=-1, top_k=None)
-    return lambda texts: [classify(t) for t in texts]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,11 +1,13 @@
 """Teacher labelling throughput: `Teacher.logits` vs plain torch loops over the same sentences.
 
 The ceiling is a hand-written loop with length-sorted batches of 64 (what a careful user would
-write); the naive loop batches 64 rows in input order, so every batch pads to its longest row.
-All three tokenise inside the timed region, use the same model and the same torch threads, and
-run interleaved for `--repeats` rounds; the best round counts (contention only ever adds time).
+write, `plain_loop`); the naive loop batches 64 rows in input order, so every batch pads to its
+longest row. All three tokenise inside the timed region, use the same model and the same torch
+threads, and run interleaved for `--repeats` rounds; the best round counts (contention only ever
+adds time). `naive_pipeline` (a `transformers.pipeline` call per sentence) is the baseline that
+bench_quantized and bench_label_stage compare with; it lives here, next to the ceiling.
 
-    python bench/bench_teacher.py --teacher /tmp/teachers/sst2 --rows 2000 --threads 1
+    python -m bench.bench_teacher --teacher /tmp/teachers/sst2 --rows 2000 --threads 1
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import numpy as np
 import torch
 
 from pipeline.resources import resolve_teacher_dir
-from pipeline.teacher import Teacher
 from pipeline.sources import load_labelled
+from pipeline.teacher import Teacher
 from pipeline.teacher_train import TASKS
 
 
@@ -33,6 +35,15 @@ def plain_loop(teacher: Teacher, texts: list[str], batch_size: int, sort: bool) 
                                   max_length=teacher.max_length, return_tensors="pt")
         out[idx] = teacher.model(**batch).logits.numpy()
     return out
+
+
+def naive_pipeline(model_dir: str, threads: int):
+    """What a user writes without kdaug: the HF pipeline, one call per sentence (`texts -> list`)."""
+    from transformers import pipeline
+
+    torch.set_num_threads(threads)
+    classify = pipeline("text-classification", model=model_dir, device=-1, top_k=None)
+    return lambda texts: [classify(t) for t in texts]
 
 
 @click.command()

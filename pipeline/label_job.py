@@ -21,17 +21,22 @@ from pipeline.teacher import DEFAULT_MAX_TOKENS
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """Which teacher labels, how big its padded batches may get, and whether it runs quantised
-    (None: fp32; "int8": see `pipeline.teacher.quantize_int8`)."""
+    """Which teacher labels, how big its padded batches may get, whether it runs quantised
+    (None: fp32; "int8": see `pipeline.teacher.quantize_int8`) and with how many torch threads
+    per worker process (None: every CPU the process may use, which oversubscribes the cores when
+    several worker processes share them: with N workers on C cores pass C // N). Threads change
+    the speed, not the model (at most float rounding in the last bits), so they are not part of
+    the manifest or the run key."""
 
     teacher_dir: str
     max_tokens: int = DEFAULT_MAX_TOKENS
     quantize: str | None = None
+    num_threads: int | None = None
 
     def transform(self) -> beam.PTransform:
         from pipeline.labelling import LabelRows
 
-        return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens, quantize=self.quantize))
+        return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens, self.num_threads, quantize=self.quantize))
 
     def to_manifest(self) -> dict:
         from pipeline.teacher import fingerprint
