@@ -76,8 +76,7 @@ def augment_options(fn):
         click.option("--glove-vocab", default=50_000, show_default=True, help="knn: the most frequent GloVe words that take part."),
         click.option("--mix-alpha", default=0.4, show_default=True, help="augpro-mix: lambda ~ Beta(alpha, alpha)."),
         click.option("--max-rows", type=int, default=None, help="Read only the first N data rows of each input file."),
-        click.option("--chunk-size", default=256, show_default=True, help="Examples per chunk (the unit of work travelling through Beam)."),
-        click.option("--num-shards", default=4, show_default=True, help="Parquet files per partition (at most)."),
+        click.option("--chunk-size", default=256, show_default=True, help="Examples per chunk: the unit of work travelling through Beam, and of output files (one Parquet file per chunk and partition, written as soon as it is made, so memory stays bounded by the chunk, not the corpus)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -167,7 +166,7 @@ def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
 
 
 def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt, methods,
-                   degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size, num_shards):
+                   degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size):
     """An AugmentConfig from the shared flags; bad flags become a usage error."""
     from pipeline.job import AugmentConfig
 
@@ -177,7 +176,7 @@ def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_fi
         task = sources.make_task(preset, text_field, text_b_field, label_field, label_values, fmt)
         paths = list(inputs) or [sources.packaged_input(task)]
         options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha)
-        config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, num_shards, max_rows)
+        config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, max_rows)
         config.validate()
     except (ValueError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from None

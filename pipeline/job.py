@@ -1,11 +1,14 @@
 """The augmentation job: read → augment × method × degree × copy → Parquet shards + manifest.
 
 Rows travel through Beam in chunks (lists of a few hundred rows), never one element per row:
-Beam's per-element overhead would otherwise dominate token-level augmentation.
+Beam's per-element overhead would otherwise dominate token-level augmentation. Each chunk's rows
+of each partition are written as one file right away (`sinks.WriteFile`): no GroupByKey holds the
+corpus, so memory stays bounded by the chunk size.
 
-Determinism: chunks are cut in file order, a chunk's shard is a hash of its key, every row draws
-its randomness from its own seeded stream and every shard file is sorted by row id, so the same
-input, config and seed give byte-identical rows whatever the runner and worker count.
+Determinism: chunks are cut in file order and named by (input file, chunk index), every row draws
+its randomness from its own seeded stream, every file is sorted by row id and the finaliser numbers
+a partition's files in chunk order, so the same input, config and seed give byte-identical files
+whatever the runner and worker count.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import schema, sinks, sources
 from pipeline.augmenters import ORIGINAL, AugmentOptions, create, original_row
-from pipeline.seeding import fingerprint
 
 
 @dataclass
@@ -39,7 +41,6 @@ class AugmentConfig:
     copies: int = 4
     options: AugmentOptions = field(default_factory=AugmentOptions)
     chunk_size: int = 256
-    num_shards: int = 4
     max_rows: int | None = None
 
     def validate(self) -> None:
@@ -49,8 +50,8 @@ class AugmentConfig:
             raise ValueError(f"degrees must be in (0, 1], got {self.degrees}")
         if len({schema.format_degree(d) for d in self.degrees}) != len(self.degrees):
             raise ValueError(f"degrees must differ in their first two decimals, got {self.degrees}")
-        if self.copies < 1 or self.chunk_size < 1 or self.num_shards < 1:
-            raise ValueError("copies, chunk size and shard count must be at least 1")
+        if self.copies < 1 or self.chunk_size < 1:
+            raise ValueError("copies and chunk size must be at least 1")
         stems = [sources.source_prefix(p) for p in self.inputs]
         if len(set(stems)) != len(stems):
             raise ValueError(f"input file names must differ (they prefix the source ids): {self.inputs}")
@@ -71,15 +72,21 @@ class AugmentConfig:
             "copies": self.copies,
             "options": self.options.to_dict(),
             "chunk_size": self.chunk_size,
-            "num_shards": self.num_shards,
             "max_rows": self.max_rows,
         }
 
 
-class ReadChunks(beam.DoFn):
-    """Read one input file; emit chunks ``((file stem, chunk index), examples)`` of valid examples,
-    dead letters and the file's counts."""
+def batch_key(prefix: str, index: int) -> str:
+    """The name of an input file's `index`-th batch (of examples or dead letters): it names the
+    batch's output files, and sorting by it puts them in input order."""
+    return f"{prefix}-{index:06d}"
 
+
+class ReadChunks(beam.DoFn):
+    """Read one input file; emit chunks ``(batch key, examples)`` of valid examples, dead letters
+    in batches of the same size, and the file's counts."""
+
+    CHUNKS = "chunks"
     DEAD_LETTERS = "dead_letters"
     STATS = "stats"
 
@@ -91,34 +98,39 @@ class ReadChunks(beam.DoFn):
     def process(self, path: str):
         with FileSystems.open(path) as f:
             data = f.read()
-        prefix, chunk, index, read, dead = sources.source_prefix(path), [], 0, 0, 0
+        prefix = sources.source_prefix(path)
+        pending = {self.CHUNKS: [], self.DEAD_LETTERS: []}  # the batch being filled, per output
+        counts = {self.CHUNKS: 0, self.DEAD_LETTERS: 0}  # rows per output so far
         for kind, item in sources.read_examples(path, data, self.task, self.max_rows):
-            read += 1
-            if kind == "dead_letter":
-                dead += 1
-                yield beam.pvalue.TaggedOutput(self.DEAD_LETTERS, ((schema.DEAD_LETTER_DIR, 0), [item]))
-                continue
-            chunk.append(item)
-            if len(chunk) == self.chunk_size:
-                yield (prefix, index), chunk
-                chunk, index = [], index + 1
-        if chunk:
-            yield (prefix, index), chunk
+            tag = self.DEAD_LETTERS if kind == "dead_letter" else self.CHUNKS
+            pending[tag].append(item)
+            counts[tag] += 1
+            if len(pending[tag]) == self.chunk_size:
+                yield self._batch(tag, batch_key(prefix, counts[tag] // self.chunk_size - 1), pending[tag])
+                pending[tag] = []
+        for tag, batch in pending.items():
+            if batch:
+                yield self._batch(tag, batch_key(prefix, (counts[tag] - 1) // self.chunk_size), batch)
+        read, dead = counts[self.CHUNKS] + counts[self.DEAD_LETTERS], counts[self.DEAD_LETTERS]
         self.read_counter.inc(read)
         self.dead_counter.inc(dead)
         yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": read, "dead_letters": dead})
 
+    def _batch(self, tag: str, key: str, batch: list):
+        if tag == self.CHUNKS:
+            return key, batch
+        return beam.pvalue.TaggedOutput(tag, ((schema.DEAD_LETTER_DIR, key), batch))
+
 
 class AugmentChunks(beam.DoFn):
-    """Turn a chunk of originals into row batches keyed by (partition, shard).
+    """Turn a chunk of originals into row batches keyed by (partition, the chunk's batch key).
 
     The augmenters load their resources in `setup`, once per DoFn instance; the loaders are
     memoised per process, so the instances of one worker share one copy.
     """
 
-    def __init__(self, methods: list[str], degrees: list[float], copies: int, options: AugmentOptions, num_shards: int):
-        self.methods, self.degrees, self.copies = methods, degrees, copies
-        self.options, self.num_shards = options, num_shards
+    def __init__(self, methods: list[str], degrees: list[float], copies: int, options: AugmentOptions):
+        self.methods, self.degrees, self.copies, self.options = methods, degrees, copies, options
 
     def setup(self):
         self.augmenters = [create(name, self.options) for name in self.methods]
@@ -126,13 +138,12 @@ class AugmentChunks(beam.DoFn):
             augmenter.setup()
 
     def process(self, element):
-        (prefix, index), examples = element
-        shard = (int(fingerprint(prefix), 16) + index) % self.num_shards  # consecutive chunks spread evenly
-        yield _counted((schema.partition_dir(ORIGINAL, 0.0), shard), [original_row(self.options.seed, ex) for ex in examples])
+        key, examples = element
+        yield _counted((schema.partition_dir(ORIGINAL, 0.0), key), [original_row(self.options.seed, ex) for ex in examples])
         for augmenter in self.augmenters:
             for degree in self.degrees:
                 rows = [row for copy in range(self.copies) for row in augmenter.augment_chunk(examples, degree, copy)]
-                yield _counted((schema.partition_dir(augmenter.name, degree), shard), rows)
+                yield _counted((schema.partition_dir(augmenter.name, degree), key), rows)
 
 
 def _counted(key, rows):
@@ -170,24 +181,25 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=
         pipeline
         | "Inputs" >> beam.Create(config.inputs)
         | "Read" >> beam.ParDo(ReadChunks(config.task, config.chunk_size, config.max_rows)).with_outputs(
-            ReadChunks.DEAD_LETTERS, ReadChunks.STATS, main="chunks"
+            ReadChunks.DEAD_LETTERS, ReadChunks.STATS, main=ReadChunks.CHUNKS
         )
     )
     rows = (
         read.chunks
         | "Spread" >> beam.Reshuffle()
         | "Augment" >> beam.ParDo(
-            AugmentChunks(config.methods, config.degrees, config.copies, config.options, config.num_shards)
+            AugmentChunks(config.methods, config.degrees, config.copies, config.options)
         )
     )
     if label is not None:
         rows = rows | "Label" >> label.transform()
+    # Each branch writes its own files and only their summaries meet: a Flatten of the rows
+    # themselves would make the DirectRunner buffer all of them (its stages exchange flattened
+    # PCollections through memory).
     files = (
-        (rows, read[ReadChunks.DEAD_LETTERS])
-        | "All" >> beam.Flatten()
-        | "Group" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(sinks.WriteShard(config.output, run_token))
-    )
+        rows | "Write" >> beam.ParDo(sinks.WriteFile(config.output, run_token)),
+        read[ReadChunks.DEAD_LETTERS] | "WriteDeadLetters" >> beam.ParDo(sinks.WriteFile(config.output, run_token)),
+    ) | "All" >> beam.Flatten()
     manifest = {
         "kind": "augment" if label is None else "run",
         "schema_version": schema.SCHEMA_VERSION,

@@ -47,7 +47,8 @@ class LabelConfig:
 
 
 class ReadShards(beam.DoFn):
-    """Read one shard file of a finished output as row batches keyed by (partition, shard)."""
+    """Read one shard file of a finished output as row batches keyed by (partition, batch key);
+    the key (source file name and batch index) names the batch's output file."""
 
     STATS = "stats"
 
@@ -56,11 +57,11 @@ class ReadShards(beam.DoFn):
 
     def process(self, path: str):
         partition = posixpath.relpath(posixpath.dirname(path), self.root)
-        shard = int(posixpath.basename(path).split("-")[1])
+        stem = posixpath.basename(path).removesuffix(".parquet")
         with FileSystems.open(path) as f:
             rows = pq.read_table(io.BytesIO(f.read()), schema=schema.SHARD_FILE_SCHEMA).to_pylist()
         for start in range(0, len(rows), self.batch_rows):
-            yield (partition, shard), rows[start : start + self.batch_rows]
+            yield (partition, f"{stem}-{start // self.batch_rows:06d}"), rows[start : start + self.batch_rows]
         yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": len(rows)})
 
 
@@ -82,8 +83,7 @@ def build(pipeline: beam.Pipeline, source: str, output: str, label: LabelConfig,
         read.rows
         | "Spread" >> beam.Reshuffle()
         | "Label" >> label.transform()
-        | "Group" >> beam.GroupByKey()
-        | "Write" >> beam.ParDo(sinks.WriteShard(output, run_token))
+        | "Write" >> beam.ParDo(sinks.WriteFile(output, run_token))
     )
     manifest = {
         "kind": "label",

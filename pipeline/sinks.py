@@ -1,10 +1,16 @@
-"""Write partitioned Parquet shards atomically, then the manifest and `_SUCCESS`.
+"""Write partitioned Parquet files atomically, then the manifest and `_SUCCESS`.
 
-Shards are first written under ``OUT/_temporary/`` with names derived from their key only, so a
-retried bundle overwrites its own file and never duplicates it. Once every shard is written, one
-finalising step (a singleton in the same pipeline, so it also runs on Dataflow templates) replaces
-the old partitions, renames the shards to ``part-i-of-n``, writes ``_manifest.json`` and finally
-``_SUCCESS``. A crashed run therefore never looks complete, and a re-run replaces, never appends.
+Every row batch (one input chunk's rows of one partition) becomes one file as soon as it is made:
+there is no grouping step before the sink, because a GroupByKey makes the DirectRunner hold every
+row of the corpus in memory (measured: 0.57 → 0.82 → 1.55 GB peak for 4k → 16k → 64k source rows),
+whereas writing batch by batch keeps memory bounded by the chunk size.
+
+Files are first written under ``OUT/_temporary/`` with names derived from their batch key only,
+so a retried bundle overwrites its own file and never duplicates it. Once every file is written,
+one finalising step (a singleton in the same pipeline, so it also runs on Dataflow templates)
+replaces the old partitions, renames the files to ``part-i-of-n`` in key order, writes
+``_manifest.json`` and finally ``_SUCCESS``. A crashed run therefore never looks complete, and a
+re-run replaces, never appends.
 
 All I/O goes through Beam's `FileSystems`, so OUT may be a local path or gs://.
 """
@@ -44,38 +50,37 @@ def _delete_tree(path: str) -> None:
         FileSystems.delete([path.rstrip("/") + "/"])
 
 
-def shard_table(rows: list[dict], file_schema: pa.Schema) -> pa.Table:
+def file_table(rows: list[dict], file_schema: pa.Schema) -> pa.Table:
     """Rows sorted by their stable key, as a table of the declared schema."""
     key = "id" if "id" in file_schema.names else "line"
     rows = sorted(rows, key=lambda r: (r.get("file", ""), r[key]))
     return pa.Table.from_pylist(rows, schema=file_schema)
 
 
-class WriteShard(beam.DoFn):
-    """Write one grouped shard ``((partition, shard), [row batches])`` to the temporary tree.
+class WriteFile(beam.DoFn):
+    """Write one row batch ``((partition, batch key), rows)`` as one file of the temporary tree.
 
-    Emits a small summary of the file (path, partition, rows, sum of `changed_frac`), which is all
-    the finaliser needs.
+    Emits a small summary of the file (path, partition, key, rows, sum of `changed_frac`), which
+    is all the finaliser needs.
     """
 
     def __init__(self, output: str, run_token: str):
         self.temp_root = posixpath.join(output, TEMP_DIR, run_token)
 
     def process(self, element):
-        (partition, shard), batches = element
-        rows = [row for batch in batches for row in batch]
+        (partition, key), rows = element
         dead = partition == schema.DEAD_LETTER_DIR
-        table = shard_table(rows, schema.DEAD_LETTER_SCHEMA if dead else schema.SHARD_FILE_SCHEMA)
+        table = file_table(rows, schema.DEAD_LETTER_SCHEMA if dead else schema.SHARD_FILE_SCHEMA)
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
-        path = posixpath.join(self.temp_root, partition, f"shard-{shard:05d}.parquet")
+        path = posixpath.join(self.temp_root, partition, f"{key}.parquet")
         _write_bytes(path, sink.getvalue())
         changed = 0.0 if dead else float(pa.compute.sum(table.column("changed_frac")).as_py() or 0.0)
-        yield {"partition": partition, "shard": shard, "path": path, "rows": table.num_rows, "changed_sum": changed}
+        yield {"partition": partition, "key": key, "path": path, "rows": table.num_rows, "changed_sum": changed}
 
 
 def finalize(files: list[dict], stats: list[dict], output: str, manifest: dict) -> dict:
-    """Move the written shards into place, write the manifest and then `_SUCCESS`; return the manifest.
+    """Move the written files into place, write the manifest and then `_SUCCESS`; return the manifest.
 
     Raises when the counts do not add up, before anything is marked complete: a job reading
     source files must write every row read as an original or a dead letter; a job reading shards
@@ -97,17 +102,17 @@ def finalize(files: list[dict], stats: list[dict], output: str, manifest: dict) 
 
     partitions = {}
     for partition in sorted(by_partition):
-        shards = sorted(by_partition[partition], key=lambda f: f["shard"])
+        written = sorted(by_partition[partition], key=lambda f: f["key"])
         final_dir = posixpath.join(output, partition)
         _delete_tree(final_dir)
         FileSystems.mkdirs(final_dir)
-        targets = [posixpath.join(final_dir, schema.shard_file_name(i, len(shards))) for i in range(len(shards))]
-        FileSystems.rename([f["path"] for f in shards], targets)
-        rows = sum(f["rows"] for f in shards)
+        targets = [posixpath.join(final_dir, schema.shard_file_name(i, len(written))) for i in range(len(written))]
+        FileSystems.rename([f["path"] for f in written], targets)
+        rows = sum(f["rows"] for f in written)
         partitions[partition] = {
             "rows": rows,
-            "files": len(shards),
-            "mean_changed_frac": (sum(f["changed_sum"] for f in shards) / rows) if rows else 0.0,
+            "files": len(written),
+            "mean_changed_frac": (sum(f["changed_sum"] for f in written) / rows) if rows else 0.0,
         }
     _remove_stale_partitions(output, set(partitions))
     _delete_tree(posixpath.join(output, TEMP_DIR))

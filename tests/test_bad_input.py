@@ -127,7 +127,7 @@ def test_dirty_file_through_the_job_counts_add_up(tmp_path):
         b"sentence\tlabel", b"a fine film\t1", b"\xff\xfe bad bytes\t0", b"word " * 30_000 + b"\t1", b"\t1",
         b"too\tmany\tcolumns", b"unknown label\t7", b"", b"another fine film\t0", b"\x00\t1",
     ]) + b"\n")
-    config = AugmentConfig([str(path)], str(tmp_path / "out"), TASK, ["random"], [0.5], copies=1, num_shards=1)
+    config = AugmentConfig([str(path)], str(tmp_path / "out"), TASK, ["random"], [0.5], copies=1)
     manifest = run_augment(config, [])
     counts = manifest["counts"]
     assert counts["rows_read"] == 9 == counts["originals"] + counts["dead_letters"] and counts["originals"] == 3

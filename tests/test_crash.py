@@ -31,7 +31,7 @@ def rows(path) -> list[tuple]:
 def augment_args(input_file, output, *flags):
     """Big enough that writing the shards takes a second or more (~17,000 rows in 48 files)."""
     return ["augment", "--task", "sst2", "--input", str(input_file), "--output", str(output), "--methods", "random",
-            "--degrees", "0.1,0.2,0.3,0.4,0.5", "--copies", "4", "--num-shards", "8", "--chunk-size", "100", *flags]
+            "--degrees", "0.1,0.2,0.3,0.4,0.5", "--copies", "4", "--chunk-size", "100", *flags]
 
 
 def invoke(args):

@@ -28,7 +28,7 @@ IMAGE = "us-docker.pkg.dev/kdaug-test/kdaug/worker:test"
 DATAFLOW = ["--runner", "DataflowRunner", "--project", "kdaug-test", "--region", "us-central1",
             "--temp_location", "gs://kdaug-test-bucket/tmp", "--sdk_container_image", IMAGE,
             "--job_name", "kdaug-graph-test", "--dry_run", "True"]
-STEPS = {"Inputs", "Read", "Spread", "Augment", "Label", "All", "Group", "Write", "AllStats", "AllFiles", "Finalize"}
+STEPS = {"Inputs", "Read", "Spread", "Augment", "Label", "All", "Write", "AllStats", "AllFiles", "Finalize"}
 DEGREES, COPIES = [0.1, 0.3], 2
 SENTENCES = ["a gorgeous , witty , seductive movie .", "the film is strictly routine and never finds a rhythm",
              "it 's a charming and often affecting journey .", "an ugly , pointless , stupid movie"]
@@ -59,7 +59,7 @@ chunks = [out for out in read.process(sys.argv[2]) if not isinstance(out, Tagged
 rows = {}
 for chunk in chunks:
     for batch in augment.process(chunk):
-        for (partition, shard), labelled in label.process(batch):
+        for (partition, _), labelled in label.process(batch):
             rows.setdefault(partition, []).extend(labelled)
 print(json.dumps({"attempts": attempts, "rows": rows}))
 """
@@ -101,7 +101,7 @@ def job(tmp_path_factory, tiny_teacher_dir):
     data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES)))
     options = AugmentOptions(seed=1, teacher_dir=tiny_teacher_dir, glove_vocab=5_000)
     config = AugmentConfig([str(data)], "gs://kdaug-test-bucket/out", sources.make_task("sst2"), sorted(REGISTRY),
-                           DEGREES, COPIES, options, chunk_size=3, num_shards=2)
+                           DEGREES, COPIES, options, chunk_size=3)
     config.validate()
     with pytest.MonkeyPatch.context() as monkeypatch:
         refuse_network(monkeypatch)

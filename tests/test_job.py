@@ -34,7 +34,7 @@ def sst2_file(tmp_path):
 def config(inputs, output, methods=("random",), degrees=(0.1, 0.5), **kw):
     kw.setdefault("options", AugmentOptions(seed=7))
     return AugmentConfig(list(inputs), str(output), sources.make_task("sst2"), list(methods), list(degrees),
-                         copies=2, chunk_size=5, num_shards=2, **kw)
+                         copies=2, chunk_size=5, **kw)
 
 
 def rows(output):
@@ -53,7 +53,10 @@ def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
     ]
     for part in out.glob("method=*/degree=*/*.parquet"):
         assert pq.read_schema(part).remove_metadata() == schema.SHARD_FILE_SCHEMA
-        assert part.name.endswith("-of-00002.parquet")
+        assert part.name.endswith("-of-00005.parquet")  # a file per chunk: 24 originals in chunks of 5
+    files = sorted((out / "method=original" / "degree=0.00").iterdir())
+    lines = [sorted(int(r["source_id"].rsplit("-", 1)[1]) for r in pq.read_table(f).to_pylist()) for f in files]
+    assert lines == [list(range(2 + 5 * i, min(26, 7 + 5 * i))) for i in range(5)]  # file i: chunk i (lines 2-25)
 
     counts = manifest["counts"]
     assert counts == {"rows_read": 27, "originals": 24, "dead_letters": 3,
