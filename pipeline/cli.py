@@ -87,6 +87,10 @@ def teacher_options(fn):
     """The flags `run` and `label` share for the labelling teacher's inference."""
     options = [
         click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens."),
+        click.option("--teacher-threads", type=click.IntRange(min=1), default=None,
+                     help="torch threads per worker process. Default: this machine's CPUs divided among the DirectRunner's "
+                          "worker processes (--direct_num_workers with multi_processing), else all of them. On Dataflow, "
+                          "which runs one SDK process per vCPU, pass 1."),
         click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default=None,
                      help="Run the teacher int8-quantised on CPU (torch dynamic quantisation of its encoder's Linear layers): "
                           "faster labelling, logits a little off fp32 (see BENCHMARKS.md for the measured speed-up, argmax "
@@ -130,6 +134,24 @@ def execute(output: str, run_fn, key_fn, versioned: bool, if_changed: bool, keep
             return
     click.echo(report.summary(manifest))
     click.echo("\n" + report.metrics(manifest["metrics"]))
+
+
+def threads_per_worker(requested: int | None, pipeline_args: list[str]) -> int | None:
+    """The teacher's torch threads per worker process: as requested, else the CPUs shared among the
+    DirectRunner's worker processes (each would otherwise take them all: 2 workers on 2 cores ran
+    4 threads), else None (every CPU of the process)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    if requested:
+        return requested
+    direct = PipelineOptions(pipeline_args).view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return None
+    from pipeline.teacher import default_num_threads
+
+    cpus = default_num_threads()
+    workers = direct.direct_num_workers or cpus  # 0: one per CPU
+    return max(1, cpus // workers)
 
 
 def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
@@ -215,7 +237,7 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
 @teacher_options
 @click.pass_context
-def run(ctx, teacher_dir, max_tokens, quantize, versioned, if_changed, keep, **flags):
+def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_changed, keep, **flags):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
 
     Same flags and outputs as `augment`, and every row (originals included) gets
@@ -228,7 +250,7 @@ def run(ctx, teacher_dir, max_tokens, quantize, versioned, if_changed, keep, **f
 
     config = augment_config(teacher_dir, **flags)
     check_teacher(teacher_dir, config.task.labels)
-    label = LabelConfig(teacher_dir, max_tokens, quantize)
+    label = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
     execute(config.output, lambda out, then: run_augment(replace(config, output=out), ctx.args, label, then),
             lambda: versioning.augment_key(config, label), versioned, if_changed, keep)
 
@@ -240,7 +262,7 @@ def run(ctx, teacher_dir, max_tokens, quantize, versioned, if_changed, keep, **f
 @teacher_options
 @version_options
 @click.pass_context
-def label(ctx, source, output, teacher_dir, max_tokens, quantize, versioned, if_changed, keep):
+def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_changed, keep):
     """Label the shards of an `augment` output with the teacher's logits.
 
     The teacher loads once per worker process; rows are sorted by length and packed into
@@ -256,7 +278,7 @@ def label(ctx, source, output, teacher_dir, max_tokens, quantize, versioned, if_
     source = versioning.resolve(source)
     shard_files(source)  # refuses an unfinished output before its manifest is read
     check_teacher(teacher_dir, sinks.read_manifest(source).get("config", {}).get("labels"))
-    config = LabelConfig(teacher_dir, max_tokens, quantize)
+    config = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
     execute(output, lambda out, then: run_pipeline(out, ctx.args, lambda p, token: build(p, source, out, config, token), then),
             lambda: versioning.label_key(source, config), versioned, if_changed, keep)
 

@@ -104,3 +104,16 @@ def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
     shutil.copytree(tiny_teacher_dir, saved)
     (saved / "vocab.txt").unlink()
     assert resources.teacher_vocab(str(saved)) == resources.teacher_vocab(tiny_teacher_dir)
+
+
+def test_teacher_threads_are_shared_among_direct_runner_worker_processes(monkeypatch):
+    from pipeline import teacher
+    from pipeline.cli import threads_per_worker
+
+    monkeypatch.setattr(teacher, "default_num_threads", lambda: 8)
+    multi = ["--direct_running_mode", "multi_processing", "--direct_num_workers"]
+    assert threads_per_worker(None, []) is None  # one process: torch takes every CPU
+    assert threads_per_worker(None, [*multi, "2"]) == 4
+    assert threads_per_worker(None, [*multi, "16"]) == 1
+    assert threads_per_worker(None, [*multi, "0"]) == 1  # 0: a worker per CPU
+    assert threads_per_worker(3, [*multi, "2"]) == 3  # --teacher-threads wins
