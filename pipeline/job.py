@@ -161,18 +161,6 @@ def input_fingerprint(paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("kdaug", "apache-beam", "torch", "transformers", "pyarrow", "faiss-cpu", "numpy"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
-
-
 def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=None):
     """Add the augment job to `pipeline`; with `label` (a `label_job.LabelConfig`) the teacher
     labels the row batches on their way to the sink (`kdaug run`). Returns the PCollection
@@ -206,7 +194,7 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=
         "config": config.to_dict(),
         "input_fingerprint": input_fingerprint(config.inputs),
         "teacher": None if label is None else label.to_manifest(),
-        "versions": versions(),
+        "versions": sinks.versions(),
         "run_token": run_token,
     }
     stats = read[ReadChunks.STATS] | "AllStats" >> beam.combiners.ToList()

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import schema, sinks
-from pipeline.job import versions
 from pipeline.teacher import DEFAULT_MAX_TOKENS
 
 
@@ -90,7 +89,7 @@ def build(pipeline: beam.Pipeline, source: str, output: str, label: LabelConfig,
         "schema_version": schema.SCHEMA_VERSION,
         "source": {"dir": source, "manifest": sinks.read_manifest(source)},
         "teacher": label.to_manifest(),
-        "versions": versions(),
+        "versions": sinks.versions(),
         "run_token": run_token,
     }
     stats = read[ReadShards.STATS] | "AllStats" >> beam.combiners.ToList()

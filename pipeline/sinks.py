@@ -148,3 +148,16 @@ def start_run(output: str) -> None:
 def read_manifest(output: str) -> dict:
     with FileSystems.open(posixpath.join(output, schema.MANIFEST_FILE)) as f:
         return json.loads(f.read())
+
+
+def versions() -> dict:
+    """Versions of the packages that decide a manifest's rows (recorded in it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("kdaug", "apache-beam", "torch", "transformers", "pyarrow", "faiss-cpu", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
