@@ -38,7 +38,8 @@ test-slow: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m pytest -q -m slow
 
-# `make bench [TEACHER=dir]`: the augmentation comparison (bench_augment) always; with a fine-tuned teacher
+# `make bench [TEACHER=dir]`: the augmentation comparison (bench_augment) and end-to-end `kdaug augment`
+# throughput (bench_scaling --stage augment) always; with a fine-tuned teacher
 # (TEACHER=dir, a `kdaug teacher train` output) also the teacher benches: Teacher.logits vs plain loops
 # (bench_teacher), the `kdaug label` stage with 1 and 2 workers vs the ceiling and a naive pipeline loop
 # (bench_label_stage, makes its own augment input), fp32 vs int8 (bench_quantized), the projection cost
@@ -48,12 +49,13 @@ bench: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.bench_augment
+	$(BIN)/python -m bench.bench_scaling --stage augment --sizes 10000 --methods knn,synonym,eda,random --repeats 3
 ifdef TEACHER
 	$(BIN)/python -m bench.bench_teacher --teacher $(TEACHER) --rows 2000 --threads 2
 	$(BIN)/python -m bench.bench_label_stage --teacher $(TEACHER) --rows 2000 --threads 2 --naive-rows 1000 --repeats 3
 	$(BIN)/python -m bench.bench_quantized --teacher $(TEACHER) --rows 2000 --threads 2 --repeats 3
 	$(BIN)/python -m bench.bench_projection --teacher $(TEACHER)
-	$(BIN)/python -m bench.bench_scaling --teacher $(TEACHER) --sizes 1000,4000,16000 --method knn
+	$(BIN)/python -m bench.bench_scaling --teacher $(TEACHER) --sizes 1000,4000,16000 --methods knn
 else
 	@echo "skipping the teacher benches (bench_teacher, bench_label_stage, bench_quantized, bench_projection, bench_scaling): pass TEACHER=dir (a kdaug teacher train output)"
 endif
