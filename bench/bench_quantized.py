@@ -61,6 +61,13 @@ def main(teacher_dir, rows, threads, repeats):
     click.echo(f"int8 vs fp32: argmax agreement {agree:.2%} ({int((reference.argmax(1) != quantised.argmax(1)).sum())} "
                f"of {rows} differ), max |Δp| {diff.max():.3f}, mean |Δp| {diff.mean():.4f}, "
                f"logits dtype {quantised.dtype}")
+    flipped = reference.argmax(1) != quantised.argmax(1)
+    top2 = np.sort(softmax(reference), axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]  # fp32's top-1 minus top-2 probability
+    if flipped.any():
+        click.echo(f"fp32's top-2 probability margin on the differing rows: at most {margin[flipped].max():.3f} "
+                   f"(median over all rows {np.median(margin):.3f}); agreement where fp32's margin is ≥ 0.2: "
+                   f"{float((~flipped[margin >= 0.2]).mean()):.2%} of {int((margin >= 0.2).sum())} rows")
 
 
 if __name__ == "__main__":
