@@ -15,7 +15,7 @@ comes from the edit itself, so nothing is split again and no edit distance is co
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # (gap, token): every non-space character belongs to a token, so gaps are whitespace only.
 _GAP_TOKEN = re.compile(r"(\s*)([\w'’-]+|[^\w\s])")
@@ -26,12 +26,15 @@ _ALPHA_WORD = re.compile(r"^[A-Za-z]+(?:[-'][A-Za-z]+)*$")
 @dataclass
 class Words:
     """Tokens of one text, the whitespace before each, the text's trailing whitespace, and how
-    many word positions the edits made to this copy changed."""
+    many word positions the edits made to this copy changed. `positions` caches `word_positions`
+    on a split that is shared and never edited (`pipeline.augmenters.base.split_once`); copies
+    leave it unset, since their edits may move words."""
 
     tokens: list[str]
     gaps: list[str]
     tail: str = ""
     changed: int = 0
+    positions: tuple[int, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def split(cls, text: str) -> "Words":
@@ -45,8 +48,10 @@ class Words:
     def copy(self) -> "Words":
         return Words(list(self.tokens), list(self.gaps), self.tail, self.changed)
 
-    def word_positions(self) -> list[int]:
+    def word_positions(self) -> tuple[int, ...] | list[int]:
         """Indices of tokens that count as words (contain a letter or digit)."""
+        if self.positions is not None:
+            return self.positions
         search = _ALNUM.search
         return [i for i, t in enumerate(self.tokens) if search(t)]
 

@@ -113,7 +113,8 @@ def split_once(text: str) -> tuple[Words, int]:
     chunk (a chunk's texts are met methods × degrees × copies times in a row). The `Words` is
     shared, which is why `augment_words` edits a copy, never its argument."""
     words = Words.split(text)
-    return words, len(words.word_positions())
+    words.positions = tuple(words.word_positions())
+    return words, len(words.positions)
 
 
 def word_change_fraction(*pairs: tuple[str | None, str | None]) -> float:
