@@ -33,7 +33,27 @@ def _names(ctx, param, value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StageGroup(click.Group):
+    """The `kdaug` group. The teacher and distill stages own their commands, imported when one of
+    them is used (or listed by --help): their modules import torch and transformers, seconds that
+    `kdaug augment` need not pay."""
+
+    STAGE_COMMANDS = {"teacher": "pipeline.teacher_cli:teacher", "distill": "distill.cli:distill_command",
+                      "evaluate": "distill.cli:evaluate_command", "sweep": "distill.cli:sweep_command"}
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *self.STAGE_COMMANDS])
+
+    def get_command(self, ctx, name):
+        if name not in self.STAGE_COMMANDS:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attr = self.STAGE_COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=StageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kdaug")
 def main():
     """kdaug: augmented corpora for knowledge distillation (KD) of text classifiers.
@@ -291,16 +311,6 @@ def inspect_cmd(output, samples):
     click.echo(report.inspect(output, samples))
 
 
-def _attach_stage_commands():
-    """The teacher and distill stages own their commands; the `kdaug` group gathers them."""
-    from distill.cli import distill_command, evaluate_command, sweep_command
-    from pipeline.teacher_cli import teacher
-
-    for command in (teacher, distill_command, evaluate_command, sweep_command):
-        main.add_command(command)
-
-
-_attach_stage_commands()
 
 if __name__ == "__main__":
     main()

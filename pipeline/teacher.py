@@ -8,6 +8,9 @@ augmented corpora mix 5-token phrases with 60-token sentences. Sorting by token 
 filling each batch up to a *token budget* (not a row count; 1024 padded tokens ran
 435 vs 367 sentences/s for 4096 on 2 CPU threads: smaller activations stay in cache) keeps padding near zero and lets
 short rows go in large batches, while the budget bounds the activation memory of the widest batch.
+
+torch is imported where it is first needed, not with the module: the CLI reads this module's
+settings for every command, and `kdaug augment` should not pay torch's import (~1.5 s).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 #: Files whose bytes define what a teacher computes (weights and tokenizer). Whichever exist count.
 _FINGERPRINT_FILES = (
@@ -81,7 +83,7 @@ DEFAULT_MAX_TOKENS = 1024
 QUANTIZE_CHOICES = ("int8",)
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+def quantize_int8(model: "torch.nn.Module") -> "torch.nn.Module":
     """The model with int8 weights in the encoder's Linear layers (torch dynamic quantisation, CPU).
 
     Weights are quantised per output channel; activations are quantised per batch at run time
@@ -94,6 +96,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """
     import warnings
 
+    import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     keep_fp32 = re.compile(r"encoder\.layer\.0\.|encoder\.layer\.\d+\.output\.dense$")
@@ -105,7 +108,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
-def _encoder_prefix(model: torch.nn.Module) -> str:
+def _encoder_prefix(model: "torch.nn.Module") -> str:
     """`bert.encoder.` for BERT; the base model's attribute name differs per architecture."""
     return f"{model.base_model_prefix}.encoder."
 
@@ -138,6 +141,7 @@ class Teacher:
         `quantize="int8"` trades a little agreement with the fp32 logits for speed (`quantize_int8`);
         the fingerprint stays that of the fp32 weights on disk.
         """
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         torch.set_num_threads(num_threads or default_num_threads())
@@ -160,16 +164,18 @@ class Teacher:
         """Raw logits, float32 of shape (n, num_labels), rows in input order."""
         return self.logits_with_stats(texts_a, texts_b)[0]
 
-    @torch.inference_mode()
     def logits_with_stats(self, texts_a, texts_b=None) -> tuple[np.ndarray, dict[str, int]]:
         """`logits`, plus the counts a caller may report: batches and real/padded tokens."""
+        import torch
+
         features = self.encode(texts_a, texts_b)
         lengths = [len(f["input_ids"]) for f in features]
         out = np.empty((len(features), self.num_labels), dtype=np.float32)
         stats = {"batches": 0, "tokens": sum(lengths), "padded_tokens": 0}
-        for idx in length_batches(lengths, self.max_tokens):
-            batch = self.tokenizer.pad([features[i] for i in idx], return_tensors="pt")
-            out[idx] = self.model(**batch).logits.float().numpy()
-            stats["batches"] += 1
-            stats["padded_tokens"] += batch["input_ids"].numel()
+        with torch.inference_mode():
+            for idx in length_batches(lengths, self.max_tokens):
+                batch = self.tokenizer.pad([features[i] for i in idx], return_tensors="pt")
+                out[idx] = self.model(**batch).logits.float().numpy()
+                stats["batches"] += 1
+                stats["padded_tokens"] += batch["input_ids"].numel()
         return out, stats
