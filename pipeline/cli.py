@@ -108,9 +108,9 @@ def teacher_options(fn):
     options = [
         click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens."),
         click.option("--teacher-threads", type=click.IntRange(min=1), default=None,
-                     help="torch threads per worker process. Default: this machine's CPUs divided among the DirectRunner's "
-                          "worker processes (--direct_num_workers with multi_processing), else all of them. On Dataflow, "
-                          "which runs one SDK process per vCPU, pass 1."),
+                     help="torch threads per worker process. Default: the CPUs divided among the DirectRunner's worker "
+                          "processes (--direct_num_workers with multi_processing); 1 on Dataflow (one SDK process per vCPU); "
+                          "else all CPUs."),
         click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default=None,
                      help="Run the teacher int8-quantised on CPU (torch dynamic quantisation of its encoder's Linear layers): "
                           "faster labelling, logits a little off fp32 (see BENCHMARKS.md for the measured speed-up, argmax "
@@ -157,14 +157,18 @@ def execute(output: str, run_fn, key_fn, versioned: bool, if_changed: bool, keep
 
 
 def threads_per_worker(requested: int | None, pipeline_args: list[str]) -> int | None:
-    """The teacher's torch threads per worker process: as requested, else the CPUs shared among the
+    """The teacher's torch threads per worker process: as requested; else the CPUs shared among the
     DirectRunner's worker processes (each would otherwise take them all: 2 workers on 2 cores ran
-    4 threads), else None (every CPU of the process)."""
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    4 threads, half as fast); else 1 on Dataflow, which runs one SDK process per vCPU unless told
+    otherwise; else None (every CPU of the process)."""
+    from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
     if requested:
         return requested
-    direct = PipelineOptions(pipeline_args).view_as(DirectOptions)
+    options = PipelineOptions(pipeline_args)
+    if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
+        return None if "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or []) else 1
+    direct = options.view_as(DirectOptions)
     if direct.direct_running_mode != "multi_processing":
         return None
     from pipeline.teacher import default_num_threads
@@ -309,7 +313,6 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
 def inspect_cmd(output, samples):
     """Show an output's partitions, row counts, measured changed_frac and sample rows."""
     click.echo(report.inspect(output, samples))
-
 
 
 if __name__ == "__main__":

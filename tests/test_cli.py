@@ -117,3 +117,5 @@ def test_teacher_threads_are_shared_among_direct_runner_worker_processes(monkeyp
     assert threads_per_worker(None, [*multi, "16"]) == 1
     assert threads_per_worker(None, [*multi, "0"]) == 1  # 0: a worker per CPU
     assert threads_per_worker(3, [*multi, "2"]) == 3  # --teacher-threads wins
+    assert threads_per_worker(None, ["--runner", "DataflowRunner"]) == 1  # an SDK process per vCPU
+    assert threads_per_worker(None, ["--runner", "DataflowRunner", "--experiments", "no_use_multiple_sdk_containers"]) is None
