@@ -6,6 +6,7 @@ Logits are stored raw and lossless (float32); the temperature is the consumer's 
 
 from __future__ import annotations
 
+import functools
 import io
 import posixpath
 from dataclasses import dataclass
@@ -37,11 +38,17 @@ class LabelConfig:
 
         return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens, self.num_threads, quantize=self.quantize))
 
-    def to_manifest(self) -> dict:
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The teacher's fingerprint (`pipeline.teacher.fingerprint`: its fp32 weights, tokenizer and
+        label names), hashed once: a versioned run's key and its manifest both need it."""
         from pipeline.teacher import fingerprint
 
+        return fingerprint(self.teacher_dir)
+
+    def to_manifest(self) -> dict:
         # the fingerprint hashes the fp32 weights on disk; `quantize` says how they were run
-        return {"dir": self.teacher_dir, "fingerprint": fingerprint(self.teacher_dir), "max_tokens": self.max_tokens,
+        return {"dir": self.teacher_dir, "fingerprint": self.fingerprint, "max_tokens": self.max_tokens,
                 "quantize": self.quantize}
 
 

@@ -58,11 +58,9 @@ def _teacher_key(label) -> dict:
     """The teacher's part of a run key: the fp32 weights' fingerprint and how they were run
     (quantised logits differ a little, so `--quantize` is a change like any config change).
     Manifests written before `quantize` existed read as fp32 (None), so their key is unchanged."""
-    from pipeline.teacher import fingerprint
-
     if label is None:
         return {"teacher": None, "teacher_quantize": None}
-    return {"teacher": fingerprint(label.teacher_dir), "teacher_quantize": label.quantize}
+    return {"teacher": label.fingerprint, "teacher_quantize": label.quantize}
 
 
 def augment_key(config, label=None) -> dict:
