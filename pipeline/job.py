@@ -106,17 +106,20 @@ class ReadChunks(beam.DoFn):
             pending[tag].append(item)
             counts[tag] += 1
             if len(pending[tag]) == self.chunk_size:
-                yield self._batch(tag, batch_key(prefix, counts[tag] // self.chunk_size - 1), pending[tag])
+                yield self._batch(tag, prefix, counts[tag], pending[tag])
                 pending[tag] = []
         for tag, batch in pending.items():
             if batch:
-                yield self._batch(tag, batch_key(prefix, (counts[tag] - 1) // self.chunk_size), batch)
+                yield self._batch(tag, prefix, counts[tag], batch)
         read, dead = counts[self.CHUNKS] + counts[self.DEAD_LETTERS], counts[self.DEAD_LETTERS]
         self.read_counter.inc(read)
         self.dead_counter.inc(dead)
         yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": read, "dead_letters": dead})
 
-    def _batch(self, tag: str, key: str, batch: list):
+    def _batch(self, tag: str, prefix: str, count: int, batch: list):
+        """The output element of a full or final batch; `count` items of `tag` have been read so far,
+        so the batch's index in the file is (count - 1) // chunk_size."""
+        key = batch_key(prefix, (count - 1) // self.chunk_size)
         if tag == self.CHUNKS:
             return key, batch
         return beam.pvalue.TaggedOutput(tag, ((schema.DEAD_LETTER_DIR, key), batch))
