@@ -90,6 +90,9 @@ def expected_teacher(teacher_dir: str | None, teacher_fingerprint: str | None) -
     return teacher_fingerprint.strip().lower() if teacher_fingerprint else None
 
 
+_UNFINISHED_HELP = ("Train on an output that has no published run (no _SUCCESS: a failed or running job), reading "
+                    "whatever shard files it holds. For forensics only: such rows may be partial or of two runs.")
+
 _MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). ft: plain cross-entropy on gold "
               "labels, ignoring the teacher: the fine-tuning baseline the papers compare KD against.")
 
@@ -117,9 +120,10 @@ _MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). f
                    "shards are refused. Shards of different teachers are always refused.")
 @click.option("--teacher-fingerprint", help="KD: the same check against a fingerprint (hex, as in the manifest's "
                                             "teacher.fingerprint), when the teacher directory is not at hand.")
+@click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
 def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, teacher_dir,
-                    teacher_fingerprint, **options):
+                    teacher_fingerprint, allow_unfinished, **options):
     """Train a small student on augmented, teacher-labelled shards (KD) or on gold labels (FT).
 
     \b
@@ -139,7 +143,7 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
     dev = read_labelled(dev_path) if dev_path else None
     try:
         metrics = distill(data, selection, DistillConfig(**options), dev=dev, out_dir=output,
-                          teacher=expected_teacher(teacher_dir, teacher_fingerprint))
+                          teacher=expected_teacher(teacher_dir, teacher_fingerprint), allow_unfinished=allow_unfinished)
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "config")}, indent=2))
@@ -192,8 +196,10 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
                    "refuse shards it did not label (fingerprint in each size's _manifest.json). Sizes labelled by "
                    "different teachers are always refused.")
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
+@click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
-def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models, **options):
+def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
+                  allow_unfinished, **options):
     """Train a grid of students: sizes x modes x methods x degrees x copies x seeds.
 
     Cells already in OUTPUT/results.csv are skipped, so re-running the same command resumes.
@@ -208,7 +214,8 @@ def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds
         raise click.BadParameter(f"unknown mode(s) {sorted(unknown)}: use {MODES}", param_hint="--modes")
     cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
     try:
-        rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models)
+        rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models,
+                     allow_unfinished=allow_unfinished)
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")

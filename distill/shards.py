@@ -17,7 +17,6 @@ allows (the default holds a few MB of short texts).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipeline.schema import MANIFEST_FILE, SCHEMA_VERSION, open_dataset, partition_dir
+from pipeline import commit
+from pipeline.schema import MANIFEST_FILE, SCHEMA_VERSION, open_published, partition_dir
 
 ORIGINAL = "original"
 COLUMNS = ["text_a", "text_b", "label", "teacher_logits"]
@@ -64,45 +64,41 @@ class ShardError(ValueError):
     """Shards that must not be trained on, with what is wrong and where (file, row or manifest)."""
 
 
-def check_manifest(files: Iterable[str], require_teacher: bool = False, teacher: str | None = None) -> str | None:
+def check_manifest(runs: Iterable[commit.Published], require_teacher: bool = False, teacher: str | None = None) -> str | None:
     """Refuse shards that would train the wrong thing; return the teacher fingerprint they record.
 
     Refused: another schema version (its columns may mean other things); with `require_teacher`
     (KD), an output whose manifest records no teacher (an `augment` output: nothing to distil);
-    roots labelled by different teachers (their logits are not one target); and, given `teacher`
-    (the expected fingerprint, `pipeline.teacher.fingerprint`), shards of any other teacher.
-
-    `files` are shard paths (`open_dataset(...).files`, of one output or of several, as a sweep's
-    sizes): manifests are looked up next to the partition trees that `open_dataset` really opened (a
-    versioned root resolves to its latest run), not at the paths the user gave. A bare partition tree
-    without a manifest passes: nothing to compare, and the rows are still checked one by one.
+    runs labelled by different teachers (their logits are not one target: a sweep's sizes are
+    checked together); and, given `teacher` (the expected fingerprint, `pipeline.teacher.fingerprint`),
+    shards of any other teacher. A run read with --allow-unfinished may have no manifest: nothing to
+    compare, and the rows are still checked one by one.
     """
-    found: dict[str, Path] = {}  # fingerprint -> the first manifest recording it
-    for root in sorted({Path(path).parents[2] for path in files}):  # ROOT/method=…/degree=…/part-….parquet
-        manifest = root / MANIFEST_FILE
-        if not manifest.is_file():
+    found: dict[str, str] = {}  # fingerprint -> the first manifest recording it
+    for run in runs:
+        if run.manifest is None:
             continue
-        content = json.loads(manifest.read_text())
-        version = content.get("schema_version")
+        where = f"{run.dir.rstrip('/')}/{MANIFEST_FILE}"
+        version = run.manifest.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ShardError(
-                f"{manifest}: schema_version {version!r}, but this kdaug reads version {SCHEMA_VERSION}; "
+                f"{where}: schema_version {version!r}, but this kdaug reads version {SCHEMA_VERSION}; "
                 "regenerate the output with this version"
             )
-        recorded = (content.get("teacher") or {}).get("fingerprint")
+        recorded = (run.manifest.get("teacher") or {}).get("fingerprint")
         if recorded is None:
             if require_teacher:
-                raise ShardError(f"{manifest}: records no teacher, so its shards carry no teacher logits; label them "
+                raise ShardError(f"{where}: records no teacher, so its shards carry no teacher logits; label them "
                                  "(`kdaug label`) or train on gold labels (--mode ft)")
             continue
         if teacher is not None and recorded != teacher:
-            raise ShardError(f"{manifest}: teacher fingerprint {recorded}, expected {teacher}: these shards were "
+            raise ShardError(f"{where}: teacher fingerprint {recorded}, expected {teacher}: these shards were "
                              "labelled by another teacher (or another version of it); relabel them with the expected one")
         if found and recorded not in found:
             other, first = next(iter(found.items()))
             raise ShardError(f"the selected shards mix teachers: {first} records teacher fingerprint {other}, "
-                             f"{manifest} records {recorded}; label them all with one teacher")
-        found.setdefault(recorded, manifest)
+                             f"{where} records {recorded}; label them all with one teacher")
+        found.setdefault(recorded, where)
     return next(iter(found), None)
 
 
@@ -126,14 +122,16 @@ class ShardReader:
         teacher: str | None = None,
         buffer_rows: int = 10_000,
         read_rows: int = 256,
+        allow_unfinished: bool = False,
     ):
         self.path = str(path)
         self.selection = selection
         self.require_logits = require_logits
         self.buffer_rows = buffer_rows
         self.read_rows = read_rows
-        dataset = open_dataset(self.path)
-        self.teacher = check_manifest(dataset.files, require_teacher=require_logits, teacher=teacher)
+        self.run = commit.published(self.path, allow_unfinished)
+        dataset = open_published(self.run)
+        self.teacher = check_manifest([self.run], require_teacher=require_logits, teacher=teacher)
         self.fragments = sorted(dataset.get_fragments(filter=selection.partition_filter()), key=lambda f: f.path)
         self.row_filter = ds.scalar(True)
         if selection.copies is not None:

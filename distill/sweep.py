@@ -6,12 +6,16 @@ appended to `results.csv` at once, so an interrupted sweep resumes where it stop
 in the CSV are skipped. `results.md` (mean ± std over seeds) and `results.png` (dev accuracy vs
 degree, one line per mode/method, a panel per size and a row per copies) are rewritten from the whole
 CSV at the end.
+
+Commit protocol (`pipeline.commit`): a sweep holds its output's lease while it runs, so two sweeps
+never append to one CSV; every file is replaced whole (a killed sweep never leaves half a CSV line);
+kept students are published like any `kdaug distill` output.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,7 +28,8 @@ from tqdm.auto import tqdm
 from distill.evaluate import Example, evaluate
 from distill.shards import ORIGINAL, Selection, check_manifest
 from distill.train import DistillConfig, distill
-from pipeline.schema import format_degree, open_dataset
+from pipeline import commit
+from pipeline.schema import format_degree
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
 FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows")
@@ -76,6 +81,7 @@ def sweep(
     teacher: str | Path | None = None,
     keep_models: bool = False,
     progress: bool = True,
+    allow_unfinished: bool = False,
 ) -> list[dict]:
     """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
 
@@ -83,35 +89,42 @@ def sweep(
     Students are saved under OUT/models only with keep_models (each is tens of MB).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
     missing = sorted({c.size for c in cells} - set(data))
     if missing:
         raise ValueError(f"no --data directory for size(s) {missing}")
-    expected = check_teachers(data, cells, teacher)
-    done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
-    todo = [c for c in cells if c.key() not in done]
-    for cell in tqdm(todo, desc="sweep", disable=not progress):
-        name = "-".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
-        metrics = distill(
-            data[cell.size],
-            cell.selection(),
-            replace(config, mode=cell.mode, seed=cell.seed),
-            dev,
-            out / "models" / name if keep_models else None,
-            progress=progress,
-            teacher=expected,
-        )
-        _append_csv(results, dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]})
-    rows = _read_csv(results)
-    teacher_metrics = _teacher_metrics(out, teacher, dev) if teacher else None
-    write_report(rows, out, teacher_metrics)
+    runs = {size: commit.published(str(data[size]), allow_unfinished) for size in sorted({c.size for c in cells})}
+    expected = check_teachers(runs, cells, teacher)
+    store = commit.Store(str(out))
+    lease = commit.Lease(store, "sweep").acquire()
+    try:
+        done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
+        todo = [c for c in cells if c.key() not in done]
+        for cell in tqdm(todo, desc="sweep", disable=not progress):
+            name = "-".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
+            metrics = distill(
+                data[cell.size],
+                cell.selection(),
+                replace(config, mode=cell.mode, seed=cell.seed),
+                dev,
+                out / "models" / name if keep_models else None,
+                progress=progress,
+                teacher=expected,
+                allow_unfinished=allow_unfinished,
+            )
+            rows = _read_csv(results) + [dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]}]
+            store.write("results.csv", _csv(rows))
+        rows = _read_csv(results)
+        teacher_metrics = _teacher_metrics(store, teacher, dev) if teacher else None
+        write_report(rows, store, teacher_metrics)
+    finally:
+        lease.release()
     return rows
 
 
-def check_teachers(data: dict[int, str | Path], cells: Sequence[Cell], teacher: str | Path | None) -> str | None:
-    """Before any KD cell trains: all sizes' outputs must be labelled by one teacher, and by `teacher`
-    (the directory whose dev accuracy the report shows) when given; return its fingerprint.
+def check_teachers(runs: dict[int, commit.Published], cells: Sequence[Cell], teacher: str | Path | None) -> str | None:
+    """Before any KD cell trains: all sizes' published runs must be labelled by one teacher, and by
+    `teacher` (the directory whose dev accuracy the report shows) when given; return its fingerprint.
 
     A sweep compares students across sizes, so a size labelled by another teacher would silently
     change what is compared; one manifest check up front costs nothing against hours of cells.
@@ -121,8 +134,7 @@ def check_teachers(data: dict[int, str | Path], cells: Sequence[Cell], teacher: 
     from pipeline.teacher import fingerprint
 
     expected = fingerprint(teacher) if teacher else None
-    files = [f for size in sorted({c.size for c in cells}) for f in open_dataset(str(data[size])).files]
-    return check_manifest(files, require_teacher=True, teacher=expected)
+    return check_manifest(runs.values(), require_teacher=True, teacher=expected)
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -132,22 +144,21 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+def _csv(rows: Sequence[dict]) -> bytes:
+    sink = io.StringIO(newline="")
+    writer = csv.DictWriter(sink, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return sink.getvalue().encode()
 
 
-def _teacher_metrics(out: Path, teacher: str | Path, dev: Sequence[Example]) -> dict:
+def _teacher_metrics(store: commit.Store, teacher: str | Path, dev: Sequence[Example]) -> dict:
     """The teacher's dev metrics, cached in OUT/teacher.json (keyed by its directory)."""
-    cache = out / "teacher.json"
-    if cache.is_file() and (cached := json.loads(cache.read_text()))["model"] == str(teacher):
+    cached = store.read_json("teacher.json")
+    if cached is not None and cached["model"] == str(teacher):
         return cached
     metrics = {"model": str(teacher)} | evaluate(teacher, dev)
-    cache.write_text(json.dumps(metrics, indent=2))
+    store.write_json("teacher.json", metrics)
     return metrics
 
 
@@ -173,7 +184,7 @@ def _mean_std(accs: list[float]) -> tuple[float, float]:
     return statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
 
 
-def write_report(rows: Sequence[dict], out: Path, teacher: dict | None = None) -> None:
+def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None = None) -> None:
     """OUT/results.md (accuracy % as mean ± std (seeds), best degree per line) and OUT/results.png."""
     lines = series(rows)
     degrees = sorted({d for by_degree in lines.values() for d in by_degree})
@@ -191,11 +202,11 @@ def write_report(rows: Sequence[dict], out: Path, teacher: dict | None = None) -
             cells.append("" if not accs else "{:.1f} ± {:.1f} ({})".format(*(100 * x for x in _mean_std(accs)), len(accs)))
         best = max(by_degree, key=lambda d: statistics.mean(by_degree[d]))
         md.append(f"| {size} | {copies} | {mode} | {method} | " + " | ".join(cells) + f" | {format_degree(best)} |")
-    (out / "results.md").write_text("\n".join(md) + "\n")
-    _plot(lines, out / "results.png", teacher)
+    store.write("results.md", ("\n".join(md) + "\n").encode())
+    store.write("results.png", _plot(lines, teacher))
 
 
-def _plot(lines: dict, path: Path, teacher: dict | None) -> None:
+def _plot(lines: dict, teacher: dict | None) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,5 +245,7 @@ def _plot(lines: dict, path: Path, teacher: dict | None) -> None:
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
+    return png.getvalue()

@@ -24,6 +24,7 @@ from transformers.utils import logging as hf_logging
 from distill.evaluate import Example, evaluate_model
 from distill.loss import IGNORE, MODES, distill_loss
 from distill.shards import Selection, ShardReader
+from pipeline import commit
 from pipeline.resources import resolve_teacher_dir
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
@@ -98,15 +99,33 @@ def distill(
     out_dir: str | Path | None = None,
     progress: bool = True,
     teacher: str | None = None,
+    allow_unfinished: bool = False,
 ) -> dict:
-    """Train a student on the selected rows; return (and, with out_dir, save) its metrics.
+    """Train a student on the selected rows; return (and, with out_dir, publish) its metrics.
 
     Without a dev set there is no early stopping and the last weights are kept. `teacher`: the
     fingerprint the shards' manifest must record (KD refuses others; see `distill.shards.check_manifest`).
+    `out_dir` is written under the commit protocol (`pipeline.commit`): checked and leased before
+    training starts, published whole at the end, never half-written.
     """
     kd = config.mode == "kd"
     reader = ShardReader(data_dir, selection, require_logits=kd, require_labels=not kd,
-                         teacher=teacher if kd else None, buffer_rows=config.buffer_rows)
+                         teacher=teacher if kd else None, buffer_rows=config.buffer_rows,
+                         allow_unfinished=allow_unfinished)
+    if out_dir is None:
+        return _train(reader, selection, config, dev, progress, data_dir)
+    commit.check_target(str(out_dir), [str(data_dir)])
+    with commit.Writer(str(out_dir), "distill") as attempt:
+        metrics = _train(reader, selection, config, dev, progress, data_dir, save_to=attempt.staging_uri)
+        commit.publish_dir(attempt, {"kind": "student", "data": str(data_dir), "source_attempt": reader.run.attempt,
+                                     "config": asdict(config), "selection": asdict(selection)})
+    return metrics
+
+
+def _train(reader: ShardReader, selection: Selection, config: DistillConfig, dev, progress: bool, data_dir,
+           save_to: str | None = None) -> dict:
+    """The training loop; saves the student, its tokenizer and metrics.json to `save_to` when given."""
+    kd = config.mode == "kd"
     num_labels = config.num_labels or reader.num_labels()
     torch.manual_seed(config.seed)
     model, tokenizer = build_student(config.student, config.layers, num_labels)
@@ -150,6 +169,7 @@ def distill(
             else:
                 stale += 1
         history.append(record)
+        reader.run.check_current()  # the data was not regenerated under the student
         if stale >= config.patience:
             break
     bar.close()
@@ -170,9 +190,9 @@ def distill(
         "config": asdict(config),
         "history": history,
     }
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir)
-        tokenizer.save_pretrained(out_dir)
-        Path(out_dir, "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if save_to is not None:
+        Path(save_to).mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(save_to)
+        tokenizer.save_pretrained(save_to)
+        Path(save_to, "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -8,7 +8,6 @@ through to Beam, as in Beam's own examples.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import click
 
@@ -36,7 +35,12 @@ def _names(ctx, param, value: str) -> list[str]:
 class StageGroup(click.Group):
     """The `kdaug` group. The teacher and distill stages own their commands, imported when one of
     them is used (or listed by --help): their modules import torch and transformers, seconds that
-    `kdaug augment` need not pay."""
+    `kdaug augment` need not pay.
+
+    Errors: a user's mistake (flags, inputs, outputs, teacher) is a usage error (exit 2) and any
+    other failure a run error (exit 1), each shown as its message alone; the traceback only with
+    `kdaug --debug` or KDAUG_DEBUG=1.
+    """
 
     STAGE_COMMANDS = {"teacher": "pipeline.teacher_cli:teacher", "distill": "distill.cli:distill_command",
                       "evaluate": "distill.cli:evaluate_command", "sweep": "distill.cli:sweep_command"}
@@ -52,10 +56,44 @@ class StageGroup(click.Group):
         module, attr = self.STAGE_COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:
+            if ctx.params.get("debug") or os.environ.get("KDAUG_DEBUG"):
+                raise
+            raise user_error(err) from None
+
+
+def user_error(err: BaseException) -> click.ClickException:
+    """The one- or two-line error a person sees for `err`: a usage error (exit 2) for what the user
+    can fix in the command, else a run error (exit 1). Beam wraps a step's exception in its own (with
+    the worker's traceback as text): its last line is the message that matters."""
+    from pipeline import commit
+
+    usage = (commit.UnfinishedOutput, commit.TargetRefused, FileNotFoundError, IsADirectoryError)
+    message = _root_message(err)
+    hint = "\n(the traceback: kdaug --debug ..., or KDAUG_DEBUG=1)"
+    if isinstance(err, usage):
+        return click.UsageError(message)
+    return click.ClickException(message + hint)
+
+
+def _root_message(err: BaseException) -> str:
+    import re
+
+    text = str(err).strip() or type(err).__name__
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [m for line in lines if (m := re.match(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Busy|Output|Rows)): (.+)$", line.strip()))]
+    message = errors[-1].group(2) if len(lines) > 1 and errors else lines[0] if len(lines) > 1 else text
+    return re.sub(r" \[while running '[^']*'\]$", "", message)
 
 @click.group(cls=StageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kdaug")
-def main():
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error (also KDAUG_DEBUG=1).")
+def main(debug):
     """kdaug: augmented corpora for knowledge distillation (KD) of text classifiers.
 
     \b
@@ -68,10 +106,13 @@ def main():
       kdaug sweep           students over methods x degrees x sizes x seeds: table + plots
       kdaug inspect         partitions, counts, measured changed_frac, sample rows
       kdaug evaluate        accuracy (and F1) of a model directory on a labelled file
+      kdaug recover         finish or clean up what a killed run left in an output
 
     \b
     Outputs: OUT/method=M/degree=D/part-*.parquet, OUT/_manifest.json and, last, OUT/_SUCCESS;
-    pandas, pyarrow.dataset (hive), DuckDB and HF datasets read them as they are.
+    pandas, pyarrow.dataset (hive), DuckDB and HF datasets read them as they are. A run stages
+    its files and publishes them in one step at the end: a failed run leaves the previous output
+    as it was, and a second writer on the same output is refused (README, Guarantees).
     Degree = fraction of a text's words changed. KD tolerates, and profits from, larger shifts
     than fine-tuning: best ~30% for KD vs ~10% for fine-tuning; smaller datasets want more.
     """
@@ -134,24 +175,23 @@ def version_options(fn):
     return fn
 
 
-def execute(output: str, run_fn, key_fn, versioned: bool, if_changed: bool, keep: int | None) -> None:
-    """Run `run_fn(directory, then) -> manifest` into OUTPUT, or as a new versioned run under it
-    (`then`: the pipeline's last step, see pipeline.versioning.run), and print the summary;
-    `key_fn()` gives the run key (computed only for versioned runs)."""
-    from pipeline import versioning
+def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versioned: bool, if_changed: bool,
+            keep: int | None) -> None:
+    """Write OUTPUT (or a new versioned run under it) under the commit protocol (`pipeline.commit`):
+    refuse a target kdaug must not write, take the output's lease, `run_fn(attempt) -> manifest`
+    stages and publishes, then print the summary. `key_fn()` gives the run key (--if-changed only)."""
+    from pipeline import commit, versioning
 
     versioned = versioned or if_changed or keep is not None
-    try:
-        versioning.check_root(output, versioned)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    if not versioned:
-        manifest = run_fn(output, None)
-    else:
-        log = lambda message: click.echo(message, err=True)  # noqa: E731
-        manifest = versioning.run(output, key_fn(), run_fn, if_changed=if_changed, keep=keep, log=log)
-        if manifest is None:
+    log = lambda message: click.echo(message, err=True)  # noqa: E731
+    if if_changed:
+        unchanged, why = versioning.compare(output, key_fn())
+        log(f"{why}, skipping" if unchanged else why)
+        if unchanged:
             return
+    manifest = commit.write(output, command, inputs, run_fn, versioned, keep, log)
+    if versioned:
+        log(f"{output.rstrip('/')}/LATEST → {manifest['run']}" + ("" if keep is None else f" (keeping {keep} published runs)"))
     click.echo(report.summary(manifest))
     click.echo("\n" + report.metrics(manifest["metrics"]))
 
@@ -224,7 +264,7 @@ def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_fi
         options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha)
         config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, max_rows)
         config.validate()
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from None
     click.echo(f"{', '.join(paths)} → {output} ({len(methods)} methods × {len(degrees)} degrees × {copies} copies)", err=True)
     return config
@@ -251,7 +291,7 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
     from pipeline.job import run_augment
 
     config = augment_config(teacher_dir, **flags)
-    execute(config.output, lambda out, then: run_augment(replace(config, output=out), ctx.args, then=then),
+    execute("augment", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, attempt=attempt),
             lambda: versioning.augment_key(config), versioned, if_changed, keep)
 
 
@@ -275,13 +315,13 @@ def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_c
     config = augment_config(teacher_dir, **flags)
     check_teacher(teacher_dir, config.task.labels)
     label = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
-    execute(config.output, lambda out, then: run_augment(replace(config, output=out), ctx.args, label, then),
+    execute("run", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, label, attempt),
             lambda: versioning.augment_key(config, label), versioned, if_changed, keep)
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
 @click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS), or a root of versioned runs (its LATEST run is read).")
-@click.option("--output", required=True, help="Where the labelled shards go (same layout).")
+@click.option("--output", required=True, help="Where the labelled shards go (same layout); may not lie inside --input.")
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`).")
 @teacher_options
 @version_options
@@ -293,26 +333,42 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
     batches of at most --max-tokens padded tokens. Logits are stored raw (float32):
     the temperature is the consumer's choice.
     """
-    from pipeline import sinks, versioning
+    from pipeline import commit, versioning
     from pipeline.job import run_pipeline
-    from pipeline.label_job import LabelConfig, build, shard_files
+    from pipeline.label_job import LabelConfig, build
 
-    if source.rstrip("/") == output.rstrip("/"):
-        raise click.UsageError("--output must differ from --input")
-    source = versioning.resolve(source)
-    shard_files(source)  # refuses an unfinished output before its manifest is read
-    check_teacher(teacher_dir, sinks.read_manifest(source).get("config", {}).get("labels"))
+    try:
+        published = commit.published(source)
+    except commit.UnfinishedOutput as err:
+        raise click.UsageError(f"--input {err}") from None
+    check_teacher(teacher_dir, (published.manifest.get("config") or {}).get("labels"))
     config = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
-    execute(output, lambda out, then: run_pipeline(out, ctx.args, lambda p, token: build(p, source, out, config, token), then),
-            lambda: versioning.label_key(source, config), versioned, if_changed, keep)
+    execute("label", output, [source], lambda attempt: run_pipeline(attempt, ctx.args, lambda p: build(p, published, config, attempt)),
+            lambda: versioning.label_key(published.manifest, config), versioned, if_changed, keep)
 
 
 @main.command("inspect")
 @click.argument("output")
 @click.option("--samples", default=3, show_default=True, help="Sample rows per method and degree.")
-def inspect_cmd(output, samples):
+@click.option("--allow-unfinished", is_flag=True, help="Read an output that has no published run (forensics): whatever shard files it holds.")
+def inspect_cmd(output, samples, allow_unfinished):
     """Show an output's partitions, row counts, measured changed_frac and sample rows."""
-    click.echo(report.inspect(output, samples))
+    click.echo(report.inspect(output, samples, allow_unfinished))
+
+
+@main.command()
+@click.argument("output")
+def recover(output):
+    """Finish or clean up what killed runs left in OUTPUT.
+
+    A run killed after its commit point (while moving its published files in) is completed; staging
+    areas of dead runs and versioned runs that were never published are deleted. The next kdaug run
+    on OUTPUT does the same before it starts, so this is only needed to read OUTPUT before that.
+    """
+    from pipeline import commit
+
+    commit.recover_output(output, log=lambda message: click.echo(message, err=True))
+    click.echo(f"{output}: nothing left to recover")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,7 @@ whatever the runner and worker count.
 from __future__ import annotations
 
 import hashlib
-import json
-import posixpath
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -25,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import schema, sinks, sources
+from pipeline import commit, schema, sinks, sources
 from pipeline.augmenters import ORIGINAL, AugmentOptions, create, original_row
 
 
@@ -44,20 +41,30 @@ class AugmentConfig:
     max_rows: int | None = None
 
     def validate(self) -> None:
+        """Refuse, before anything runs or is written, every flag and input that cannot make a whole
+        run (inside the pipeline they would surface late, as Beam tracebacks)."""
+        if not self.methods:
+            raise ValueError("no augmentation method given (--methods)")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods are repeated: {','.join(self.methods)}")
         for name in self.methods:
             create(name, self.options)  # raises with the list of methods when unknown
         if not self.degrees or any(not 0 < d <= 1 for d in self.degrees):
             raise ValueError(f"degrees must be in (0, 1], got {self.degrees}")
-        if len({schema.format_degree(d) for d in self.degrees}) != len(self.degrees):
-            raise ValueError(f"degrees must differ in their first two decimals, got {self.degrees}")
+        names = [schema.format_degree(d) for d in self.degrees]
+        if "0.00" in names or len(set(names)) != len(names):
+            raise ValueError(f"degrees name partitions by their first two decimals ({', '.join(names)}): "
+                             f"they must differ there and not round to 0.00, got {self.degrees}")
         if self.copies < 1 or self.chunk_size < 1:
             raise ValueError("copies and chunk size must be at least 1")
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError(f"--max-rows must be at least 1, got {self.max_rows}")
         stems = [sources.source_prefix(p) for p in self.inputs]
         if len(set(stems)) != len(stems):
             raise ValueError(f"input file names must differ (they prefix the source ids): {self.inputs}")
-        missing = [p for p in self.inputs if not FileSystems.exists(p)]
-        if missing:  # checked here: inside the pipeline it would surface as a Beam traceback
-            raise FileNotFoundError(f"input file not found: {', '.join(missing)}")
+        for path in self.inputs:
+            check_input_file(path)
+            sources.file_format(path, self.task)  # raises when the format cannot be told
 
     def to_dict(self) -> dict:
         return {
@@ -74,6 +81,20 @@ class AugmentConfig:
             "chunk_size": self.chunk_size,
             "max_rows": self.max_rows,
         }
+
+
+def check_input_file(path: str) -> None:
+    """A readable, non-empty file, or a FileNotFoundError/ValueError naming it."""
+    import pyarrow.fs as pafs
+
+    store = commit.Store(path)
+    info = store.fs.get_file_info(store.base)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"input file not found: {path}")
+    if info.type == pafs.FileType.Directory:
+        raise IsADirectoryError(f"input {path} is a directory; pass the files in it (--input once per file)")
+    if info.size == 0:
+        raise ValueError(f"input {path} is empty")
 
 
 def batch_key(prefix: str, index: int) -> str:
@@ -164,10 +185,10 @@ def input_fingerprint(paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=None):
-    """Add the augment job to `pipeline`; with `label` (a `label_job.LabelConfig`) the teacher
-    labels the row batches on their way to the sink (`kdaug run`). Returns the PCollection
-    holding the finished manifest."""
+def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attempt, label=None):
+    """Add the augment job to `pipeline`, writing and publishing `attempt`; with `label` (a
+    `label_job.LabelConfig`) the teacher labels the row batches on their way to the sink (`kdaug
+    run`). Returns the PCollection holding the published manifest."""
     read = (
         pipeline
         | "Inputs" >> beam.Create(config.inputs)
@@ -188,8 +209,8 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=
     # themselves would make the DirectRunner buffer all of them (its stages exchange flattened
     # PCollections through memory).
     files = (
-        rows | "Write" >> beam.ParDo(sinks.WriteFile(config.output, run_token)),
-        read[ReadChunks.DEAD_LETTERS] | "WriteDeadLetters" >> beam.ParDo(sinks.WriteFile(config.output, run_token)),
+        rows | "Write" >> beam.ParDo(sinks.WriteFile(attempt)),
+        read[ReadChunks.DEAD_LETTERS] | "WriteDeadLetters" >> beam.ParDo(sinks.WriteFile(attempt)),
     ) | "All" >> beam.Flatten()
     manifest = {
         "kind": "augment" if label is None else "run",
@@ -198,14 +219,13 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, run_token: str, label=
         "input_fingerprint": input_fingerprint(config.inputs),
         "teacher": None if label is None else label.to_manifest(),
         "versions": sinks.versions(),
-        "run_token": run_token,
     }
     stats = read[ReadChunks.STATS] | "AllStats" >> beam.combiners.ToList()
     return (
         files
         | "AllFiles" >> beam.combiners.ToList()
         | "Finalize" >> beam.Map(
-            sinks.finalize, beam.pvalue.AsSingleton(stats), config.output, manifest
+            sinks.finalize, beam.pvalue.AsSingleton(stats), attempt, manifest
         )
     )
 
@@ -219,40 +239,33 @@ def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, then=None) -> dict:
-    """Run the job (augment, or augment + label) to completion and return its manifest."""
+def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, attempt: commit.Attempt | None = None) -> dict:
+    """Run the job (augment, or augment + label) to completion and return its published manifest;
+    as `attempt` when given (the CLI's, see `pipeline.commit.write`), else as a new one."""
     config.validate()
-    return run_pipeline(config.output, pipeline_args, lambda p, token: build(p, config, token, label), then)
+    if attempt is None:
+        command = "augment" if label is None else "run"
+        return commit.write(config.output, command, config.inputs, lambda a: run_augment(config, pipeline_args, label, a))
+    return run_pipeline(attempt, pipeline_args, lambda p: build(p, config, attempt, label))
 
 
-METRICS_FILE = "_metrics.json"
+def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn) -> dict:
+    """Run the pipeline `build_fn(pipeline)` builds (its last step publishes `attempt`) and return the
+    published manifest with the wall time and the Beam counters added.
 
-
-def run_pipeline(output: str, pipeline_args: list[str], build_fn, then=None) -> dict:
-    """Unmark `output`, run the pipeline `build_fn(pipeline, run_token)` builds (it returns the
-    PCollection of the finished manifest), return the manifest with the wall time and the Beam
-    counters added.
-
-    `then(manifest)`, when given, is the pipeline's last step, after `_SUCCESS` (versioned runs move
-    LATEST there): as a step it also happens when nobody waits for the job, e.g. a Flex Template.
-    The counters also go to `OUT/_metrics.json`, not into the manifest: they are known only once the
-    pipeline has finished, and the manifest is final once `_SUCCESS` exists.
+    The counters also go to `_metrics.json` beside the published manifest, not into it: they are
+    known only once the pipeline has finished, and the manifest is final once `_SUCCESS` exists.
     """
-    sinks.start_run(output)
-    metrics_path = posixpath.join(output, METRICS_FILE)
-    if FileSystems.exists(metrics_path):  # a previous run's counters
-        FileSystems.delete([metrics_path])
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-        finished = build_fn(pipeline, uuid.uuid4().hex[:12])
-        if then is not None:
-            finished | "AfterSuccess" >> beam.Map(then)
-    manifest = sinks.read_manifest(output)
+        build_fn(pipeline)
+    manifest = commit.published(attempt.published_dir).manifest
+    if manifest.get("attempt") != attempt.attempt:
+        raise commit.CommitError(f"{attempt.published_dir} holds attempt {manifest.get('attempt')}, not {attempt.attempt}")
     manifest["wall_seconds"] = time.monotonic() - started
     manifest["metrics"] = counters(pipeline.result)
-    metrics = {"run_token": manifest["run_token"], "wall_seconds": manifest["wall_seconds"], "counters": manifest["metrics"]}
-    with FileSystems.create(metrics_path) as f:
-        f.write(json.dumps(metrics, indent=2, sort_keys=True).encode())
+    commit.write_metrics(attempt, {"attempt": attempt.attempt, "wall_seconds": manifest["wall_seconds"],
+                                   "counters": manifest["metrics"]})
     return manifest
 
 

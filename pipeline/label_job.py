@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import schema, sinks
+from pipeline import commit, schema, sinks
 from pipeline.teacher import DEFAULT_MAX_TOKENS
 
 
@@ -71,37 +71,43 @@ class ReadShards(beam.DoFn):
         yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": len(rows)})
 
 
-def shard_files(root: str) -> list[str]:
-    """The shard files of a complete output; refuses an output without `_SUCCESS`."""
-    if not FileSystems.exists(posixpath.join(root, schema.SUCCESS_FILE)):
-        raise FileNotFoundError(f"{root} has no {schema.SUCCESS_FILE}: it is not a finished kdaug output")
-    pattern = posixpath.join(root, "method=*", "degree=*", "*.parquet")
-    return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+def shard_files(source: commit.Published) -> list[str]:
+    """The shard files of a published output, as its manifest lists them (dead letters aside)."""
+    root = source.dir.rstrip("/") + "/"
+    return sorted(f for f in source.files if f[len(root):].startswith("method="))
 
 
-def build(pipeline: beam.Pipeline, source: str, output: str, label: LabelConfig, run_token: str, batch_rows: int = 1024):
+def build(pipeline: beam.Pipeline, source: commit.Published, label: LabelConfig, attempt: commit.Attempt,
+          batch_rows: int = 1024):
+    """Add the label job: the shards of the published `source` → labelled shards, published as `attempt`."""
     read = (
         pipeline
         | "Shards" >> beam.Create(shard_files(source))
-        | "Read" >> beam.ParDo(ReadShards(source, batch_rows)).with_outputs(ReadShards.STATS, main="rows")
+        | "Read" >> beam.ParDo(ReadShards(source.dir, batch_rows)).with_outputs(ReadShards.STATS, main="rows")
     )
     files = (
         read.rows
         | "Spread" >> beam.Reshuffle()
         | "Label" >> label.transform()
-        | "Write" >> beam.ParDo(sinks.WriteFile(output, run_token))
+        | "Write" >> beam.ParDo(sinks.WriteFile(attempt))
     )
     manifest = {
         "kind": "label",
         "schema_version": schema.SCHEMA_VERSION,
-        "source": {"dir": source, "manifest": sinks.read_manifest(source)},
+        "source": {"dir": source.dir, "manifest": source.manifest},
         "teacher": label.to_manifest(),
         "versions": sinks.versions(),
-        "run_token": run_token,
     }
     stats = read[ReadShards.STATS] | "AllStats" >> beam.combiners.ToList()
     return (
         files
         | "AllFiles" >> beam.combiners.ToList()
-        | "Finalize" >> beam.Map(sinks.finalize, beam.pvalue.AsSingleton(stats), output, manifest)
+        | "Finalize" >> beam.Map(_finalize_current, beam.pvalue.AsSingleton(stats), attempt, manifest, source)
     )
+
+
+def _finalize_current(files, stats, attempt, manifest, source: commit.Published):
+    """Publish only if the source is still the run that was read (a plain source regenerated while
+    it was labelled would have mixed two runs' rows)."""
+    source.check_current()
+    return sinks.finalize(files, stats, attempt, manifest)

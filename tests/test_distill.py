@@ -21,8 +21,10 @@ from distill.evaluate import evaluate, read_labelled
 from distill.loss import IGNORE, distill_loss
 from distill.shards import Selection, ShardError, ShardReader, check_manifest
 from distill.train import DistillConfig, distill
+from pipeline import commit
 from pipeline.resources import resolve_teacher_dir
 from pipeline.schema import MANIFEST_FILE, SHARD_FILE_SCHEMA, partition_dir, shard_file_name
+from tests.conftest import publish_by_hand
 
 GOOD = ["a great film", "wonderful and moving", "truly good fun", "a delight"]
 BAD = ["a dull mess", "boring and bad", "truly awful", "a waste of time"]
@@ -70,9 +72,9 @@ TEACHER = "0123456789abcdef0123456789abcdef"  # the fingerprint the fixtures' ma
 
 
 def write_manifest(root: Path, teacher: str | None = TEACHER, schema_version: int = 1) -> None:
-    """A manifest as `kdaug label`/`run` write it (only the fields distill reads); teacher=None: `augment`'s."""
-    manifest = {"schema_version": schema_version, "teacher": teacher and {"dir": "t", "fingerprint": teacher}}
-    (root / MANIFEST_FILE).write_text(json.dumps(manifest))
+    """Publish ROOT with a manifest as `kdaug label`/`run` write it (only the fields distill reads);
+    teacher=None: `augment`'s."""
+    publish_by_hand(root, {"schema_version": schema_version, "teacher": teacher and {"dir": "t", "fingerprint": teacher}})
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +157,7 @@ def test_reader_refuses_bad_logits_naming_file_and_row(tmp_path):
     rows[3]["teacher_logits"] = [float("nan"), 1.0]
     bad = write_partition(tmp_path, "knn", 0.3, rows)
     write_partition(tmp_path, "eda", 0.3, sentiment_rows(4) + [{"text_a": "x", "label": 1}])  # null logits, row 4
+    write_manifest(tmp_path)
     with pytest.raises(ValueError, match=f"{bad}, row 3: teacher_logits"):
         list(ShardReader(tmp_path, Selection(methods=["knn"])).batches(4))
     with pytest.raises(ValueError, match="method=eda/degree=0.30/part-00000-of-00001.parquet, row 4"):
@@ -164,7 +167,7 @@ def test_reader_refuses_bad_logits_naming_file_and_row(tmp_path):
 
 
 def test_reader_refuses_other_schema_version(output):
-    (output / MANIFEST_FILE).write_text(json.dumps({"schema_version": 99}))
+    write_manifest(output, schema_version=99)
     with pytest.raises(ValueError, match="schema_version 99"):
         ShardReader(output)
 
@@ -188,10 +191,9 @@ def test_roots_of_different_teachers_are_refused(output, tmp_path):
     other = tmp_path / "other"
     write_partition(other, "knn", 0.3, sentiment_rows(4))
     write_manifest(other, teacher="e" * 32)
-    files = [str(p) for root in (output, other) for p in root.glob("method=*/degree=*/*.parquet")]
     with pytest.raises(ShardError, match=rf"mix teachers: {other / MANIFEST_FILE} records teacher fingerprint e{{32}}, "
                                          rf"{output / MANIFEST_FILE} records {TEACHER}"):
-        check_manifest(files)
+        check_manifest([commit.published(str(other)), commit.published(str(output))])
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
     args = ["sweep", "--data", f"size=8:{output}", "--data", f"size=4:{other}", "--dev", str(tmp_path / "dev.tsv"),
             "--output", str(tmp_path / "sw"), "--methods", "knn", "--degrees", "0.3"]
@@ -265,7 +267,7 @@ def test_default_student_is_teacher_base_cut_to_two_layers():
 def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     calls = []
 
-    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher):
+    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher, allow_unfinished):
         assert teacher == TEACHER  # the one teacher every size was labelled by, checked before the first cell
         calls.append((selection, config.mode, config.seed))
         degree = selection.degrees[0] if selection.degrees else 0.0

@@ -47,7 +47,7 @@ def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
     manifest = run_augment(config([sst2_file], out), [])
 
     assert (out / schema.SUCCESS_FILE).exists()
-    assert not (out / "_temporary").exists()
+    assert not (out / "_kdaug").exists()  # no staging area, claim or journal left
     assert sorted(manifest["partitions"]) == [
         "_dead_letter", "method=original/degree=0.00", "method=random/degree=0.10", "method=random/degree=0.50"
     ]
@@ -84,12 +84,14 @@ def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
 def test_rerun_replaces_and_crash_never_looks_complete(sst2_file, tmp_path):
     out = tmp_path / "out"
     run_augment(config([sst2_file], out), [])
-    (out / "_temporary" / "crashed").mkdir(parents=True)  # what a killed run leaves behind
+    left = out / "_kdaug" / "attempts" / "0123456789ab" / "method=random" / "degree=0.10"  # what a killed run leaves
+    left.mkdir(parents=True)
+    (left / "x.parquet").write_bytes(b"half a file")
     manifest = run_augment(config([sst2_file], out, degrees=(0.3,)), [])
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("method=*/degree=*")) == [
         "method=original/degree=0.00", "method=random/degree=0.30"
     ]
-    assert not (out / "_temporary").exists()
+    assert not (out / "_kdaug").exists()
     assert len(rows(out)) == 24 + 24 * 2 == sum(
         p["rows"] for k, p in manifest["partitions"].items() if k != "_dead_letter"
     )
