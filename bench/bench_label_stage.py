@@ -38,7 +38,7 @@ import torch
 from bench.bench_teacher import naive_pipeline, plain_loop
 from pipeline import label_job, schema, sources
 from pipeline.augmenters import AugmentOptions
-from pipeline.job import AugmentConfig, run_augment, run_pipeline
+from pipeline.job import AugmentConfig, run_augment
 from pipeline.report import table
 from pipeline.teacher import Teacher
 from pipeline.teacher_train import TASKS
@@ -65,7 +65,7 @@ def label_stage(source: str, teacher_dir: str, max_tokens: int, workers: int, th
     config = label_job.LabelConfig(teacher_dir, max_tokens, num_threads=threads_per_worker)
     with tempfile.TemporaryDirectory(prefix="bench_label_") as out:
         started = time.perf_counter()
-        run_pipeline(out, args, lambda p, token: label_job.build(p, source, out, config, token))
+        label_job.run_label(source, out, config, args)
         seconds = time.perf_counter() - started
         data = schema.open_dataset(out).to_table(columns=["id", "teacher_logits"]).to_pydict()
     return seconds, dict(zip(data["id"], data["teacher_logits"]))

@@ -93,6 +93,8 @@ def sweep(
     missing = sorted({c.size for c in cells} - set(data))
     if missing:
         raise ValueError(f"no --data directory for size(s) {missing}")
+    if clash := [str(path) for path in data.values() if commit.overlaps(str(path), str(out))]:
+        raise commit.TargetRefused(f"--output {out} overlaps --data {', '.join(clash)}: write the sweep elsewhere")
     runs = {size: commit.published(str(data[size]), allow_unfinished) for size in sorted({c.size for c in cells})}
     expected = check_teachers(runs, cells, teacher)
     store = commit.Store(str(out))

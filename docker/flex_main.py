@@ -37,33 +37,14 @@ def kdaug_args(argv: list[str], run_params, worker_image: str | None = None) -> 
     return ["run", *args]
 
 
-def template_location(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
-        if arg.startswith("--template_location="):
-            return arg.partition("=")[2]
-        if arg == "--template_location" and i + 1 < len(args):
-            return args[i + 1]
-    return None
-
-
 def main(argv: list[str] | None = None, cli=None) -> None:
-    from apache_beam.io.filesystems import FileSystems
-
     from pipeline.cli import main as kdaug
 
     cli = cli or kdaug
     argv = sys.argv[1:] if argv is None else argv
-    args = kdaug_args(argv, kdaug.commands["run"].params, os.environ.get("KDAUG_WORKER_IMAGE"))
-    try:
-        cli(args, prog_name="kdaug")
-    except Exception:
-        # The launcher only wants the job graph (--template_location): the job has not run yet, so
-        # reading its manifest after "running" fails. Once the graph is written, that is success.
-        location = template_location(args)
-        if location and FileSystems.exists(location):
-            print(f"kdaug: job graph written to {location}; the job runs on Dataflow", file=sys.stderr)
-            return
-        raise
+    # With the launcher's --template_location, `kdaug run` writes the job's graph and returns; the job
+    # holds the output's lease and publishes it when it runs (pipeline.commit, detached attempts).
+    cli(kdaug_args(argv, kdaug.commands["run"].params, os.environ.get("KDAUG_WORKER_IMAGE")), prog_name="kdaug")
 
 
 if __name__ == "__main__":

@@ -71,14 +71,14 @@ def user_error(err: BaseException) -> click.ClickException:
     """The one- or two-line error a person sees for `err`: a usage error (exit 2) for what the user
     can fix in the command, else a run error (exit 1). Beam wraps a step's exception in its own (with
     the worker's traceback as text): its last line is the message that matters."""
-    from pipeline import commit
+    from pipeline import commit, sinks
 
-    usage = (commit.UnfinishedOutput, commit.TargetRefused, FileNotFoundError, IsADirectoryError)
     message = _root_message(err)
-    hint = "\n(the traceback: kdaug --debug ..., or KDAUG_DEBUG=1)"
-    if isinstance(err, usage):
+    if isinstance(err, (commit.UnfinishedOutput, commit.TargetRefused, FileNotFoundError, IsADirectoryError)):
         return click.UsageError(message)
-    return click.ClickException(message + hint)
+    if not isinstance(err, (commit.CommitError, sinks.NoUsableRows)) and not message.startswith("no usable rows"):
+        message += "\n(for the traceback: kdaug --debug COMMAND ..., or KDAUG_DEBUG=1)"
+    return click.ClickException(message)
 
 
 def _root_message(err: BaseException) -> str:
@@ -116,19 +116,24 @@ def main(debug):
     Degree = fraction of a text's words changed. KD tolerates, and profits from, larger shifts
     than fine-tuning: best ~30% for KD vs ~10% for fine-tuning; smaller datasets want more.
     """
+    if not (debug or os.environ.get("KDAUG_DEBUG")):
+        import logging
+
+        # a failing step's error and traceback, which Beam logs as it fails: kdaug shows the message itself
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
 def augment_options(fn):
     """The flags `augment` and `run` share (what to read, which methods, degrees and copies)."""
     options = [
         click.option("--input", "inputs", multiple=True, help="Input file (TSV/CSV/JSONL/Parquet/TREC; local or gs://). Repeat for several. Default: the task's packaged data."),
-        click.option("--output", required=True, help="Output directory (replaced on re-run; complete when OUT/_SUCCESS exists)."),
+        click.option("--output", required=True, help="Output directory: replaced whole when the run succeeds, untouched when it fails; complete when OUT/_SUCCESS exists. Must be new, empty or a kdaug output."),
         click.option("--task", "task_name", default=None, help=f"Task preset: {', '.join(sources.TASKS)} (default {sources.DEFAULT_TASK} when neither --input nor fields are given)."),
         click.option("--text-field", default=None, help="Field/column holding the text (first text of a pair)."),
         click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style)."),
         click.option("--label-field", default=None, help="Field holding the gold label."),
         click.option("--labels", default=None, help="Label values as they appear in the file, comma-separated, in class order."),
-        click.option("--format", "fmt", type=click.Choice(sources.FORMATS), default=None, help="Input format (default: from the extension)."),
+        click.option("--format", "fmt", type=click.Choice(sources.FORMATS), default=None, help="Input format (default: from the extension, else the task preset's)."),
         click.option("--methods", default="knn,synonym,eda,random,augpro-mix", show_default=True, callback=_names, help=f"Comma-separated methods: {', '.join(sorted(REGISTRY))}."),
         click.option("--degrees", default="0.1,0.3,0.5", show_default=True, callback=_floats, help="Comma-separated fractions of word positions to change, each in (0, 1]."),
         click.option("--copies", default=4, show_default=True, help="Augmented copies per example, per method and degree."),
@@ -166,9 +171,9 @@ def teacher_options(fn):
 def version_options(fn):
     """The flags `augment`, `run` and `label` share for scheduled regeneration (pipeline.versioning)."""
     options = [
-        click.option("--versioned", is_flag=True, help="Treat --output as a root: each run writes ROOT/runs/<UTC time>-<key hash>/, and ROOT/LATEST names the newest finished run once its _SUCCESS exists (readers of ROOT follow it)."),
+        click.option("--versioned", is_flag=True, help="Treat --output as a root: each run is published as ROOT/runs/<UTC time>-<attempt>/ and ROOT/LATEST then names it (readers of ROOT follow it; one run per root at a time)."),
         click.option("--if-changed", is_flag=True, help="Skip the run (exit 0) when the input fingerprint, config and teacher fingerprint equal those of LATEST's run. Implies --versioned."),
-        click.option("--keep", type=click.IntRange(min=1), default=None, help="After a successful run, delete all but the newest N finished runs (LATEST always stays). Implies --versioned."),
+        click.option("--keep", type=click.IntRange(min=1), default=None, help="After publishing, delete all but the newest N published runs (LATEST's always stays; never a run being written). Implies --versioned."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -176,11 +181,14 @@ def version_options(fn):
 
 
 def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versioned: bool, if_changed: bool,
-            keep: int | None) -> None:
+            keep: int | None, pipeline_args: list[str]) -> None:
     """Write OUTPUT (or a new versioned run under it) under the commit protocol (`pipeline.commit`):
     refuse a target kdaug must not write, take the output's lease, `run_fn(attempt) -> manifest`
-    stages and publishes, then print the summary. `key_fn()` gives the run key (--if-changed only)."""
+    stages and publishes, then print the summary. `key_fn()` gives the run key (--if-changed only).
+    With --template_location (a Flex Template launch) only the job's graph is written here: the job
+    holds the lease from then on and publishes when it runs."""
     from pipeline import commit, versioning
+    from pipeline.job import template_location
 
     versioned = versioned or if_changed or keep is not None
     log = lambda message: click.echo(message, err=True)  # noqa: E731
@@ -189,7 +197,11 @@ def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versio
         log(f"{why}, skipping" if unchanged else why)
         if unchanged:
             return
-    manifest = commit.write(output, command, inputs, run_fn, versioned, keep, log)
+    template = template_location(pipeline_args)
+    manifest = commit.write(output, command, inputs, run_fn, versioned, keep, log, detached=template is not None)
+    if template is not None:
+        log(f"job graph written to {template}: the job holds the lease of {output} and publishes it when it finishes")
+        return
     if versioned:
         log(f"{output.rstrip('/')}/LATEST → {manifest['run']}" + ("" if keep is None else f" (keeping {keep} published runs)"))
     click.echo(report.summary(manifest))
@@ -219,9 +231,10 @@ def threads_per_worker(requested: int | None, pipeline_args: list[str]) -> int |
 
 
 def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
-    """Refuse, before any worker starts, a teacher directory that cannot label this data: no
-    config.json or weights, no tokenizer or one that does not fit the model's embedding table, or
-    another number of classes than the data's labels."""
+    """Refuse, before any worker starts, a teacher directory that cannot label this data: one being
+    published or never finished, no config.json or weights, damaged (truncated) weights, no tokenizer
+    or one that does not fit the model's embedding table, or another number of classes than the
+    data's labels."""
     from pathlib import Path
 
     from transformers import AutoConfig, AutoTokenizer
@@ -232,8 +245,18 @@ def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
     root = Path(teacher_dir)
     if not (root / "config.json").is_file():
         refuse("no config.json (expected a `kdaug teacher train` / from_pretrained directory)")
+    if (root / "_kdaug").exists() and not (root / "_SUCCESS").exists():
+        refuse("kdaug has not finished writing it (no _SUCCESS): wait for `kdaug teacher train`, or `kdaug recover` it")
     if not any((root / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
         refuse("no model weights (model.safetensors or pytorch_model.bin)")
+    if (root / "model.safetensors").is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:  # reads the header only, and checks that the file covers every tensor it lists
+            with safe_open(str(root / "model.safetensors"), "pt") as weights:
+                weights.keys()
+        except (SafetensorError, OSError) as err:
+            refuse(f"model.safetensors is damaged or truncated ({err}); copy or train it again")
     try:
         config = AutoConfig.from_pretrained(teacher_dir)
     except (OSError, ValueError) as err:
@@ -292,7 +315,7 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
 
     config = augment_config(teacher_dir, **flags)
     execute("augment", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, attempt=attempt),
-            lambda: versioning.augment_key(config), versioned, if_changed, keep)
+            lambda: versioning.augment_key(config), versioned, if_changed, keep, ctx.args)
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
@@ -316,7 +339,7 @@ def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_c
     check_teacher(teacher_dir, config.task.labels)
     label = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
     execute("run", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, label, attempt),
-            lambda: versioning.augment_key(config, label), versioned, if_changed, keep)
+            lambda: versioning.augment_key(config, label), versioned, if_changed, keep, ctx.args)
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
@@ -334,8 +357,7 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
     the temperature is the consumer's choice.
     """
     from pipeline import commit, versioning
-    from pipeline.job import run_pipeline
-    from pipeline.label_job import LabelConfig, build
+    from pipeline.label_job import LabelConfig, run_label
 
     try:
         published = commit.published(source)
@@ -343,8 +365,8 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
         raise click.UsageError(f"--input {err}") from None
     check_teacher(teacher_dir, (published.manifest.get("config") or {}).get("labels"))
     config = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
-    execute("label", output, [source], lambda attempt: run_pipeline(attempt, ctx.args, lambda p: build(p, published, config, attempt)),
-            lambda: versioning.label_key(published.manifest, config), versioned, if_changed, keep)
+    execute("label", output, [source], lambda attempt: run_label(source, output, config, ctx.args, attempt),
+            lambda: versioning.label_key(published.manifest, config), versioned, if_changed, keep, ctx.args)
 
 
 @main.command("inspect")

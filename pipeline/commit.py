@@ -143,7 +143,7 @@ class Store:
         local file is written under TEMP_DIR and renamed; an object store replaces an object
         atomically)."""
         self.refuse_links(rel)
-        target = rel if not self.local else f"{TEMP_DIR}/{uuid.uuid4().hex}"
+        target = rel if not self.local else f"{TEMP_DIR}/{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
         self._mkparent(target)
         self._mkparent(rel)
         with self.fs.open_output_stream(self._path(target)) as f:
@@ -212,6 +212,8 @@ class Store:
         return [r for r in rels if self._link_in(r)]
 
     def refuse_links(self, rel: str) -> None:
+        if ".." in rel.split("/"):
+            raise CommitError(f"{rel!r} leaves the output {self.root}: refused")
         if link := self._link_in(rel):
             raise CommitError(f"{self.uri(link)} is a symbolic link: kdaug never deletes or moves through one; "
                               "remove the link (or choose another output)")
@@ -270,22 +272,24 @@ class Claim:
     started: float
     heartbeat: float
     lease_seconds: float = LEASE_SECONDS
+    detached: bool = False  # a job that outlives this process (a Dataflow template): its workers beat
 
     @classmethod
-    def new(cls, attempt: str, command: str, lease_seconds: float = LEASE_SECONDS) -> Claim:
+    def new(cls, attempt: str, command: str, lease_seconds: float = LEASE_SECONDS, detached: bool = False) -> Claim:
         now = time.time()
         pid = os.getpid()
-        return cls(attempt, command, socket.gethostname(), pid, _process_start(pid), now, now, lease_seconds)
+        return cls(attempt, command, socket.gethostname(), pid, _process_start(pid), now, now, lease_seconds, detached)
 
     def live(self, now: float | None = None) -> bool:
-        if self.host == socket.gethostname() and not _process_alive(self.pid, self.pid_start):
+        if not self.detached and self.host == socket.gethostname() and not _process_alive(self.pid, self.pid_start):
             return False
         return (now or time.time()) - self.heartbeat < self.lease_seconds
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started))
         beat = max(0.0, time.time() - self.heartbeat)
-        return (f"attempt {self.attempt} (`kdaug {self.command}`, pid {self.pid} on {self.host}, started {started}, "
+        who = "a job launched" if self.detached else f"pid {self.pid}"
+        return (f"attempt {self.attempt} (`kdaug {self.command}`, {who} on {self.host}, started {started}, "
                 f"last heartbeat {beat:.0f} s ago)")
 
 
@@ -314,9 +318,9 @@ def live_claim(store: Store, besides: str | None = None) -> Claim | None:
 class Lease:
     """An attempt's hold on an output, with a heartbeat thread, for the life of one command."""
 
-    def __init__(self, store: Store, command: str, lease_seconds: float = LEASE_SECONDS):
+    def __init__(self, store: Store, command: str, lease_seconds: float = LEASE_SECONDS, detached: bool = False):
         self.store = store
-        self.claim = Claim.new(uuid.uuid4().hex[:12], command, lease_seconds)
+        self.claim = Claim.new(uuid.uuid4().hex[:12], command, lease_seconds, detached)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -348,12 +352,28 @@ class Lease:
             self.claim.heartbeat = time.time()
             self.store.write_json(_claim_path(self.attempt), asdict(self.claim))
 
-    def release(self) -> None:
+    def stop_beating(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.store.delete(_claim_path(self.attempt))
-        self.store.remove_empty_dirs([CLAIMS_DIR, ATTEMPTS_DIR, TEMP_DIR])
+
+    def release(self) -> None:
+        self.stop_beating()
+        release(self.store, self.attempt)
+
+
+def release(store: Store, attempt: str) -> None:
+    store.delete(_claim_path(attempt))
+    store.remove_empty_dirs([CLAIMS_DIR, ATTEMPTS_DIR, TEMP_DIR])
+
+
+def heartbeat(attempt: Attempt) -> None:
+    """Prove a detached attempt's job alive (its workers call this as they write); a claim that is
+    gone (released, or taken over after expiring) is never recreated."""
+    store = Store(attempt.output)
+    claim = store.read_json(_claim_path(attempt.attempt))
+    if claim is not None:
+        store.write_json(_claim_path(attempt.attempt), claim | {"heartbeat": time.time()})
 
 
 def fence(store: Store, attempt: str) -> None:
@@ -396,7 +416,8 @@ def published_runs(store: Store) -> list[str]:
 
 def foreign_files(store: Store) -> list[str]:
     """Files (and links) under the output that kdaug did not write: anything but its state, the
-    published files and their own files, LATEST and the runs' contents as their manifests list them."""
+    published files and their own files, LATEST and the runs' contents as their manifests list them.
+    Inside its state (staging areas) kdaug deletes links as entries, never what they point to."""
     ours = {LATEST_FILE, *OWN_FILES}
     manifest = store.read_json(MANIFEST_FILE)
     if manifest is not None and "files" in manifest:
@@ -408,8 +429,8 @@ def foreign_files(store: Store) -> list[str]:
         run_manifest = store.read_json(f"{RUNS_DIR}/{name}/{MANIFEST_FILE}")
         listed = manifest_files(run_manifest) if run_manifest and "files" in run_manifest else []
         ours.update(f"{RUNS_DIR}/{name}/{rel}" for rel in [*listed, *OWN_FILES])
-    found = [rel for rel in store.files() if not rel.startswith(STATE_DIR + "/") and rel not in ours]
-    return sorted(set(found) | set(store.links(store.files())))
+    outside_state = [rel for rel in store.files() if not rel.startswith(STATE_DIR + "/")]
+    return sorted({rel for rel in outside_state if rel not in ours} | set(store.links(outside_state)))
 
 
 # --- writers ----------------------------------------------------------------------------------------
@@ -425,6 +446,8 @@ class Attempt:
     versioned: bool = False
     keep: int | None = None
     run_name: str | None = None  # versioned: the run directory it publishes
+    detached: bool = False  # the job outlives the command (a Dataflow template): it releases the lease itself
+    lease_seconds: float = LEASE_SECONDS
 
     @property
     def staging(self) -> str:
@@ -449,7 +472,7 @@ def check_target(output: str, inputs: Iterable[str] = (), versioned: bool = Fals
     if store.exists("") and not store.is_dir(""):
         raise TargetRefused(f"--output {output} is a file, not a directory")
     for path in inputs:
-        if _inside(path, output) or _inside(output, path):
+        if overlaps(path, output):
             raise TargetRefused(f"--output {output} and input {path} overlap: an output may not lie inside an input "
                               "or hold one (its files would be read as input, or the input overwritten); choose another --output")
     if versioned and store.exists(MANIFEST_FILE):
@@ -461,6 +484,11 @@ def check_target(output: str, inputs: Iterable[str] = (), versioned: bool = Fals
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise TargetRefused(f"--output {output} holds files kdaug did not write ({shown}): kdaug never deletes or "
                           "mixes them with its output; move them away or choose another --output")
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one of the two paths lies inside the other (or they are the same)."""
+    return _inside(a, b) or _inside(b, a)
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -481,10 +509,10 @@ class Writer:
     """
 
     def __init__(self, output: str, command: str, versioned: bool = False, keep: int | None = None,
-                 lease_seconds: float = LEASE_SECONDS, log=None):
+                 lease_seconds: float = LEASE_SECONDS, log=None, detached: bool = False):
         self.store = Store(output)
-        self.versioned, self.keep = versioned, keep
-        self.lease = Lease(self.store, command, lease_seconds)
+        self.versioned, self.keep, self.detached = versioned, keep, detached
+        self.lease = Lease(self.store, command, lease_seconds, detached)
         self.log = log or (lambda message: None)
         self.attempt: Attempt | None = None
 
@@ -496,10 +524,14 @@ class Writer:
         except BaseException:
             self.lease.release()
             raise
-        self.attempt = Attempt(self.store.root, self.lease.attempt, self.versioned, self.keep, run_name)
+        self.attempt = Attempt(self.store.root, self.lease.attempt, self.versioned, self.keep, run_name, self.detached,
+                               self.lease.claim.lease_seconds)
         return self.attempt
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self.detached and exc is None:  # the job holds the lease now; its publish releases it
+            self.lease.stop_beating()
+            return
         self.lease.release()
         if exc is not None and self.attempt is not None and not _already_published(self.store, self.attempt):
             kept = self.store.files(self.attempt.staging)
@@ -508,11 +540,13 @@ class Writer:
 
 
 def write(output: str, command: str, inputs: Iterable[str], stage_and_publish, versioned: bool = False,
-          keep: int | None = None, log=None):
+          keep: int | None = None, log=None, detached: bool = False):
     """The whole protocol around `stage_and_publish(attempt)`: check the target, claim, recover,
-    run it (it stages and calls `publish`), release. Returns what it returns."""
+    run it (it stages and calls `publish`), release. Returns what it returns. `detached`: the job
+    runs after this returns (a Dataflow template): the lease passes to it, kept alive by its
+    workers' heartbeats and released by its publish."""
     check_target(output, inputs, versioned)
-    with Writer(output, command, versioned, keep, log=log) as attempt:
+    with Writer(output, command, versioned, keep, log=log, detached=detached) as attempt:
         return stage_and_publish(attempt)
 
 
@@ -558,6 +592,8 @@ def publish(attempt: Attempt, manifest: dict, files: list[dict]) -> dict:
                    "manifest": f"{attempt.staging}/{MANIFEST_FILE}", "remove": _owned(store)}
         store.write_json(JOURNAL_FILE, journal)  # the commit point
         apply_journal(store, journal)
+    if attempt.detached:
+        release(store, attempt.attempt)
     return manifest
 
 
@@ -665,15 +701,20 @@ def recover(store: Store, attempt: str, log) -> None:
     for rel in sorted({posixpath.join(*r.split("/")[:3]) for r in store.files(ATTEMPTS_DIR)}):
         if posixpath.basename(rel) != attempt:
             store.delete_tree(rel)
-    stale = time.time() - 3600  # a temporary file of a write killed mid-way (never one being written)
-    for rel in store.files(TEMP_DIR):
-        if store.fs.get_file_info(store._path(rel)).mtime.timestamp() < stale:
+    for rel in store.files(TEMP_DIR):  # temporary files of writes killed mid-way (never one being written)
+        host, pid, _ = posixpath.basename(rel).rsplit("-", 2)
+        mine = host == socket.gethostname()
+        if (mine and not _process_alive(int(pid), None)) or (not mine and _age(store, rel) > 3600):
             store.delete(rel)
     head = latest(store)
     for name in _run_names(store):
         if head is None or name > head or not store.exists(f"{RUNS_DIR}/{name}/{SUCCESS_FILE}"):
             log(f"removing run {name}: it was never published")
             delete_run(store, name)
+
+
+def _age(store: Store, rel: str) -> float:
+    return time.time() - store.fs.get_file_info(store._path(rel)).mtime.timestamp()
 
 
 def write_metrics(attempt: Attempt, metrics: dict) -> None:

@@ -230,6 +230,13 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attemp
     )
 
 
+def template_location(pipeline_args: list[str]) -> str | None:
+    """Where Dataflow writes the job's graph instead of running it (a Flex Template launch), if so."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return PipelineOptions(pipeline_args).view_as(GoogleCloudOptions).template_location
+
+
 def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
     """Beam options from the pass-through flags; DirectRunner unless a runner is named
     (Beam's default, Prism, downloads a binary and cannot run offline)."""
@@ -245,13 +252,15 @@ def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, att
     config.validate()
     if attempt is None:
         command = "augment" if label is None else "run"
-        return commit.write(config.output, command, config.inputs, lambda a: run_augment(config, pipeline_args, label, a))
+        return commit.write(config.output, command, config.inputs, lambda a: run_augment(config, pipeline_args, label, a),
+                            detached=template_location(pipeline_args) is not None)
     return run_pipeline(attempt, pipeline_args, lambda p: build(p, config, attempt, label))
 
 
 def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn) -> dict:
     """Run the pipeline `build_fn(pipeline)` builds (its last step publishes `attempt`) and return the
-    published manifest with the wall time and the Beam counters added.
+    published manifest with the wall time and the Beam counters added (None for a detached attempt,
+    whose job runs later: a Dataflow template).
 
     The counters also go to `_metrics.json` beside the published manifest, not into it: they are
     known only once the pipeline has finished, and the manifest is final once `_SUCCESS` exists.
@@ -259,6 +268,8 @@ def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn) ->
     started = time.monotonic()
     with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
         build_fn(pipeline)
+    if attempt.detached:  # only the job's graph was written; the job publishes when it runs
+        return None
     manifest = commit.published(attempt.published_dir).manifest
     if manifest.get("attempt") != attempt.attempt:
         raise commit.CommitError(f"{attempt.published_dir} holds attempt {manifest.get('attempt')}, not {attempt.attempt}")

@@ -106,6 +106,19 @@ def build(pipeline: beam.Pipeline, source: commit.Published, label: LabelConfig,
     )
 
 
+def run_label(source: str, output: str, label: LabelConfig, pipeline_args: list[str],
+              attempt: commit.Attempt | None = None) -> dict:
+    """Label the published run at `source` into `output` and return the published manifest; as
+    `attempt` when given (the CLI's, see `pipeline.commit.write`), else as a new one."""
+    from pipeline.job import run_pipeline, template_location
+
+    if attempt is None:
+        return commit.write(output, "label", [source], lambda a: run_label(source, output, label, pipeline_args, a),
+                            detached=template_location(pipeline_args) is not None)
+    published = commit.published(source)
+    return run_pipeline(attempt, pipeline_args, lambda p: build(p, published, label, attempt))
+
+
 def _finalize_current(files, stats, attempt, manifest, source: commit.Published):
     """Publish only if the source is still the run that was read (a plain source regenerated while
     it was labelled would have mixed two runs' rows)."""

@@ -17,6 +17,7 @@ Files are written through Beam's `FileSystems`, so OUT may be a local path or gs
 from __future__ import annotations
 
 import io
+import time
 
 import apache_beam as beam
 import pyarrow as pa
@@ -42,8 +43,12 @@ class WriteFile(beam.DoFn):
 
     def __init__(self, attempt: commit.Attempt):
         self.attempt = attempt
+        self.beat_at = 0.0
 
     def process(self, element):
+        if self.attempt.detached and time.monotonic() >= self.beat_at:  # nobody else keeps the lease alive
+            commit.heartbeat(self.attempt)
+            self.beat_at = time.monotonic() + self.attempt.lease_seconds / 10
         (partition, key), rows = element
         dead = partition == schema.DEAD_LETTER_DIR
         table = file_table(rows, schema.DEAD_LETTER_SCHEMA if dead else schema.SHARD_FILE_SCHEMA)

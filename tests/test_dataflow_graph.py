@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, WorkerOptions
 from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from pipeline import sources
+from pipeline import commit, sources
 from pipeline.augmenters import REGISTRY, AugmentOptions
 from pipeline.job import AugmentConfig, build
 from pipeline.label_job import LabelConfig
@@ -107,7 +107,8 @@ def job(tmp_path_factory, tiny_teacher_dir):
         refuse_network(monkeypatch)
         real = stub_dataflow_client(monkeypatch)
         pipeline = beam.Pipeline(options=PipelineOptions(DATAFLOW))
-        build(pipeline, config, "graphtest", label=LabelConfig(tiny_teacher_dir))
+        attempt = commit.Attempt(config.output, "graphtest0000", detached=True)
+        build(pipeline, config, attempt, label=LabelConfig(tiny_teacher_dir))
         result = pipeline.run()  # --dry_run: everything up to the submission request
     return pipeline.runner, result, str(data), real
 

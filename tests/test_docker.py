@@ -160,24 +160,6 @@ def test_flex_main_hands_the_parameters_to_kdaug_run(tmp_path):
     assert flex_main.kdaug_args(["--if_changed=false"], [switch])[1:] == ["--runner=DataflowRunner"]
 
 
-def test_flex_main_succeeds_once_the_job_graph_is_written(tmp_path):
-    """In a Flex launch the job only gets described (--template_location): reading its manifest
-    afterwards fails, which is fine once the graph file exists, and an error otherwise."""
-    template = tmp_path / "job_object"
-
-    def cli(args, prog_name, write=True):
-        if write and template_flag in args:
-            template.write_text("{}")
-        raise FileNotFoundError("gs://bucket/out/_manifest.json")
-
-    template_flag = f"--template_location={template}"
-    flex_main.main(["--output=gs://bucket/out", template_flag], cli=cli)  # graph written: success
-    template.unlink()
-    for argv in (["--output=gs://bucket/out"], ["--output=gs://bucket/out", template_flag]):
-        with pytest.raises(FileNotFoundError):
-            flex_main.main(argv, cli=lambda args, prog_name: cli(args, prog_name, write=False))
-
-
 def hadolint() -> str | None:
     return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
 

@@ -24,7 +24,12 @@ WORDS = (
 
 @pytest.fixture(scope="module")
 def readers(tmp_path_factory):
+    import nltk
+
     root = nltk_data_dir(resources.WORDNET_SOURCE, tmp_path_factory.mktemp("nltk"))
+    # nltk >= 3.10 reads corpora only under its data path (or a private temp dir): register ours, as a
+    # user would with NLTK_DATA, so the test passes under any TMPDIR (plain `pytest` uses /tmp)
+    nltk.data.path.append(str(root))
     WordNetCorpusReader.map_wn = lambda self, version="wordnet": None  # OMW-only sense map: halves the load
     return resources.wordnet(), WordNetCorpusReader(str(root / "corpora" / "wordnet"), None)
 
