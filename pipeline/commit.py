@@ -708,7 +708,8 @@ def recover(store: Store, attempt: str, log) -> None:
             store.delete(rel)
     head = latest(store)
     for name in _run_names(store):
-        if head is None or name > head or not store.exists(f"{RUNS_DIR}/{name}/{SUCCESS_FILE}"):
+        finished = store.exists(f"{RUNS_DIR}/{name}/{SUCCESS_FILE}")
+        if not finished or (head is not None and name > head):  # without LATEST, keep what looks finished
             log(f"removing run {name}: it was never published")
             delete_run(store, name)
 
