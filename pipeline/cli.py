@@ -7,12 +7,39 @@ through to Beam, as in Beam's own examples.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local paths only, never from a hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's C core writes straight to stderr
+
+
+#: Libraries whose INFO lines (and Beam's logged tracebacks of a failing step, which kdaug reports
+#: itself) a person does not need; `--verbose` shows them.
+CHATTY = ("apache_beam", "distributed", "dask", "tornado", "faiss", "absl", "urllib3")
+#: Root-logger warnings Beam prints on import that say nothing about the job.
+IMPORT_NOISE = ("apitools not found",)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Warnings and errors of kdaug and the libraries on stderr, their chatter only when `verbose`.
+    Done before Beam is imported: a module-level `logging.warning` would otherwise install Python's
+    default handler."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(lambda record: not str(record.msg).startswith(IMPORT_NOISE))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL if name == "apache_beam" else logging.ERROR)
+
+
+configure_logging()
 
 from pipeline import report, sources  # noqa: E402
 from pipeline.augmenters import REGISTRY, AugmentOptions  # noqa: E402
@@ -93,7 +120,8 @@ def _root_message(err: BaseException) -> str:
 @click.group(cls=StageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kdaug")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error (also KDAUG_DEBUG=1).")
-def main(debug):
+@click.option("--verbose", "-v", is_flag=True, help="Show the INFO logs of Beam, Dask, faiss and the other libraries.")
+def main(debug, verbose):
     """kdaug: augmented corpora for knowledge distillation (KD) of text classifiers.
 
     \b
@@ -116,11 +144,7 @@ def main(debug):
     Degree = fraction of a text's words changed. KD tolerates, and profits from, larger shifts
     than fine-tuning: best ~30% for KD vs ~10% for fine-tuning; smaller datasets want more.
     """
-    if not (debug or os.environ.get("KDAUG_DEBUG")):
-        import logging
-
-        # a failing step's error and traceback, which Beam logs as it fails: kdaug shows the message itself
-        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    configure_logging(verbose or debug or bool(os.environ.get("KDAUG_DEBUG")))
 
 
 def augment_options(fn):
@@ -212,12 +236,17 @@ def threads_per_worker(requested: int | None, pipeline_args: list[str]) -> int |
     """The teacher's torch threads per worker process: as requested; else the CPUs shared among the
     DirectRunner's worker processes (each would otherwise take them all: 2 workers on 2 cores ran
     4 threads, half as fast); else 1 on Dataflow, which runs one SDK process per vCPU unless told
-    otherwise; else None (every CPU of the process)."""
+    otherwise, and on Dask, whose workers run a thread per core between them; else None (every CPU
+    of the process)."""
     from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
 
     if requested:
         return requested
-    options = PipelineOptions(pipeline_args)
+    from pipeline.job import pipeline_options, runner_name
+
+    options = pipeline_options(pipeline_args)
+    if runner_name(options) == "DaskRunner":  # Dask's advice for CPU-bound work: a thread per core in all
+        return 1
     if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
         return None if "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or []) else 1
     direct = options.view_as(DirectOptions)

@@ -13,6 +13,7 @@ whatever the runner and worker count.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import commit, schema, sinks, sources
+from pipeline import commit, progress, schema, sinks, sources, splits
 from pipeline.augmenters import ORIGINAL, AugmentOptions, create, original_row
 
 
@@ -98,52 +99,64 @@ def check_input_file(path: str) -> None:
 
 
 def batch_key(prefix: str, index: int) -> str:
-    """The name of an input file's `index`-th batch (of examples or dead letters): it names the
-    batch's output files, and sorting by it puts them in input order."""
+    """The name of an input file's `index`-th chunk: it names the chunk's output files (and its dead
+    letters'), and sorting by it puts them in input order."""
     return f"{prefix}-{index:06d}"
 
 
-class ReadChunks(beam.DoFn):
-    """Read one input file; emit chunks ``(batch key, examples)`` of valid examples, dead letters
-    in batches of the same size, and the file's counts."""
+#: What each element of `ReadSplit`'s one output is (see there).
+CHUNK, DEAD_LETTERS, STATS = "chunk", "dead_letters", "stats"
 
-    CHUNKS = "chunks"
-    DEAD_LETTERS = "dead_letters"
-    STATS = "stats"
 
-    def __init__(self, task: sources.Task, chunk_size: int, max_rows: int | None):
-        self.task, self.chunk_size, self.max_rows = task, chunk_size, max_rows
+def only(element, kind: str):
+    """The values of `ReadSplit`'s elements of one kind."""
+    if element[0] == kind:
+        yield element[1]
+
+
+class ReadSplit(beam.DoFn):
+    """Read one split of an input file (`pipeline.splits`): a few MB at most, never the whole file.
+
+    One output, each element saying what it is — ``(CHUNK, (key, examples))`` and ``(DEAD_LETTERS,
+    ((partition, key), dead letters))`` per chunk, ``(STATS, counts)`` per split — since runners
+    differ on tagged outputs (Beam's DaskRunner sends every output to every consumer).
+    """
+
+    def __init__(self, task: sources.Task, chunk_size: int):
+        self.task, self.chunk_size = task, chunk_size
         self.dead_counter = Metrics.counter("kdaug", "dead_letters")
         self.read_counter = Metrics.counter("kdaug", "rows_read")
 
-    def process(self, path: str):
-        with FileSystems.open(path) as f:
-            data = f.read()
-        prefix = sources.source_prefix(path)
-        pending = {self.CHUNKS: [], self.DEAD_LETTERS: []}  # the batch being filled, per output
-        counts = {self.CHUNKS: 0, self.DEAD_LETTERS: 0}  # rows per output so far
-        for kind, item in sources.read_examples(path, data, self.task, self.max_rows):
-            tag = self.DEAD_LETTERS if kind == "dead_letter" else self.CHUNKS
-            pending[tag].append(item)
-            counts[tag] += 1
-            if len(pending[tag]) == self.chunk_size:
-                yield self._batch(tag, prefix, counts[tag], pending[tag])
-                pending[tag] = []
-        for tag, batch in pending.items():
-            if batch:
-                yield self._batch(tag, prefix, counts[tag], batch)
-        read, dead = counts[self.CHUNKS] + counts[self.DEAD_LETTERS], counts[self.DEAD_LETTERS]
+    def process(self, split: splits.Split):
+        if split.fmt == "parquet":
+            found = sources.parquet_records(splits.parquet_rows(split, FileSystems.open), split.first_line)
+        else:
+            data = splits.read_bytes(split, FileSystems.open)
+            found = sources.records(data, split.fmt, split.header, split.first_line)
+        prefix = sources.source_prefix(split.path)
+        batches: dict[int, tuple[list, list]] = {}  # chunk index -> (examples, dead letters)
+        read = dead = 0
+        for i, (kind, item) in enumerate(sources.examples(split.path, found, self.task)):
+            chunk = split.first_chunk + i // self.chunk_size
+            if chunk not in batches:
+                yield from self._emit(prefix, batches)
+                batches[chunk] = ([], [])
+            batches[chunk][kind == "dead_letter"].append(item)
+            read, dead = read + 1, dead + (kind == "dead_letter")
+        yield from self._emit(prefix, batches)
         self.read_counter.inc(read)
         self.dead_counter.inc(dead)
-        yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": read, "dead_letters": dead})
+        yield STATS, {"file": split.path, "rows_read": read, "dead_letters": dead}
 
-    def _batch(self, tag: str, prefix: str, count: int, batch: list):
-        """The output element of a full or final batch; `count` items of `tag` have been read so far,
-        so the batch's index in the file is (count - 1) // chunk_size."""
-        key = batch_key(prefix, (count - 1) // self.chunk_size)
-        if tag == self.CHUNKS:
-            return key, batch
-        return beam.pvalue.TaggedOutput(tag, ((schema.DEAD_LETTER_DIR, key), batch))
+    @staticmethod
+    def _emit(prefix: str, batches: dict):
+        for chunk, (examples, dead) in batches.items():
+            key = batch_key(prefix, chunk)
+            if examples:
+                yield CHUNK, (key, examples)
+            if dead:
+                yield DEAD_LETTERS, ((schema.DEAD_LETTER_DIR, key), dead)
+        batches.clear()
 
 
 class AugmentChunks(beam.DoFn):
@@ -185,49 +198,58 @@ def input_fingerprint(paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attempt, label=None):
+def plan(config: AugmentConfig) -> tuple[list[splits.Split], dict[str, int], str]:
+    """Every input's splits, its planned data records (up to --max-rows) and the input fingerprint
+    (hash of all input bytes, as `input_fingerprint`), from one streaming pass over each file."""
+    digest, found, records = hashlib.sha256(), [], {}
+    for path in config.inputs:
+        file_plan = splits.plan_file(path, sources.file_format(path, config.task), config.chunk_size, config.max_rows,
+                                     FileSystems.open, digest)
+        found += file_plan.splits
+        records[path] = file_plan.records
+    return found, records, digest.hexdigest()
+
+
+def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attempt, label=None, planned=None):
     """Add the augment job to `pipeline`, writing and publishing `attempt`; with `label` (a
     `label_job.LabelConfig`) the teacher labels the row batches on their way to the sink (`kdaug
-    run`). Returns the PCollection holding the published manifest."""
+    run`). `planned`: `plan(config)`, when the caller has it. Returns the PCollection holding the
+    published manifest.
+
+    The graph uses only what every runner executes alike: one output per step, summaries gathered
+    by a GroupByKey (not a side input or a combiner: Beam's DaskRunner returns wrong lists for those).
+    """
+    found, _, fingerprint = planned or plan(config)
     read = (
         pipeline
-        | "Inputs" >> beam.Create(config.inputs)
-        | "Read" >> beam.ParDo(ReadChunks(config.task, config.chunk_size, config.max_rows)).with_outputs(
-            ReadChunks.DEAD_LETTERS, ReadChunks.STATS, main=ReadChunks.CHUNKS
-        )
+        | "Splits" >> beam.Create(found)
+        | "Read" >> beam.ParDo(ReadSplit(config.task, config.chunk_size))
     )
     rows = (
-        read.chunks
+        read
+        | "Chunks" >> beam.FlatMap(only, CHUNK)
         | "Spread" >> beam.Reshuffle()
-        | "Augment" >> beam.ParDo(
-            AugmentChunks(config.methods, config.degrees, config.copies, config.options)
-        )
+        | "Augment" >> beam.ParDo(AugmentChunks(config.methods, config.degrees, config.copies, config.options))
     )
     if label is not None:
         rows = rows | "Label" >> label.transform()
     # Each branch writes its own files and only their summaries meet: a Flatten of the rows
     # themselves would make the DirectRunner buffer all of them (its stages exchange flattened
     # PCollections through memory).
-    files = (
+    written = (
         rows | "Write" >> beam.ParDo(sinks.WriteFile(attempt)),
-        read[ReadChunks.DEAD_LETTERS] | "WriteDeadLetters" >> beam.ParDo(sinks.WriteFile(attempt)),
-    ) | "All" >> beam.Flatten()
+        read | "DeadLetters" >> beam.FlatMap(only, DEAD_LETTERS) | "WriteDeadLetters" >> beam.ParDo(sinks.WriteFile(attempt)),
+    ) | "Files" >> beam.Flatten()
     manifest = {
         "kind": "augment" if label is None else "run",
         "schema_version": schema.SCHEMA_VERSION,
         "config": config.to_dict(),
-        "input_fingerprint": input_fingerprint(config.inputs),
+        "input_fingerprint": fingerprint,
         "teacher": None if label is None else label.to_manifest(),
         "versions": sinks.versions(),
     }
-    stats = read[ReadChunks.STATS] | "AllStats" >> beam.combiners.ToList()
-    return (
-        files
-        | "AllFiles" >> beam.combiners.ToList()
-        | "Finalize" >> beam.Map(
-            sinks.finalize, beam.pvalue.AsSingleton(stats), attempt, manifest
-        )
-    )
+    stats = read | "Stats" >> beam.FlatMap(only, STATS)
+    return sinks.gather_and_publish(written, stats, attempt, manifest)
 
 
 def template_location(pipeline_args: list[str]) -> str | None:
@@ -237,13 +259,36 @@ def template_location(pipeline_args: list[str]) -> str | None:
     return PipelineOptions(pipeline_args).view_as(GoogleCloudOptions).template_location
 
 
+#: `--runner` short names; any other value goes to Beam as it is.
+RUNNERS = {"direct": "DirectRunner", "dataflow": "DataflowRunner",
+           "dask": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
 def pipeline_options(pipeline_args: list[str]) -> PipelineOptions:
-    """Beam options from the pass-through flags; DirectRunner unless a runner is named
-    (Beam's default, Prism, downloads a binary and cannot run offline)."""
+    """Beam options from the pass-through flags: `--runner` may be a short name (direct, dask,
+    dataflow); DirectRunner unless one is named (Beam's default, Prism, downloads a binary and cannot
+    run offline). On Dask, every split is its own partition unless --dask_npartitions or
+    --dask_partition_size say otherwise (Beam's default packs 128 elements in one, so a job of fewer
+    splits would run as one task on one worker)."""
     args = list(pipeline_args)
+    for i, arg in enumerate(args):
+        if arg == "--runner" and i + 1 < len(args):
+            args[i + 1] = RUNNERS.get(args[i + 1].lower(), args[i + 1])
+        elif arg.startswith("--runner="):
+            args[i] = "--runner=" + RUNNERS.get(arg.split("=", 1)[1].lower(), arg.split("=", 1)[1])
     if not any(a == "--runner" or a.startswith("--runner=") for a in args):
         args += ["--runner", "DirectRunner"]
-    return PipelineOptions(args)
+    options = PipelineOptions(args)
+    if runner_name(options) == "DaskRunner" and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+        options = PipelineOptions(args + ["--dask_partition_size", "1"])
+    return options
+
+
+def runner_name(options: PipelineOptions) -> str:
+    """The runner's class name, e.g. DirectRunner, DaskRunner, DataflowRunner."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    return (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
 
 
 def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, attempt: commit.Attempt | None = None) -> dict:
@@ -254,20 +299,31 @@ def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, att
         command = "augment" if label is None else "run"
         return commit.write(config.output, command, config.inputs, lambda a: run_augment(config, pipeline_args, label, a),
                             detached=template_location(pipeline_args) is not None)
-    return run_pipeline(attempt, pipeline_args, lambda p: build(p, config, attempt, label))
+    planned = plan(config)
+    found, records, _ = planned
+    chunks = sum(s.chunks for s in found)
+    progress.say(f"planned {sum(records.values()):,} rows of {len(records)} file(s): {chunks:,} chunks of "
+                 f"≤{config.chunk_size} rows in {len(found):,} splits")
+    bar = (sum(records.values()), "augmenting" if label is None else "augmenting + labelling",
+           (schema.partition_dir(ORIGINAL, 0.0), schema.DEAD_LETTER_DIR))
+    return run_pipeline(attempt, pipeline_args, lambda p: build(p, config, attempt, label, planned), bar)
 
 
-def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn) -> dict:
+def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn, bar=None) -> dict:
     """Run the pipeline `build_fn(pipeline)` builds (its last step publishes `attempt`) and return the
     published manifest with the wall time and the Beam counters added (None for a detached attempt,
-    whose job runs later: a Dataflow template).
+    whose job runs later: a Dataflow template). `bar`: (total rows, description, partitions counted)
+    of the progress bar (`pipeline.progress`).
 
     The counters also go to `_metrics.json` beside the published manifest, not into it: they are
     known only once the pipeline has finished, and the manifest is final once `_SUCCESS` exists.
+    Runners without counters (Beam's DaskRunner) record None.
     """
+    options = pipeline_options(pipeline_args)
     started = time.monotonic()
-    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-        build_fn(pipeline)
+    with progress.StagedRows(attempt, *bar) if bar and not attempt.detached else contextlib.nullcontext():
+        with beam.Pipeline(options=options) as pipeline:
+            build_fn(pipeline)
     if attempt.detached:  # only the job's graph was written; the job publishes when it runs
         return None
     manifest = commit.published(attempt.published_dir).manifest
@@ -275,16 +331,22 @@ def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn) ->
         raise commit.CommitError(f"{attempt.published_dir} holds attempt {manifest.get('attempt')}, not {attempt.attempt}")
     manifest["wall_seconds"] = time.monotonic() - started
     manifest["metrics"] = counters(pipeline.result)
+    manifest["runner"] = runner_name(options)
     commit.write_metrics(attempt, {"attempt": attempt.attempt, "wall_seconds": manifest["wall_seconds"],
-                                   "counters": manifest["metrics"]})
+                                   "runner": manifest["runner"], "counters": manifest["metrics"]})
     return manifest
 
 
-def counters(result: beam.runners.runner.PipelineResult) -> dict[str, int]:
+def counters(result: beam.runners.runner.PipelineResult) -> dict[str, int] | None:
     """The finished pipeline's `kdaug/*` and `teacher/*` counters as {"namespace/name": value},
-    summed over steps (committed values where the runner has them)."""
+    summed over steps (committed values where the runner has them); None when the runner has no
+    metrics (Beam's DaskRunner)."""
+    try:
+        queried = result.metrics().query()["counters"]
+    except NotImplementedError:
+        return None
     found: dict[str, int] = {}
-    for counter in result.metrics().query()["counters"]:
+    for counter in queried:
         name = counter.key.metric
         if name.namespace in ("kdaug", "teacher"):
             value = counter.committed if counter.committed is not None else counter.attempted

@@ -53,22 +53,23 @@ class LabelConfig:
 
 
 class ReadShards(beam.DoFn):
-    """Read one shard file of a finished output as row batches keyed by (partition, batch key);
-    the key (source file name and batch index) names the batch's output file."""
-
-    STATS = "stats"
+    """Read one shard file of a published output as row batches keyed by (partition, batch key); the
+    key (source file name and batch index) names the batch's output file. One output, each element
+    saying what it is (`pipeline.job.only`): ``(CHUNK, batch)`` and, per file, ``(STATS, counts)``."""
 
     def __init__(self, root: str, batch_rows: int):
         self.root, self.batch_rows = root, batch_rows
 
     def process(self, path: str):
+        from pipeline.job import CHUNK, STATS
+
         partition = posixpath.relpath(posixpath.dirname(path), self.root)
         stem = posixpath.basename(path).removesuffix(".parquet")
         with FileSystems.open(path) as f:
             rows = pq.read_table(io.BytesIO(f.read()), schema=schema.SHARD_FILE_SCHEMA).to_pylist()
         for start in range(0, len(rows), self.batch_rows):
-            yield (partition, f"{stem}-{start // self.batch_rows:06d}"), rows[start : start + self.batch_rows]
-        yield beam.pvalue.TaggedOutput(self.STATS, {"file": path, "rows_read": len(rows)})
+            yield CHUNK, ((partition, f"{stem}-{start // self.batch_rows:06d}"), rows[start : start + self.batch_rows])
+        yield STATS, {"file": path, "rows_read": len(rows)}
 
 
 def shard_files(source: commit.Published) -> list[str]:
@@ -80,13 +81,16 @@ def shard_files(source: commit.Published) -> list[str]:
 def build(pipeline: beam.Pipeline, source: commit.Published, label: LabelConfig, attempt: commit.Attempt,
           batch_rows: int = 1024):
     """Add the label job: the shards of the published `source` → labelled shards, published as `attempt`."""
+    from pipeline.job import CHUNK, STATS, only
+
     read = (
         pipeline
         | "Shards" >> beam.Create(shard_files(source))
-        | "Read" >> beam.ParDo(ReadShards(source.dir, batch_rows)).with_outputs(ReadShards.STATS, main="rows")
+        | "Read" >> beam.ParDo(ReadShards(source.dir, batch_rows))
     )
     files = (
-        read.rows
+        read
+        | "Batches" >> beam.FlatMap(only, CHUNK)
         | "Spread" >> beam.Reshuffle()
         | "Label" >> label.transform()
         | "Write" >> beam.ParDo(sinks.WriteFile(attempt))
@@ -98,12 +102,10 @@ def build(pipeline: beam.Pipeline, source: commit.Published, label: LabelConfig,
         "teacher": label.to_manifest(),
         "versions": sinks.versions(),
     }
-    stats = read[ReadShards.STATS] | "AllStats" >> beam.combiners.ToList()
-    return (
-        files
-        | "AllFiles" >> beam.combiners.ToList()
-        | "Finalize" >> beam.Map(_finalize_current, beam.pvalue.AsSingleton(stats), attempt, manifest, source)
-    )
+    stats = read | "Stats" >> beam.FlatMap(only, STATS)
+    # publish only if the source is still the run that was read (a plain source regenerated while it
+    # was labelled would have mixed two runs' rows)
+    return sinks.gather_and_publish(files, stats, attempt, manifest, source.check_current)
 
 
 def run_label(source: str, output: str, label: LabelConfig, pipeline_args: list[str],
@@ -116,11 +118,5 @@ def run_label(source: str, output: str, label: LabelConfig, pipeline_args: list[
         return commit.write(output, "label", [source], lambda a: run_label(source, output, label, pipeline_args, a),
                             detached=template_location(pipeline_args) is not None)
     published = commit.published(source)
-    return run_pipeline(attempt, pipeline_args, lambda p: build(p, published, label, attempt))
-
-
-def _finalize_current(files, stats, attempt, manifest, source: commit.Published):
-    """Publish only if the source is still the run that was read (a plain source regenerated while
-    it was labelled would have mixed two runs' rows)."""
-    source.check_current()
-    return sinks.finalize(files, stats, attempt, manifest)
+    total = sum(f.get("rows", 0) for f in published.manifest["files"] if f["path"].startswith("method="))
+    return run_pipeline(attempt, pipeline_args, lambda p: build(p, published, label, attempt), (total, "labelling", None))

@@ -65,10 +65,38 @@ class NoUsableRows(RuntimeError):
     """Every row read was a dead letter: nothing to augment or label, so nothing is published."""
 
 
+def gather_and_publish(files, stats, attempt: commit.Attempt, manifest: dict, check=None):
+    """The job's last steps: every file summary and every split's counts, keyed alike and grouped
+    into one element (a GroupByKey: no side input or combiner, which Beam's DaskRunner gets wrong),
+    then `finalize`, after `check()` when given (e.g. that a source was not replaced meanwhile)."""
+    return (
+        (files | "KeyFiles" >> beam.Map(lambda f: (None, ("file", f))),
+         stats | "KeyStats" >> beam.Map(lambda s: (None, ("stats", s))))
+        | "Summaries" >> beam.Flatten()
+        | "Gather" >> beam.GroupByKey()
+        | "Finalize" >> beam.Map(_finalize_gathered, attempt, manifest, check)
+    )
+
+
+def _finalize_gathered(gathered, attempt, manifest, check):
+    _, summaries = gathered
+    if check is not None:
+        check()
+    files = [s for kind, s in summaries if kind == "file"]
+    per_file: dict[str, dict] = {}
+    for kind, s in summaries:
+        if kind == "stats":
+            merged = per_file.setdefault(s["file"], {"file": s["file"]})
+            for count, value in s.items():
+                if count != "file":
+                    merged[count] = merged.get(count, 0) + value
+    return finalize(files, list(per_file.values()), attempt, manifest)
+
+
 def finalize(files: list[dict], stats: list[dict], attempt: commit.Attempt, manifest: dict) -> dict:
     """Check the counts, name the written files and publish them with the manifest; return it.
 
-    Raises before anything is published when the counts do not add up (a job reading source files
+    `stats`: the counts of each file read. Raises before anything is published when the counts do not add up (a job reading source files
     must write every row read as an original or a dead letter; a job reading shards, `kdaug label`,
     every row it read) or when no row was usable.
     """

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+import numpy as np
+
 FORMATS = ("tsv", "csv", "jsonl", "parquet", "trec")
 
 
@@ -160,92 +162,100 @@ Row = tuple[int, str, "list[str] | str"]  # the cells of a TSV/CSV row, or the r
 UNDECODABLE = "undecodable bytes (not UTF-8)"
 
 
-def _decoded_lines(data: bytes, keepends: bool = False) -> Iterator[tuple[int, str | None, bytes]]:
-    for number, raw in enumerate(data.splitlines(keepends), 1):
-        try:
-            yield number, raw.decode("utf-8"), raw
-        except UnicodeDecodeError:
-            yield number, None, raw
+def record_ends(block: bytes, quoted: bool = False, quotes_before: int = 0) -> np.ndarray:
+    """Offsets in `block` just past each record's end: each line feed (a CRLF's CR stays with its
+    record), and for CSV only a line feed with an even number of quotes before it since the record
+    boundary where counting began (`quotes_before` of them before the block): quotes pair up within
+    a record, so a line feed inside a quoted field ends nothing. Vectorised: the reader of a split and
+    the planner (`pipeline.splits`) use this one rule, so they always agree on the records."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    feeds = np.flatnonzero(data == 10)
+    if quoted and len(feeds):
+        quotes = np.cumsum(data == 34, dtype=np.int64)[feeds] + quotes_before
+        feeds = feeds[quotes % 2 == 0]
+    return feeds + 1
+
+
+def _physical_records(data: bytes, first_line: int, quoted: bool) -> Iterator[tuple[int, bytes]]:
+    """(first line, bytes without the ending line feed) of each record in `data`, whose first record
+    starts at its first byte, on line `first_line`."""
+    feeds = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    start = 0
+    for end in record_ends(data, quoted).tolist():
+        yield first_line + int(np.searchsorted(feeds, start)), data[start : end - 1]
+        start = end
+    if start < len(data):  # the last record without its line feed, or one whose quote never closes
+        yield first_line + int(np.searchsorted(feeds, start)), data[start:].removesuffix(b"\n")
+
+
+def _decoded(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _bad_bytes(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-def _tsv_rows(data: bytes) -> Iterator[Row]:
-    """One row per line: GLUE's TSV quotes nothing, so every line break ends a row."""
-    for number, line, raw in _decoded_lines(data):
-        if line is None:
-            yield number, _bad_bytes(raw), UNDECODABLE
-            continue
-        if number == 1:
-            line = line.lstrip("\ufeff")  # a byte-order mark is no part of the first column's name
-        try:
-            cells = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE))
-        except csv.Error as err:  # e.g. a field longer than csv.field_size_limit()
-            cells = f"unreadable line: {err}"
-        yield number, line, cells
+def _tsv_row(number: int, raw: bytes) -> Row:
+    """GLUE's TSV quotes nothing: a line is a row, split at tabs."""
+    line = _decoded(raw.removesuffix(b"\r"))
+    if line is None:
+        return number, _bad_bytes(raw.removesuffix(b"\r")), UNDECODABLE
+    if number == 1:
+        line = line.lstrip("\ufeff")  # a byte-order mark is no part of the first column's name
+    try:
+        return number, line, next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE), [])
+    except csv.Error as err:  # e.g. a field longer than csv.field_size_limit()
+        return number, line, f"unreadable line: {err}"
 
 
-def _csv_rows(data: bytes) -> Iterator[Row]:
-    """One row per record, which a quoted field may stretch over several lines.
-
-    The reader is fed the lines decoded one by one, so bytes that are not UTF-8 spoil only the record
-    they are in: quotes and line breaks are ASCII, which the decoding keeps, so the records found are
-    those of the bytes.
-    """
-    lines: list[str] = []  # the lines of the record being read, line breaks included
-    undecodable = ended = False
-
-    def decoded() -> Iterator[str]:
-        nonlocal undecodable, ended
-        for number, line, raw in _decoded_lines(data, keepends=True):
-            if line is None:
-                line, undecodable = _bad_bytes(raw), True
-            lines.append(line.lstrip("\ufeff") if number == 1 else line)
-            yield lines[-1]
-        ended = True
-
-    reader = csv.reader(decoded())
-    number = 1
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:  # a field over csv.field_size_limit(); the reader goes on at the next line
-            cells = f"unreadable record: {err}"
-        if undecodable:
-            cells = UNDECODABLE
-        elif ended:  # the reader returns what it holds when the data ends inside quotes
-            cells = "unterminated quoted field"
-        yield number, "".join(lines[:-1]) + lines[-1].rstrip("\r\n"), cells
-        number += len(lines)
-        lines.clear()
-        undecodable = False
+def _csv_row(number: int, raw: bytes) -> Row:
+    """One RFC 4180 record, whose quoted fields may hold line breaks."""
+    text = _decoded(raw)
+    shown = (text if text is not None else _bad_bytes(raw)).removesuffix("\r")
+    if text is None:
+        return number, shown, UNDECODABLE
+    if number == 1:
+        text = text.lstrip("\ufeff")
+    if raw.count(b'"') % 2:  # the rule above made it run to the end of the data
+        return number, shown, "unterminated quoted field"
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:  # a field over csv.field_size_limit()
+        return number, shown, f"unreadable record: {err}"
+    if len(rows) > 1:  # quotes inside a field, not around it, paired across a line break
+        return number, shown, "quotes that do not enclose a field span a line break"
+    return number, shown, rows[0] if rows else []
 
 
-def _delimited(rows: Iterator[Row]) -> Iterator[Record]:
-    header: list[str] | None = None
+def _delimited(rows: Iterator[Row], header: Row | None) -> Iterator[Record]:
+    """Records of a TSV/CSV file: the header row names the cells of every other row."""
     for number, raw, cells in rows:
         if header is None:  # without a header no row can be read: the file is refused
-            if isinstance(cells, str):
-                raise ValueError(f"unreadable header: {cells}")
-            header = cells
-        elif isinstance(cells, str):
+            header = number, raw, cells
+            continue
+        if isinstance(header[2], str):
+            raise ValueError(f"unreadable header: {header[2]}")
+        if isinstance(cells, str):
             yield number, raw, cells
         elif not raw.strip():
             yield number, raw, "empty line"
-        elif len(cells) != len(header):
-            yield number, raw, f"wrong column count: {len(cells)} (header has {len(header)})"
+        elif len(cells) != len(header[2]):
+            yield number, raw, f"wrong column count: {len(cells)} (header has {len(header[2])})"
         else:
-            yield number, raw, dict(zip(header, cells))
+            yield number, raw, dict(zip(header[2], cells))
     if header is None:
         raise ValueError("the file is empty (no header line)")
+    if isinstance(header[2], str):
+        raise ValueError(f"unreadable header: {header[2]}")
 
 
-def _jsonl(data: bytes) -> Iterator[Record]:
-    for number, line, raw in _decoded_lines(data):
+def _jsonl(lines: Iterator[tuple[int, bytes]]) -> Iterator[Record]:
+    for number, raw in lines:
+        line = _decoded(raw.removesuffix(b"\r"))
         if line is None:
             yield number, _bad_bytes(raw), UNDECODABLE
             continue
@@ -263,9 +273,10 @@ def _jsonl(data: bytes) -> Iterator[Record]:
         yield (number, line, obj) if isinstance(obj, dict) else (number, line, "not a JSON object")
 
 
-def _trec(data: bytes) -> Iterator[Record]:
+def _trec(lines: Iterator[tuple[int, bytes]]) -> Iterator[Record]:
     """TREC question classification: ``COARSE:fine question text`` per line."""
-    for number, line, raw in _decoded_lines(data):
+    for number, raw in lines:
+        line = _decoded(raw.removesuffix(b"\r"))
         if line is None:
             yield number, _bad_bytes(raw), UNDECODABLE
             continue
@@ -284,21 +295,36 @@ def _parquet(data: bytes) -> Iterator[Record]:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as err:  # not Parquet, truncated, or an unsupported type
         raise ValueError(f"not a readable Parquet file: {err}") from None
-    for number, row in enumerate(table.to_pylist(), 1):
+    yield from parquet_records(table.to_pylist())
+
+
+def parquet_records(rows, first_row: int = 1) -> Iterator[Record]:
+    """Records of Parquet rows (dicts), numbered from `first_row`."""
+    for number, row in enumerate(rows, first_row):
         yield number, json.dumps(row, default=str, ensure_ascii=False), row
 
 
-def records(data: bytes, fmt: str) -> Iterator[Record]:
-    if fmt == "tsv":
-        return _delimited(_tsv_rows(data))
-    if fmt == "csv":
-        return _delimited(_csv_rows(data))
-    if fmt == "jsonl":
-        return _jsonl(data)
-    if fmt == "trec":
-        return _trec(data)
+def check_header(header: bytes, fmt: str) -> None:
+    """Raise ValueError when a TSV/CSV header line cannot name the columns (the file is refused)."""
+    _, _, cells = (_tsv_row if fmt == "tsv" else _csv_row)(1, header.removesuffix(b"\n"))
+    if isinstance(cells, str):
+        raise ValueError(f"unreadable header: {cells}")
+
+
+def records(data: bytes, fmt: str, header: bytes | None = None, first_line: int = 1) -> Iterator[Record]:
+    """The records of `data`: a whole file, or (a split, `pipeline.splits`) a run of whole records that
+    starts on line `first_line`, with the file's `header` line for TSV/CSV."""
     if fmt == "parquet":
         return _parquet(data)
+    lines = _physical_records(data, first_line, quoted=fmt == "csv")
+    if fmt in ("tsv", "csv"):
+        row = _tsv_row if fmt == "tsv" else _csv_row
+        head = None if header is None else row(1, header.removesuffix(b"\n"))
+        return _delimited((row(number, raw) for number, raw in lines), head)
+    if fmt == "jsonl":
+        return _jsonl(lines)
+    if fmt == "trec":
+        return _trec(lines)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -345,14 +371,21 @@ def to_example(fields: dict, task: Task, source_id: str) -> dict:
     return example
 
 
-def read_examples(path: str, data: bytes, task: Task, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
-    """Yield ("example", example) or ("dead_letter", dead letter) for the first `max_rows` data rows.
+def read_examples(path: str, data: bytes, task: Task, max_rows: int | None = None, header: bytes | None = None,
+                  first_line: int = 1) -> Iterator[tuple[str, dict]]:
+    """Yield ("example", example) or ("dead_letter", dead letter) for the first `max_rows` data rows
+    of `data` (a whole file, or a split of it: see `records`).
 
     Raises ValueError naming `path` when the whole file is unreadable (see the module docstring).
     """
-    prefix, fmt = source_prefix(path), file_format(path, task)
+    return examples(path, records(data, file_format(path, task), header, first_line), task, max_rows)
+
+
+def examples(path: str, found: Iterator[Record], task: Task, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
+    """("example", example) or ("dead_letter", dead letter) for each of the first `max_rows` records."""
+    prefix = source_prefix(path)
     try:
-        for count, (line, raw, fields) in enumerate(records(data, fmt)):
+        for count, (line, raw, fields) in enumerate(found):
             if max_rows is not None and count >= max_rows:
                 return
             reason = fields if isinstance(fields, str) else None

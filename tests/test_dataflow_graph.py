@@ -28,7 +28,8 @@ IMAGE = "us-docker.pkg.dev/kdaug-test/kdaug/worker:test"
 DATAFLOW = ["--runner", "DataflowRunner", "--project", "kdaug-test", "--region", "us-central1",
             "--temp_location", "gs://kdaug-test-bucket/tmp", "--sdk_container_image", IMAGE,
             "--job_name", "kdaug-graph-test", "--dry_run", "True"]
-STEPS = {"Inputs", "Read", "Spread", "Augment", "Label", "All", "Write", "AllStats", "AllFiles", "Finalize"}
+STEPS = {"Splits", "Read", "Chunks", "Spread", "Augment", "Label", "Write", "DeadLetters", "WriteDeadLetters", "Files",
+         "Stats", "Summaries", "Gather", "Finalize"}
 DEGREES, COPIES = [0.1, 0.3], 2
 SENTENCES = ["a gorgeous , witty , seductive movie .", "the film is strictly routine and never finds a rhythm",
              "it 's a charming and often affecting journey .", "an ugly , pointless , stupid movie"]
@@ -50,12 +51,14 @@ def lookup(*args, **kwargs):
 socket.socket.connect, socket.getaddrinfo = connect, lookup
 
 from apache_beam.internal import pickler
-from apache_beam.pvalue import TaggedOutput
+from apache_beam.io.filesystems import FileSystems
+from pipeline import sources, splits
 work = Path(sys.argv[1])
 read, augment, label = (pickler.loads((work / f"{step}.pkl").read_bytes())[0] for step in ("Read", "Augment", "Label"))
 for fn in (read, augment, label):
     fn.setup()
-chunks = [out for out in read.process(sys.argv[2]) if not isinstance(out, TaggedOutput)]
+plan = splits.plan_file(sys.argv[2], "tsv", 3, None, FileSystems.open)
+chunks = [value for split in plan.splits for kind, value in read.process(split) if kind == "chunk"]
 rows = {}
 for chunk in chunks:
     for batch in augment.process(chunk):
