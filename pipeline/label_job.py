@@ -119,4 +119,5 @@ def run_label(source: str, output: str, label: LabelConfig, pipeline_args: list[
                             detached=template_location(pipeline_args) is not None)
     published = commit.published(source)
     total = sum(f.get("rows", 0) for f in published.manifest["files"] if f["path"].startswith("method="))
-    return run_pipeline(attempt, pipeline_args, lambda p: build(p, published, label, attempt), (total, "labelling", None))
+    return run_pipeline(attempt, pipeline_args, lambda p: build(p, published, label, attempt), (total, "labelling", None),
+                        len(shard_files(published)))

@@ -42,10 +42,12 @@ class StagedRows:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if exc is None:  # every row is done; the last staged files were published before the last poll
+            self.bar.update(self.bar.total - self.bar.n)
         self.bar.close()
 
     def _poll(self) -> None:

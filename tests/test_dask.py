@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit
+from pipeline import commit, job
 from pipeline.cli import main
 
 distributed = pytest.importorskip("distributed")
+dask_bag = pytest.importorskip("dask.bag")
 
 WORDS = "the a film movie story actor plot scene good bad great dull charming witty long music camera funny sad".split()
 
@@ -91,13 +92,14 @@ def test_one_file_is_split_across_both_workers(inputs, cluster, tmp_path):
     with distributed.get_task_stream(client) as stream:
         direct, dask = on_both(tmp_path, cluster, *augment_args(inputs / "one.tsv", methods="random"))
     assert dask == direct and len([f for f in dask[1] if f.startswith("method=original/")]) == 25  # 400 rows / 16
-    # the bag of splits is 25 partitions (a split each); the steps applied to them run on both workers
+    # 25 splits in (up to) PARTITIONS_PER_THREAD partitions per worker thread; the steps over them run on both workers
+    partitions = dask_bag.from_sequence(range(25), npartitions=job.PARTITIONS_PER_THREAD * 2).npartitions
     by_step: dict[str, set] = {}
     for task in stream.data:
         key = task.get("key")
         if isinstance(key, tuple) and str(key[0]).startswith("apply_dofn_to_bundle"):
             by_step.setdefault(key[0], set()).add((key[1], task["worker"]))
-    split_steps = [runs for runs in by_step.values() if len({p for p, _ in runs}) == 25]
+    split_steps = [runs for runs in by_step.values() if len({p for p, _ in runs}) == partitions]
     assert split_steps and all(len({w for _, w in runs}) == 2 for runs in split_steps), by_step
 
 
