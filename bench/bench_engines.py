@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from pipeline.report import table
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def make_inputs(sst2: str, rows: int, workdir: Path) -> dict[str, list[str]]:
 @click.option("--methods", default="random,eda", show_default=True)
 @click.option("--copies", default=2, show_default=True)
 @click.option("--rounds", default=3, show_default=True)
-@click.option("--sst2", default=TASKS["sst2"].train, show_default=True)
+@click.option("--sst2", default=glue_file("sst2", "train"), show_default=True)
 def main(rows, methods, copies, rounds, sst2):
     from distributed import LocalCluster
 

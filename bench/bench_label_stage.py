@@ -41,7 +41,7 @@ from pipeline.augmenters import AugmentOptions
 from pipeline.job import AugmentConfig, run_augment
 from pipeline.report import table
 from pipeline.teacher import Teacher
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 
 def make_input(sst2: str, rows: int, output: str) -> str:
@@ -76,7 +76,7 @@ def label_stage(source: str, teacher_dir: str, max_tokens: int, workers: int, th
               help="A finished `kdaug augment` output of single sentences. Default: make one (see --rows).")
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher (from_pretrained dir).")
 @click.option("--rows", default=2000, show_default=True, help="Without --input: SST-2 train rows to augment (×9 sentences).")
-@click.option("--sst2", default=TASKS["sst2"].train, show_default=True, help="Without --input: the SST-2 train TSV.")
+@click.option("--sst2", default=glue_file("sst2", "train"), show_default=True, help="Without --input: the SST-2 train TSV.")
 @click.option("--threads", default=2, show_default=True,
               help="Cores in use: torch threads of the ceiling, the naive loop and 1 worker; split among W workers.")
 @click.option("--workers", default="1,2", show_default=True, help="Comma-separated DirectRunner worker counts.")

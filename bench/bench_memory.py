@@ -19,7 +19,7 @@ import click
 
 from bench.bench_scaling import run_once
 from pipeline.report import table
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def make_input(sst2: str, gigabytes: float, workdir: Path) -> Path:
 @click.option("--sizes-gb", default="0.25,1", show_default=True, help="Comma-separated input sizes in GB.")
 @click.option("--baseline", type=click.Path(exists=True, file_okay=False), help="A checkout to compare with.")
 @click.option("--max-rows", default=20_000, show_default=True)
-@click.option("--sst2", default=TASKS["sst2"].train, show_default=True)
+@click.option("--sst2", default=glue_file("sst2", "train"), show_default=True)
 @click.option("--workdir", default=str(REPO / ".cache" / "bench_memory"), show_default=True)
 @click.option("--args", "extra", default="", help="More kdaug flags, e.g. '--runner dask'.")
 def main(sizes_gb, baseline, max_rows, sst2, workdir, extra):

@@ -48,7 +48,7 @@ from pipeline.augmenters import AugmentOptions, create
 from pipeline.job import AugmentConfig, run_augment
 from pipeline.label_job import LabelConfig
 from pipeline.report import table
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 
 def query_batches(model_dir: str, path: str, rows: int, degree: float, chunk_size: int) -> list[np.ndarray]:
@@ -135,7 +135,7 @@ def machine_line(threads: int) -> str:
 
 @click.command()
 @click.option("--teacher", "teacher_dir", default=None, help="Teacher dir (word-piece table, labelling). Default: packaged MiniLM.")
-@click.option("--input", "path", default=TASKS["sst2"].train, show_default=True, help="SST-2 train.tsv")
+@click.option("--input", "path", default=glue_file("sst2", "train"), show_default=True, help="SST-2 train.tsv")
 @click.option("--rows", default=2000, show_default=True, help="First N SST-2 train sentences for the query vectors.")
 @click.option("--degree", default=0.3, show_default=True, help="AugPro-Mix degree of the query vectors.")
 @click.option("--chunk-size", default=AugmentConfig.chunk_size, show_default=True, help="Rows per chunk = queries of one projection batch.")

@@ -21,7 +21,7 @@ import torch
 from bench.bench_teacher import naive_pipeline
 from pipeline.sources import load_labelled
 from pipeline.teacher import Teacher
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -34,7 +34,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 @click.option("--threads", default=2, show_default=True, help="torch intra-op threads for all three.")
 @click.option("--repeats", default=3, show_default=True, help="Interleaved rounds; the median counts.")
 def main(teacher_dir, rows, threads, repeats):
-    texts = [a for a, _, _ in load_labelled(TASKS["sst2"].train)[:rows]]
+    texts = [a for a, _, _ in load_labelled(glue_file("sst2", "train"))[:rows]]
     fp32 = Teacher.load(teacher_dir, num_threads=threads)
     int8 = Teacher.load(teacher_dir, num_threads=threads, quantize="int8")
     runs = {"kdaug Teacher.logits fp32": fp32.logits, "kdaug Teacher.logits --quantize int8": int8.logits,

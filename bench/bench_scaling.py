@@ -41,7 +41,7 @@ import numpy as np
 
 from pipeline import schema
 from pipeline.report import table
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 SAMPLE_SECONDS = 0.2
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -122,7 +122,7 @@ def run_once(command: list[str], output: str, log: str) -> dict:
 @click.option("--sizes", default="1000,4000,16000", show_default=True, help="Comma-separated source row counts (--max-rows).")
 @click.option("--repeats", default=1, show_default=True, help="Rounds over all sizes; the median counts when > 1.")
 @click.option("--methods", default="knn", show_default=True, help="Augmentation methods, comma-separated.")
-@click.option("--input", "source", default=TASKS["sst2"].train, show_default=True, help="SST-2 train TSV.")
+@click.option("--input", "source", default=glue_file("sst2", "train"), show_default=True, help="SST-2 train TSV.")
 @click.option("--workers", default=2, show_default=True, help="DirectRunner worker processes (multi_processing).")
 def main(stage, teacher_dir, sizes, repeats, methods, source, workers):
     if stage == "run" and not teacher_dir:

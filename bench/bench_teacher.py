@@ -21,7 +21,7 @@ import torch
 from pipeline.resources import resolve_teacher_dir
 from pipeline.sources import load_labelled
 from pipeline.teacher import Teacher
-from pipeline.teacher_train import TASKS
+from pipeline.sources import glue_file
 
 
 @torch.inference_mode()
@@ -53,7 +53,7 @@ def naive_pipeline(model_dir: str, threads: int):
 @click.option("--max-tokens", default=1024, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 def main(teacher_dir, rows, threads, max_tokens, repeats):
-    texts = [a for a, _, _ in load_labelled(TASKS["sst2"].train)[:rows]]
+    texts = [a for a, _, _ in load_labelled(glue_file("sst2", "train"))[:rows]]
     teacher = Teacher.load(resolve_teacher_dir(teacher_dir), max_tokens=max_tokens, num_threads=threads)
     runs = {
         f"Teacher.logits (token budget {max_tokens})": lambda: teacher.logits(texts),

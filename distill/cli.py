@@ -18,6 +18,7 @@ from distill.loss import MODES
 from distill.shards import Selection, ShardError
 from distill.sweep import grid, sweep
 from distill.train import DEFAULT_LAYERS, DistillConfig, distill
+from pipeline.teacher import DEVICE_HELP, PRECISIONS
 
 D = DistillConfig()
 
@@ -59,6 +60,9 @@ _TRAINING_OPTIONS = [
                       "best student is kept."),
     click.option("--buffer-rows", type=click.IntRange(min=1), default=D.buffer_rows, show_default=True,
                  help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data."),
+    click.option("--device", default=D.device, show_default=True, help=f"Where the student trains: {DEVICE_HELP}."),
+    click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default=D.precision, show_default=True,
+                 help="fp32, or bf16 autocast (weights and optimiser stay fp32); auto = bf16 on CUDA, fp32 on the CPU."),
 ]
 
 
@@ -154,14 +158,18 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--max-length", type=click.IntRange(min=8),
               help="Truncate inputs to this many tokens. Default: the model's position table.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="Batch budget (rows x longest row): batches are length-sorted and filled up to it.")
-def evaluate_command(model_dir, file, max_length, max_tokens):
+@click.option("--max-tokens", type=click.IntRange(min=1),
+              help="Batch budget (rows x longest row): batches are length-sorted and filled up to it. "
+                   "Default: 1024 on the CPU, 16384 on CUDA.")
+@click.option("--device", default="auto", show_default=True, help=f"Where the model runs: {DEVICE_HELP}.")
+@click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
+              help="fp32, or bf16 autocast; auto = bf16 on CUDA, fp32 on the CPU.")
+def evaluate_command(model_dir, file, max_length, max_tokens, device, precision):
     """Accuracy (and F1 of class 1 for binary tasks) of MODEL_DIR on a labelled FILE (GLUE SST-2/MRPC TSV).
 
     MODEL_DIR is any local from_pretrained sequence classifier with its tokenizer: a student, a teacher.
     """
-    click.echo(json.dumps(evaluate(model_dir, read_labelled(file), max_length, max_tokens), indent=2))
+    click.echo(json.dumps(evaluate(model_dir, read_labelled(file), max_length, max_tokens, device, precision), indent=2))
 
 
 def _parse_data(ctx, param, values) -> dict[int, str]:

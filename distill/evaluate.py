@@ -1,9 +1,9 @@
-"""Accuracy (and F1 of class 1 for binary tasks) of a sequence classifier on labelled examples.
+"""Accuracy (and F1 of class 1 for binary tasks) of a sequence classifier on labelled examples: the
+one place teachers and students are scored.
 
 Examples are (text_a, text_b | None, label) tuples. Scoring reuses the teacher's inference
 (`pipeline.teacher.Teacher`: length-sorted batches under a token budget, so a batch pads to its own
-longest row) and its metrics (`pipeline.teacher_train.evaluate`), so teacher and student numbers
-come from the same code. Both modules are Beam-free.
+longest row), so teacher and student numbers come from the same code. Beam-free.
 """
 
 from __future__ import annotations
@@ -11,26 +11,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline import teacher_train
+import numpy as np
+
 from pipeline.sources import load_labelled
 from pipeline.teacher import Teacher
 
-Example = teacher_train.Example
+Example = tuple[str, str | None, int]
 
 #: The one place distill reads a labelled file: the Beam job's readers and presets (the preset is
 #: guessed from a TSV header when not given).
 read_labelled = load_labelled
 
 
-def evaluate_model(model, tokenizer, examples: Sequence[Example], max_length: int | None = None) -> dict:
-    """Metrics of an in-memory model; leaves it in the train/eval mode it was in."""
+def evaluate_model(model, tokenizer, examples: Sequence[Example], max_length: int | None = None, precision: str = "fp32") -> dict:
+    """Metrics of an in-memory model, on the device it is on; leaves it in the train/eval mode it was in."""
     training = model.training
-    metrics = teacher_train.evaluate(Teacher(model, tokenizer, max_length=max_length), list(examples))
+    device = str(next(model.parameters()).device)
+    metrics = scores(Teacher(model, tokenizer, max_length=max_length, device=device, precision=precision), list(examples))
     model.train(training)
     return metrics | {"n": len(examples)}
 
 
-def evaluate(model_dir: str | Path, examples: Sequence[Example], max_length: int | None = None, max_tokens: int = 4096) -> dict:
+def evaluate(model_dir: str | Path, examples: Sequence[Example], max_length: int | None = None, max_tokens: int | None = None,
+             device: str = "auto", precision: str = "auto") -> dict:
     """Metrics of a saved `from_pretrained` directory (model + tokenizer): a student or a teacher."""
-    teacher = Teacher.load(str(model_dir), max_tokens=max_tokens, max_length=max_length)
-    return teacher_train.evaluate(teacher, list(examples)) | {"n": len(examples)}
+    teacher = Teacher.load(str(model_dir), max_tokens=max_tokens, max_length=max_length, device=device, precision=precision)
+    return scores(teacher, list(examples)) | {"n": len(examples)}
+
+
+def scores(model: Teacher, examples: list[Example]) -> dict[str, float]:
+    """Accuracy, and F1 of label 1 when the task is binary."""
+    texts_a, texts_b, gold = zip(*examples)
+    pred = model.logits(texts_a, None if texts_b[0] is None else texts_b).argmax(axis=1)
+    gold = np.asarray(gold)
+    metrics = {"accuracy": float((pred == gold).mean())}
+    if model.num_labels == 2:
+        tp = int(((pred == 1) & (gold == 1)).sum())
+        metrics["f1"] = 2 * tp / max(1, int((pred == 1).sum() + (gold == 1).sum()))
+    return metrics

@@ -147,6 +147,10 @@ class ShardReader:
     def __len__(self) -> int:
         return sum(self.counts)
 
+    def check_current(self) -> None:
+        """Raise when the output was regenerated since it was opened (`commit.Published.check_current`)."""
+        self.run.check_current()
+
     def num_labels(self) -> int:
         """Classes: the teacher's logit width in KD, else the largest gold label + 1."""
         if self.require_logits:

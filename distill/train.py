@@ -1,9 +1,11 @@
-"""Train a student on kdaug shards: `distill(data_dir, selection, config, dev, out_dir)`.
+"""kdaug's one training loop: students on kdaug shards (`distill`) and teachers on a labelled file
+(`fine_tune`, i.e. `kdaug teacher train`, which is the same loop in FT mode over the teacher base).
 
-One loop, nanoGPT-style: stream shuffled mini-batches, AdamW with linear warmup and decay, log the
-training loss and evaluate on dev every `eval_every` steps, keep the best dev weights, stop when dev
-accuracy has not improved for `patience` evaluations. The result is a `from_pretrained` directory
-(student + tokenizer) with `metrics.json`.
+nanoGPT-style: stream shuffled mini-batches, AdamW (no decay on biases and LayerNorm) with linear
+warmup and decay, log the training loss and evaluate on dev every `eval_every` steps, keep the best
+dev weights, stop when dev accuracy has not improved for `patience` evaluations. On CUDA the forward
+pass runs bf16 autocast unless `precision` says fp32. The result is a `from_pretrained` directory
+(model + tokenizer) with `metrics.json`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from distill.loss import IGNORE, MODES, distill_loss
 from distill.shards import Selection, ShardReader
 from pipeline import commit
 from pipeline.resources import resolve_teacher_dir
+from pipeline.teacher import resolve_device, resolve_precision
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
 
@@ -52,6 +56,9 @@ class DistillConfig:
     seed: int = 0
     buffer_rows: int = 10_000  # shuffle buffer (see distill.shards)
     num_labels: int | None = None  # None: from the data (teacher logit width or labels)
+    label_names: tuple[str, ...] | None = None  # saved as the model's id2label (a teacher's, for readers)
+    device: str = "auto"  # auto: CUDA when torch sees a GPU (pipeline.teacher.resolve_device)
+    precision: str = "auto"  # fp32 or bf16 autocast; auto: bf16 on CUDA, fp32 on the CPU
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -64,16 +71,27 @@ def encode(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str | None], max
     return tokenizer(list(texts_a), pairs, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
 
 
-def build_student(student: str | None, layers: int | None, num_labels: int):
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on weight matrices only, none on biases and LayerNorm (BERT's
+    recipe: decaying a LayerNorm's gain towards 0 fights the normalisation it exists for)."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    exempt = lambda n: n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n  # noqa: E731
+    return [{"params": [p for n, p in trainable if not exempt(n)], "weight_decay": weight_decay},
+            {"params": [p for n, p in trainable if exempt(n)], "weight_decay": 0.0}]
+
+
+def build_student(student: str | None, layers: int | None, num_labels: int, label_names: Sequence[str] | None = None):
     """(model, tokenizer) for a student spec: None (teacher base), a model directory or a config json.
 
     A config json (`{"model_type": "bert", "hidden_size": 128, …}`) gives a randomly initialised
-    model and the teacher base's tokenizer: its vocabulary must match the teacher base's.
+    model and the teacher base's tokenizer: its vocabulary must match the teacher base's. A head of
+    another size than `num_labels` (a base fine-tuned for another task) is replaced by a fresh one.
     """
+    names = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}} if label_names else {}
     base = resolve_teacher_dir(None)
     if student and student.endswith(".json"):
         spec = json.loads(Path(student).read_text())
-        config = AutoConfig.for_model(spec.pop("model_type"), **spec, num_labels=num_labels)
+        config = AutoConfig.for_model(spec.pop("model_type"), **spec, num_labels=num_labels, **names)
         if layers:
             config.num_hidden_layers = layers
         return AutoModelForSequenceClassification.from_config(config), AutoTokenizer.from_pretrained(base)
@@ -84,7 +102,8 @@ def build_student(student: str | None, layers: int | None, num_labels: int):
     if cut:  # the dropped layers and the new head are expected: don't list them for every sweep cell
         hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **cut)
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, ignore_mismatched_sizes=True,
+                                                                   local_files_only=True, **cut, **names)
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer_dir = path if Path(path, "tokenizer_config.json").is_file() else base
@@ -112,29 +131,81 @@ def distill(
     reader = ShardReader(data_dir, selection, require_logits=kd, require_labels=not kd,
                          teacher=teacher if kd else None, buffer_rows=config.buffer_rows,
                          allow_unfinished=allow_unfinished)
+    about = {"data": str(data_dir), "teacher_fingerprint": reader.teacher, "selection": asdict(selection)}
     if out_dir is None:
-        return _train(reader, selection, config, dev, progress, data_dir)
+        return _train(reader, config, dev, progress, about)
     commit.check_target(str(out_dir), [str(data_dir)])
     with commit.Writer(str(out_dir), "distill") as attempt:
-        metrics = _train(reader, selection, config, dev, progress, data_dir, save_to=attempt.staging_uri)
+        metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri)
         commit.publish_dir(attempt, {"kind": "student", "data": str(data_dir), "source_attempt": reader.run.attempt,
                                      "config": asdict(config), "selection": asdict(selection)})
     return metrics
 
 
-def _train(reader: ShardReader, selection: Selection, config: DistillConfig, dev, progress: bool, data_dir,
-           save_to: str | None = None) -> dict:
-    """The training loop; saves the student, its tokenizer and metrics.json to `save_to` when given."""
+class ExampleReader:
+    """Labelled examples in memory (a file read by `pipeline.sources.load_labelled`) as the loop reads
+    shards: each epoch, shuffled mini-batches of similar length. Rows are shuffled, sorted by length
+    inside windows of 50 batches and the batches shuffled again, so each batch pads to about its own
+    longest row (on a CPU an epoch costs about its real token count) and the shuffle is kept."""
+
+    teacher = None
+
+    def __init__(self, examples: Sequence[Example], num_labels: int, window: int = 50):
+        self.examples, self.labels, self.window = list(examples), num_labels, window
+        self.lengths = [len(a.split()) + len((b or "").split()) for a, b, _ in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def num_labels(self) -> int:
+        return self.labels
+
+    def check_current(self) -> None:
+        """In memory: nothing can be regenerated under the model."""
+
+    def batches(self, batch_size: int, seed: int = 0, epoch: int = 0) -> Iterator[dict]:
+        rng = random.Random(seed * 1_000_003 + epoch)
+        order = list(range(len(self.examples)))
+        rng.shuffle(order)
+        span = batch_size * self.window
+        batches = []
+        for start in range(0, len(order), span):
+            window = sorted(order[start : start + span], key=self.lengths.__getitem__)
+            batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+        rng.shuffle(batches)
+        for idx in batches:
+            a, b, y = zip(*(self.examples[i] for i in idx))
+            yield {"text_a": list(a), "text_b": list(b), "label": list(y)}
+
+
+def fine_tune(train: Sequence[Example], dev: Sequence[Example], config: DistillConfig, out_dir: str,
+              progress: bool = True, about: dict | None = None) -> dict:
+    """Fine-tune `config.student` (a from_pretrained directory, all its layers) on labelled examples
+    with the distill loop in FT mode, evaluating on `dev` every `config.eval_every` steps; save the
+    best model, its tokenizer and metrics.json to `out_dir` (a staging directory: the caller
+    publishes it). `kdaug teacher train` is this over the teacher base."""
+    if config.mode != "ft" or not config.label_names:
+        raise ValueError("fine_tune trains in FT mode with label names (they become the model's id2label)")
+    reader = ExampleReader(train, len(config.label_names))
+    return _train(reader, config, dev, progress, {"train_examples": len(train), "dev_examples": len(dev), **(about or {})},
+                  save_to=out_dir)
+
+
+def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None = None) -> dict:
+    """The training loop over `reader` (a `ShardReader` or an `ExampleReader`); saves the model, its
+    tokenizer and metrics.json (`about` merged in) to `save_to` when given."""
     kd = config.mode == "kd"
     num_labels = config.num_labels or reader.num_labels()
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
-    model, tokenizer = build_student(config.student, config.layers, num_labels)
+    model, tokenizer = build_student(config.student, config.layers, num_labels, config.label_names)
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    model.train()
+    model.to(device).train()
 
     total = config.max_steps or config.epochs * math.ceil(len(reader) / config.batch_size)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
     stream = itertools.chain.from_iterable(reader.batches(config.batch_size, config.seed, e) for e in itertools.count())
 
@@ -143,11 +214,12 @@ def _train(reader: ShardReader, selection: Selection, config: DistillConfig, dev
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"{config.mode} student", disable=not progress)
     for step, batch in enumerate(itertools.islice(stream, total), start=1):
-        inputs = encode(tokenizer, batch["text_a"], batch["text_b"], config.max_length)
-        labels = torch.tensor([IGNORE if y is None else y for y in batch["label"]])
-        teacher = torch.tensor(batch["teacher_logits"]) if kd else None
-        logits = model(**inputs).logits
-        loss = distill_loss(logits, labels, teacher, mode=config.mode, temperature=config.temperature, alpha=config.alpha)
+        inputs = {k: v.to(device) for k, v in encode(tokenizer, batch["text_a"], batch["text_b"], config.max_length).items()}
+        labels = torch.tensor([IGNORE if y is None else y for y in batch["label"]], device=device)
+        teacher = torch.tensor(batch["teacher_logits"], device=device) if kd else None
+        with torch.autocast(device.split(":")[0], torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(**inputs).logits
+        loss = distill_loss(logits.float(), labels, teacher, mode=config.mode, temperature=config.temperature, alpha=config.alpha)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -162,14 +234,14 @@ def _train(reader: ShardReader, selection: Selection, config: DistillConfig, dev
         record = {"step": step, "train_loss": sum(losses) / len(losses)}
         losses = []
         if dev:
-            record.update(evaluate_model(model, tokenizer, dev, max_length=config.max_length))
+            record.update(evaluate_model(model, tokenizer, dev, max_length=config.max_length, precision=precision))
             if best is None or record["accuracy"] > best["accuracy"]:
                 best, stale = record, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
         history.append(record)
-        reader.run.check_current()  # the data was not regenerated under the student
+        reader.check_current()  # the data was not regenerated under the model
         if stale >= config.patience:
             break
     bar.close()
@@ -184,9 +256,10 @@ def _train(reader: ShardReader, selection: Selection, config: DistillConfig, dev
         "train_seconds": round(time.perf_counter() - start, 1),
         "train_rows": len(reader),
         "num_labels": num_labels,
-        "data": str(data_dir),
-        "teacher_fingerprint": reader.teacher,
-        "selection": asdict(selection),
+        "device": device,
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        **about,
         "config": asdict(config),
         "history": history,
     }

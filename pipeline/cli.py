@@ -37,13 +37,19 @@ def configure_logging(verbose: bool = False) -> None:
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL if name == "apache_beam" else logging.ERROR)
+    # transformers' "Loading weights" bars, once per model load and worker (read when it is imported,
+    # and inherited by worker processes); kdaug's own bars are not Hugging Face's
+    if verbose:
+        os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    else:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 configure_logging()
 
 from pipeline import report, sources  # noqa: E402
 from pipeline.augmenters import REGISTRY, AugmentOptions  # noqa: E402
-from pipeline.teacher import DEFAULT_MAX_TOKENS, QUANTIZE_CHOICES  # noqa: E402
+from pipeline.teacher import DEVICE_HELP, PRECISIONS, QUANTIZE_CHOICES  # noqa: E402
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -176,7 +182,18 @@ def augment_options(fn):
 def teacher_options(fn):
     """The flags `run` and `label` share for the labelling teacher's inference."""
     options = [
-        click.option("--max-tokens", default=DEFAULT_MAX_TOKENS, show_default=True, help="Teacher batches hold at most this many padded tokens."),
+        click.option("--max-tokens", type=click.IntRange(min=1), default=None,
+                     help="Teacher batches hold at most this many padded tokens. Default: 1024 on the CPU, 16384 on CUDA."),
+        click.option("--device", default="auto", show_default=True, help=f"Where the teacher runs: {DEVICE_HELP}. "
+                     "`auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
+                     "worker_accelerator) pass cuda. Recorded in the manifest."),
+        click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
+                     help="fp32, or bf16 autocast; auto = bf16 on CUDA (BENCHMARKS.md: its argmax agreement with fp32), "
+                          "fp32 on the CPU. Recorded in the manifest: bf16 logits are not fp32 logits."),
+        click.option("--share-teacher", type=click.Choice(("auto", "yes", "no")), default="auto", show_default=True,
+                     help="yes: one teacher per machine, which every worker process calls (RunInference's large_model); "
+                          "no: one per worker process. auto: shared when the runner starts several worker processes on a "
+                          "machine (DirectRunner multi_processing, Dataflow)."),
         click.option("--teacher-threads", type=click.IntRange(min=1), default=None,
                      help="torch threads per worker process. Default: the CPUs divided among the DirectRunner's worker "
                           "processes (--direct_num_workers with multi_processing); 1 on Dataflow (one SDK process per vCPU); "
@@ -232,31 +249,61 @@ def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versio
     click.echo("\n" + report.metrics(manifest["metrics"]))
 
 
-def threads_per_worker(requested: int | None, pipeline_args: list[str]) -> int | None:
-    """The teacher's torch threads per worker process: as requested; else the CPUs shared among the
-    DirectRunner's worker processes (each would otherwise take them all: 2 workers on 2 cores ran
-    4 threads, half as fast); else 1 on Dataflow, which runs one SDK process per vCPU unless told
-    otherwise, and on Dask, whose workers run a thread per core between them; else None (every CPU
-    of the process)."""
-    from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, PipelineOptions, StandardOptions
+def label_config(teacher_dir: str, max_tokens, teacher_threads, quantize, device, precision, share, pipeline_args):
+    """The `LabelConfig` of `run`'s and `label`'s teacher flags, checked before anything starts."""
+    from pipeline.label_job import LabelConfig
+    from pipeline.teacher import resolve_device, resolve_precision
+
+    try:
+        device = resolve_device(device, here=False)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--device") from None
+    if quantize and (device != "cpu" or precision == "bf16"):
+        raise click.UsageError(f"--quantize {quantize} runs on the CPU in fp32 only (asked: --device {device} --precision {precision})")
+    processes = processes_per_machine(pipeline_args)
+    return LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, pipeline_args, processes),
+                       device, resolve_precision(precision, device), processes > 1 if share == "auto" else share == "yes")
+
+
+def processes_per_machine(pipeline_args: list[str]) -> int:
+    """Worker processes the runner starts on one machine, as far as the launcher can tell: the
+    DirectRunner's `--direct_num_workers` in multi_processing mode, one per vCPU on Dataflow (unless
+    `no_use_multiple_sdk_containers`), 1 otherwise (in process; Dask, whose workers' layout kdaug
+    does not know)."""
+    from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, StandardOptions
+
+    from pipeline.job import pipeline_options, runner_name
+    from pipeline.teacher import default_num_threads
+
+    options = pipeline_options(pipeline_args)
+    if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
+        single = "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or [])
+        return 1 if single else 2  # one per vCPU: at least 2 on any multi-core worker
+    direct = options.view_as(DirectOptions)
+    if runner_name(options) != "DirectRunner" or direct.direct_running_mode != "multi_processing":
+        return 1
+    return direct.direct_num_workers or default_num_threads()  # 0: one per CPU
+
+
+def threads_per_worker(requested: int | None, pipeline_args: list[str], processes: int) -> int | None:
+    """The teacher's torch threads per worker process: as requested; else 1 on Dask, whose workers
+    run a thread per core between them, and on Dataflow, which runs one SDK process per vCPU unless
+    told otherwise; else the CPUs shared among the DirectRunner's `processes` worker processes (each
+    would otherwise take them all: 2 workers on 2 cores ran 4 threads, half as fast); else None
+    (every CPU of the process)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipeline.job import pipeline_options, runner_name
+    from pipeline.teacher import default_num_threads
 
     if requested:
         return requested
-    from pipeline.job import pipeline_options, runner_name
-
     options = pipeline_options(pipeline_args)
     if runner_name(options) == "DaskRunner":  # Dask's advice for CPU-bound work: a thread per core in all
         return 1
     if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
-        return None if "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or []) else 1
-    direct = options.view_as(DirectOptions)
-    if direct.direct_running_mode != "multi_processing":
-        return None
-    from pipeline.teacher import default_num_threads
-
-    cpus = default_num_threads()
-    workers = direct.direct_num_workers or cpus  # 0: one per CPU
-    return max(1, cpus // workers)
+        return None if processes == 1 else 1
+    return None if processes == 1 else max(1, default_num_threads() // processes)
 
 
 def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
@@ -353,7 +400,8 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
 @teacher_options
 @click.pass_context
-def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_changed, keep, **flags):
+def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, versioned, if_changed, keep,
+        **flags):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
 
     Same flags and outputs as `augment`, and every row (originals included) gets
@@ -362,11 +410,9 @@ def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_c
     """
     from pipeline import versioning
     from pipeline.job import run_augment
-    from pipeline.label_job import LabelConfig
-
     config = augment_config(teacher_dir, **flags)
     check_teacher(teacher_dir, config.task.labels)
-    label = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
+    label = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
     execute("run", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, label, attempt),
             lambda: versioning.augment_key(config, label), versioned, if_changed, keep, ctx.args)
 
@@ -378,7 +424,8 @@ def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_c
 @teacher_options
 @version_options
 @click.pass_context
-def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantize, versioned, if_changed, keep):
+def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher,
+          versioned, if_changed, keep):
     """Label the shards of an `augment` output with the teacher's logits.
 
     The teacher loads once per worker process; rows are sorted by length and packed into
@@ -386,14 +433,14 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
     the temperature is the consumer's choice.
     """
     from pipeline import commit, versioning
-    from pipeline.label_job import LabelConfig, run_label
+    from pipeline.label_job import run_label
 
     try:
         published = commit.published(source)
     except commit.UnfinishedOutput as err:
         raise click.UsageError(f"--input {err}") from None
     check_teacher(teacher_dir, (published.manifest.get("config") or {}).get("labels"))
-    config = LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, ctx.args))
+    config = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
     execute("label", output, [source], lambda attempt: run_label(source, output, config, ctx.args, attempt),
             lambda: versioning.label_key(published.manifest, config), versioned, if_changed, keep, ctx.args)
 

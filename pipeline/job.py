@@ -369,17 +369,24 @@ def run_pipeline(attempt: commit.Attempt, pipeline_args: list[str], build_fn, ba
 
 def counters(result: beam.runners.runner.PipelineResult) -> dict[str, int] | None:
     """The finished pipeline's `kdaug/*` and `teacher/*` counters as {"namespace/name": value},
-    summed over steps (committed values where the runner has them); None when the runner has no
-    metrics (Beam's DaskRunner)."""
+    summed over steps (committed values where the runner has them), and RunInference's timings
+    (`teacher/*_milli_secs`, `*_micro_secs`: distributions) as their mean and max; None when the
+    runner has no metrics (Beam's DaskRunner)."""
     try:
-        queried = result.metrics().query()["counters"]
+        queried = result.metrics().query()
     except NotImplementedError:
         return None
     found: dict[str, int] = {}
-    for counter in queried:
+    for counter in queried["counters"]:
         name = counter.key.metric
         if name.namespace in ("kdaug", "teacher"):
             value = counter.committed if counter.committed is not None else counter.attempted
             key = f"{name.namespace}/{name.name}"
             found[key] = found.get(key, 0) + value
+    for distribution in queried["distributions"]:
+        name = distribution.key.metric
+        value = distribution.committed if distribution.committed is not None else distribution.attempted
+        if name.namespace == "teacher" and name.name.endswith(("_milli_secs", "_micro_secs")) and value and value.count:
+            found[f"teacher/{name.name} (mean)"] = round(value.sum / value.count)
+            found[f"teacher/{name.name} (max)"] = value.max
     return dict(sorted(found.items()))

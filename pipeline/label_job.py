@@ -16,27 +16,34 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import commit, schema, sinks
-from pipeline.teacher import DEFAULT_MAX_TOKENS
 
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """Which teacher labels, how big its padded batches may get, whether it runs quantised
-    (None: fp32; "int8": see `pipeline.teacher.quantize_int8`) and with how many torch threads
-    per worker process (None: every CPU the process may use, which oversubscribes the cores when
-    several worker processes share them: with N workers on C cores pass C // N). Threads change
-    the speed, not the model (at most float rounding in the last bits), so they are not part of
-    the manifest or the run key."""
+    """Which teacher labels and how: its padded batch budget (None: `teacher.default_max_tokens` of
+    the device), quantisation (None: off; "int8": see `pipeline.teacher.quantize_int8`), torch
+    threads per worker process (None: every CPU the process may use, which oversubscribes the cores
+    when several worker processes share them: with N workers on C cores pass C // N), the device
+    and precision (`pipeline.teacher.resolve_device`, `resolve_precision`: resolved where the job is
+    launched, so the manifest says what labelled; a worker without the device fails loudly), and
+    whether one teacher serves all worker processes of a machine (`share`, RunInference's
+    `large_model`). Threads and sharing change the speed, not the logits (at most float rounding in
+    the last bits), so they are not part of the manifest or the run key; device and precision are."""
 
     teacher_dir: str
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens: int | None = None
     quantize: str | None = None
     num_threads: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    share: bool = False
 
     def transform(self) -> beam.PTransform:
-        from pipeline.labelling import LabelRows
+        """Beam's `RunInference` with kdaug's `TeacherHandler` (`pipeline.inference.LabelChunks`)."""
+        from pipeline.inference import LabelChunks, TeacherHandler
 
-        return beam.ParDo(LabelRows(self.teacher_dir, self.max_tokens, self.num_threads, quantize=self.quantize))
+        return LabelChunks(TeacherHandler(self.teacher_dir, self.max_tokens, self.num_threads, self.quantize,
+                                          self.device, self.precision, self.share))
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -49,7 +56,7 @@ class LabelConfig:
     def to_manifest(self) -> dict:
         # the fingerprint hashes the fp32 weights on disk; `quantize` says how they were run
         return {"dir": self.teacher_dir, "fingerprint": self.fingerprint, "max_tokens": self.max_tokens,
-                "quantize": self.quantize}
+                "quantize": self.quantize, "device": self.device, "precision": self.precision}
 
 
 class ReadShards(beam.DoFn):

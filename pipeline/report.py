@@ -34,7 +34,7 @@ def summary(manifest: dict) -> str:
     """The end-of-job table: one line per partition, then the count check."""
     rows = []
     for partition, info in sorted(manifest["partitions"].items()):
-        if partition == schema.DEAD_LETTER_DIR:
+        if partition.startswith("_"):  # dead letters, failed inference: counted below
             continue
         method, degree = (part.split("=", 1)[1] for part in partition.split("/"))
         rows.append([method, degree, info["rows"], info["files"], info["mean_changed_frac"]])
@@ -42,14 +42,20 @@ def summary(manifest: dict) -> str:
     written = sum(r[2] for r in rows)
     check = (
         f"shard rows read {counts['rows_read']:,} = rows labelled and written {written:,}"
+        + (f" + failed inference {counts['failed_inference']:,}" if counts.get("failed_inference") else "")
         if manifest["kind"] == "label"
         else f"rows read {counts['rows_read']:,} = originals {counts['originals']:,} + dead letters {counts['dead_letters']:,}"
     )
     lines = [table(["method", "degree", "rows", "files", "mean changed_frac"], rows), "", check]
     if manifest.get("teacher"):
-        lines.append(f"teacher {manifest['teacher']['dir']} (fingerprint {manifest['teacher']['fingerprint'][:12]})")
+        teacher = manifest["teacher"]
+        on = f", {teacher['device']}, {teacher['precision']}" if "device" in teacher else ""
+        lines.append(f"teacher {teacher['dir']} (fingerprint {teacher['fingerprint'][:12]}{on})")
     if counts["dead_letters"]:
         lines.append(f"dead letters (file, line, reason) are in {schema.DEAD_LETTER_DIR}/")
+    if counts.get("failed_inference"):
+        lines.append(f"the teacher failed on {counts['failed_inference']:,} rows: they are in {schema.FAILED_INFERENCE_DIR}/, "
+                     f"each with the error (the warnings above say which chunks)")
     if "wall_seconds" in manifest:
         seconds = manifest["wall_seconds"]
         lines.append(f"wall time {seconds:.1f} s, {written:,} rows written ({written / seconds:,.0f} rows/s)")

@@ -48,17 +48,70 @@ def resolve_teacher_dir(path: str | None) -> str:
 
 
 @once
+@once
 def teacher_vocab(model_dir: str) -> tuple[str, ...]:
-    """The word-piece vocabulary, index = token id: from vocab.txt, or from tokenizer.json when
-    the directory only has the fast tokenizer (what transformers 5 saves after fine-tuning)."""
+    """The teacher's vocabulary, index = token id, written the WordPiece way whatever its tokenizer:
+    a piece that starts a word as its text (`good`), a piece inside a word with `##` (`##ing`), a
+    special token, or a byte piece that is no text on its own, in brackets (`[<s>]`, `[bytes:e2]`).
+    The augmenters and the projection read this one notation, so any family's teacher works:
+    WordPiece (BERT, ELECTRA: vocab.txt or tokenizer.json), byte-level BPE (RoBERTa, GPT-2: `Ġ` marks
+    a word start) and SentencePiece (DeBERTa-v3, ALBERT, XLM-R: `▁` marks it)."""
     vocab_txt, tokenizer_json = Path(model_dir, "vocab.txt"), Path(model_dir, "tokenizer.json")
-    if vocab_txt.is_file():
+    if vocab_txt.is_file():  # a WordPiece vocabulary already
         with open(vocab_txt, encoding="utf-8") as f:
             return tuple(line.rstrip("\n") for line in f)
     if tokenizer_json.is_file():
-        ids = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
-        return tuple(sorted(ids, key=ids.get))
-    raise FileNotFoundError(f"{model_dir} has neither vocab.txt nor tokenizer.json: cannot read the teacher's vocabulary")
+        return _wordpiece_notation(json.loads(tokenizer_json.read_text(encoding="utf-8")))
+    raise FileNotFoundError(f"{model_dir} has neither tokenizer.json nor vocab.txt: cannot read the teacher's vocabulary")
+
+
+def _wordpiece_notation(spec: dict) -> tuple[str, ...]:
+    """`teacher_vocab` of a tokenizer.json (the `tokenizers` library's full description)."""
+    model, decoder = spec["model"], spec.get("decoder") or {}
+    entries = model["vocab"]
+    ids = {piece: i for i, (piece, _score) in enumerate(entries)} if isinstance(entries, list) else entries
+    pieces = [""] * (max(ids.values()) + 1)
+    for piece, i in ids.items():
+        pieces[i] = piece
+    for added in spec.get("added_tokens") or []:
+        if added["id"] >= len(pieces):
+            pieces += [""] * (added["id"] + 1 - len(pieces))
+        pieces[added["id"]] = added["content"]
+    specials = {a["content"] for a in spec.get("added_tokens") or [] if a.get("special")}
+    kinds = {d.get("type") for d in decoder.get("decoders", [decoder])}
+    if model["type"] == "WordPiece" or "WordPiece" in kinds:
+        return tuple(f"[{p}]" if p in specials and not p.startswith("[") else p for p in pieces)
+    if "ByteLevel" in kinds:
+        return tuple(f"[{p}]" if p in specials else _byte_level(p) for p in pieces)
+    marker = next((d.get("replacement", "▁") for d in decoder.get("decoders", [decoder]) if d.get("type") == "Metaspace"), "▁")
+    return tuple(f"[{p}]" if p in specials else p.removeprefix(marker) if p.startswith(marker) else "##" + p for p in pieces)
+
+
+def _byte_level(piece: str) -> str:
+    """A byte-level BPE piece in WordPiece notation: its bytes (GPT-2's byte-to-character map
+    undone) as text, `##` unless it starts with a space; bytes that are no UTF-8 text alone in brackets."""
+    raw = bytes(_BYTE_OF_CHAR.get(c, 0) for c in piece)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"[bytes:{raw.hex()}]"
+    return text[1:] if text.startswith(" ") else "##" + text
+
+
+def _gpt2_byte_map() -> dict[str, int]:
+    """GPT-2's byte ↔ printable character table, reversed (the `bytes_to_unicode` of byte-level BPE)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+_BYTE_OF_CHAR = _gpt2_byte_map()
 
 
 @once

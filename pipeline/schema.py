@@ -6,6 +6,7 @@ Layout of an output directory::
 
     OUT/method=knn/degree=0.30/part-00000-of-00004.parquet   shard rows (SHARD_FILE_SCHEMA)
     OUT/_dead_letter/part-00000-of-00001.parquet             rejected input rows (DEAD_LETTER_SCHEMA)
+    OUT/_failed_inference/method=…/degree=…/part-….parquet   rows the teacher failed on (FAILED_INFERENCE_SCHEMA)
     OUT/_manifest.json                                       config, fingerprints, counts, its files
     OUT/_SUCCESS                                             written last (`pipeline.commit`)
 
@@ -55,6 +56,10 @@ DEAD_LETTER_SCHEMA = pa.schema(
 )
 
 DEAD_LETTER_DIR = "_dead_letter"
+
+#: Rows whose teacher inference failed (`pipeline.inference`): the shard row, no logits, the error.
+FAILED_INFERENCE_SCHEMA = SHARD_FILE_SCHEMA.append(pa.field("reason", pa.string(), nullable=False))
+FAILED_INFERENCE_DIR = "_failed_inference"
 MANIFEST_FILE = "_manifest.json"
 SUCCESS_FILE = "_SUCCESS"
 

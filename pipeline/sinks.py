@@ -51,7 +51,9 @@ class WriteFile(beam.DoFn):
             self.beat_at = time.monotonic() + self.attempt.lease_seconds / 10
         (partition, key), rows = element
         dead = partition == schema.DEAD_LETTER_DIR
-        table = file_table(rows, schema.DEAD_LETTER_SCHEMA if dead else schema.SHARD_FILE_SCHEMA)
+        failed = partition.startswith(schema.FAILED_INFERENCE_DIR + "/")
+        table = file_table(rows, schema.DEAD_LETTER_SCHEMA if dead else
+                           schema.FAILED_INFERENCE_SCHEMA if failed else schema.SHARD_FILE_SCHEMA)
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         staged = f"{self.attempt.staging}/{partition}/{key}.parquet"
@@ -106,15 +108,29 @@ def finalize(files: list[dict], stats: list[dict], attempt: commit.Attempt, mani
 
     rows_read = sum(s["rows_read"] for s in stats)
     total = sum(f["rows"] for f in files)
-    originals = sum(f["rows"] for f in by_partition.get(schema.partition_dir("original", 0.0), []))
+    original = schema.partition_dir("original", 0.0)
+    failed_dir = schema.FAILED_INFERENCE_DIR + "/"
+    # an original whose labelling failed is still an original read: it is in _failed_inference/ instead
+    originals = sum(f["rows"] for part in (original, failed_dir + original) for f in by_partition.get(part, []))
     dead = sum(f["rows"] for f in by_partition.get(schema.DEAD_LETTER_DIR, []))
+    failed = sum(f["rows"] for part, written in by_partition.items() if part.startswith(failed_dir) for f in written)
     if manifest["kind"] == "label":
         if rows_read != total:
             raise RuntimeError(f"counts do not add up: read {rows_read} shard rows, wrote {total}")
-    elif rows_read != originals + dead:
-        raise RuntimeError(f"counts do not add up: read {rows_read} rows, wrote {originals} originals + {dead} dead letters")
-    if total - dead == 0:
+    else:
+        if rows_read != originals + dead:
+            raise RuntimeError(f"counts do not add up: read {rows_read} rows, wrote {originals} originals + {dead} dead letters")
+        config = manifest["config"]
+        for method in config["methods"]:  # every augmenter makes one row per original and copy
+            for degree in config["degrees"]:
+                part = schema.partition_dir(method, degree)
+                made = sum(f["rows"] for p in (part, failed_dir + part) for f in by_partition.get(p, []))
+                if made != originals * config["copies"]:
+                    raise RuntimeError(f"counts do not add up: {part} has {made} rows, expected {originals} originals × "
+                                       f"{config['copies']} copies = {originals * config['copies']}")
+    if total - dead - failed == 0:
         where = f"; its dead letters (file, line, reason) are in {attempt.staging_uri}/{schema.DEAD_LETTER_DIR}/" if dead else ""
+        where += f"; the rows the teacher failed on, with the error, in {attempt.staging_uri}/{failed_dir}" if failed else ""
         raise NoUsableRows(f"no usable rows: {rows_read} rows read, {dead} of them dead letters{where}; nothing was published")
 
     published, partitions = [], {}
@@ -132,7 +148,8 @@ def finalize(files: list[dict], stats: list[dict], attempt: commit.Attempt, mani
     order = (manifest.get("config") or {}).get("inputs") or []
     per_file = sorted(stats, key=lambda s: (order.index(s["file"]) if s["file"] in order else len(order), s["file"]))
     manifest = dict(manifest, partitions=partitions,
-                    counts={"rows_read": rows_read, "originals": originals, "dead_letters": dead, "per_file": per_file})
+                    counts={"rows_read": rows_read, "originals": originals, "dead_letters": dead,
+                            "failed_inference": failed, "per_file": per_file})
     return commit.publish(attempt, manifest, published)
 
 

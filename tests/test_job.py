@@ -59,7 +59,7 @@ def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
     assert lines == [list(range(2 + 5 * i, min(26, 7 + 5 * i))) for i in range(5)]  # file i: chunk i (lines 2-25)
 
     counts = manifest["counts"]
-    assert counts == {"rows_read": 27, "originals": 24, "dead_letters": 3,
+    assert counts == {"rows_read": 27, "originals": 24, "dead_letters": 3, "failed_inference": 0,
                       "per_file": [{"file": sst2_file, "rows_read": 27, "dead_letters": 3}]}
     assert manifest["partitions"]["method=random/degree=0.50"]["rows"] == 24 * 2
     assert json.loads((out / schema.MANIFEST_FILE).read_text())["partitions"] == manifest["partitions"]

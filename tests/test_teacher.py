@@ -1,4 +1,5 @@
-"""Teacher inference, fingerprint, Beam labelling and fine-tuning, on a tiny random BERT (seconds)."""
+"""Teacher inference, fingerprint and fine-tuning, on a tiny random BERT (seconds); the Beam step is
+in test_inference.py."""
 
 from __future__ import annotations
 
@@ -6,18 +7,16 @@ import json
 import shutil
 from pathlib import Path
 
-import apache_beam as beam
 import numpy as np
 import pytest
 import torch
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.testing.util import assert_that
+from click.testing import CliRunner
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from pipeline.labelling import LabelRows
+from distill.train import parameter_groups
+from pipeline.cli import main
 from pipeline.resources import resolve_teacher_dir
 from pipeline.teacher import Teacher, fingerprint, length_batches
-from pipeline.teacher_train import TrainConfig, train_teacher
 
 SENTENCES = [
     "a gorgeous , witty , seductive movie .",
@@ -92,7 +91,7 @@ def test_batches_respect_token_budget(teacher):
 
 
 def test_fingerprint_tracks_weights_and_labels(tiny_dir, tmp_path):
-    assert fingerprint(tiny_dir) == fingerprint(tiny_dir) == Teacher.load(tiny_dir).fingerprint
+    assert fingerprint(tiny_dir) == fingerprint(tiny_dir)
     copy = shutil.copytree(tiny_dir, tmp_path / "copy")
     assert fingerprint(copy) == fingerprint(tiny_dir)  # content, not location
     other = make_tiny_teacher(tmp_path / "other", seed=1)
@@ -103,47 +102,37 @@ def test_fingerprint_tracks_weights_and_labels(tiny_dir, tmp_path):
     assert fingerprint(copy) != fingerprint(tiny_dir)
 
 
-def test_label_rows_in_direct_runner(tiny_dir, teacher):
-    rows = [{"id": str(i), "text_a": a, "text_b": None} for i, a in enumerate(SENTENCES)]
-    rows += [{"id": f"p{i}", "text_a": a, "text_b": b} for i, (a, b) in enumerate(zip(SENTENCES, PAIRS_B))]
-    elements = [("k0", rows[:4]), ("k1", rows[4:])]
-    expected = {r["id"]: direct_logits(teacher, r["text_a"], r["text_b"]) for r in rows}
-
-    def check(outputs):
-        assert sorted(k for k, _ in outputs) == ["k0", "k1"]
-        labelled = [r for _, batch in outputs for r in batch]
-        assert len(labelled) == len(rows)
-        for r in labelled:
-            assert isinstance(r["teacher_logits"], list) and len(r["teacher_logits"]) == 3
-            logits = np.asarray(r["teacher_logits"], dtype=np.float32)
-            assert np.abs(logits - expected[r["id"]]).max() < 1e-5
-
-    pipeline = beam.Pipeline(options=PipelineOptions(["--runner", "DirectRunner"]))
-    out = pipeline | beam.Create(elements) | beam.ParDo(LabelRows(tiny_dir, max_tokens=64))
-    assert_that(out, check)
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
-    assert counters["rows_labelled"] == len(rows)
-    assert counters["batches"] >= 2 and counters["tokens"] > 0
-
-
-def test_train_teacher_tiny(tiny_dir, tmp_path):
-    train = [(a, None, i % 2) for i, a in enumerate(SENTENCES * 6)][:32]
-    dev = [(a, None, i % 2) for i, a in enumerate(SENTENCES)]
-    cfg = TrainConfig(output=str(tmp_path / "out"), label_names=("neg", "pos"), base=tiny_dir,
-                      epochs=1, batch_size=8, max_length=32, seed=3)
-    metrics = train_teacher(train, dev, cfg, progress=False)
+def test_teacher_train_is_the_distill_loop_in_ft_mode(tiny_dir, tmp_path):
+    """`kdaug teacher train` over a base with another head size: a fresh 2-label head, the best
+    epoch saved with its label names, the same model again from the same seed."""
+    data = tmp_path / "train.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{a}\t{i % 2}\n" for i, a in enumerate(SENTENCES * 6)))
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("sentence\tlabel\n" + "".join(f"{a}\t{i % 2}\n" for i, a in enumerate(SENTENCES)))
+    args = ["teacher", "train", "--task", "sst2", "--train", str(data), "--dev", str(dev), "--base", tiny_dir,
+            "--epochs", "2", "--batch-size", "8", "--max-length", "32", "--seed", "3"]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "<- saved" in result.output and "on cpu (fp32" in result.output
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert saved["accuracy"] == metrics["accuracy"] and 0 <= saved["accuracy"] <= 1 and "f1" in saved
-    assert saved["train_examples"] == 32 and saved["seed"] == 3 and saved["epochs"] == 1
+    assert 0 <= saved["dev_accuracy"] <= 1 and "dev_f1" in saved and len(saved["history"]) == 2
+    assert saved["train_examples"] == 36 and saved["config"]["seed"] == 3 and saved["config"]["mode"] == "ft"
+    assert saved["steps"] == 2 * 5 and saved["device"] == "cpu"  # 36 rows in batches of 8, two epochs
     trained = Teacher.load(str(tmp_path / "out"))
-    assert trained.label_names == ["neg", "pos"]
+    assert trained.label_names == ["negative", "positive"]
     assert trained.logits(SENTENCES).shape == (len(SENTENCES), 2)
-    # Same seed, same model.
-    again = train_teacher(train, dev, TrainConfig(**{**cfg.__dict__, "output": str(tmp_path / "again")}), progress=False)
-    assert again["accuracy"] == metrics["accuracy"]
-    assert fingerprint(tmp_path / "again") == fingerprint(tmp_path / "out")
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    assert fingerprint(tmp_path / "again") == fingerprint(tmp_path / "out")  # same seed, same model
+
+
+def test_no_weight_decay_on_biases_and_layer_norms(teacher):
+    decay, exempt = parameter_groups(teacher.model, 0.01)
+    names = {id(p): n for n, p in teacher.model.named_parameters()}
+    assert decay["weight_decay"] == 0.01 and exempt["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith("weight") and "LayerNorm" not in names[id(p)] for p in decay["params"])
+    assert {names[id(p)] for p in exempt["params"]} >= {"bert.embeddings.LayerNorm.weight", "classifier.bias"}
+    assert len(decay["params"]) + len(exempt["params"]) == len(list(teacher.model.parameters()))
 
 
 def test_int8_teacher_labels_like_fp32(tiny_dir, teacher):
