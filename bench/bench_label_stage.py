@@ -62,7 +62,8 @@ def label_stage(source: str, teacher_dir: str, max_tokens: int, workers: int, th
     args = ["--direct_num_workers", str(workers)]
     if workers > 1:
         args += ["--direct_running_mode", "multi_processing"]
-    config = label_job.LabelConfig(teacher_dir, max_tokens, num_threads=threads_per_worker)
+    # as `kdaug label` chooses: with several worker processes, one teacher they all call
+    config = label_job.LabelConfig(teacher_dir, max_tokens, num_threads=threads_per_worker, share=workers > 1)
     with tempfile.TemporaryDirectory(prefix="bench_label_") as out:
         started = time.perf_counter()
         label_job.run_label(source, out, config, args)

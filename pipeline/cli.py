@@ -184,7 +184,8 @@ def teacher_options(fn):
     options = [
         click.option("--max-tokens", type=click.IntRange(min=1), default=None,
                      help="Teacher batches hold at most this many padded tokens. Default: 1024 on the CPU, 16384 on CUDA."),
-        click.option("--device", default="auto", show_default=True, help=f"Where the teacher runs: {DEVICE_HELP}. "
+        click.option("--device", default="auto", show_default=True, help=f"Where the teacher (and, in `run`, AugPro's "
+                     f"projection and gradients) runs: {DEVICE_HELP}. "
                      "`auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
                      "worker_accelerator) pass cuda. Recorded in the manifest."),
         click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
@@ -350,9 +351,12 @@ def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
         refuse(f"the model has {config.num_labels} classes but the data {len(labels)} ({', '.join(map(str, labels))})")
 
 
-def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt, methods,
-                   degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size):
-    """An AugmentConfig from the shared flags; bad flags become a usage error."""
+def augment_config(teacher_dir, device, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt,
+                   methods, degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size):
+    """An AugmentConfig from the shared flags; bad flags become a usage error. `device`: where
+    AugPro's projection and gradients run (resolved here, so the manifest says which)."""
+    from pipeline.teacher import resolve_device
+
     from pipeline.job import AugmentConfig
 
     preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
@@ -360,7 +364,8 @@ def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_fi
         label_values = tuple(labels.split(",")) if labels else None
         task = sources.make_task(preset, text_field, text_b_field, label_field, label_values, fmt)
         paths = list(inputs) or [sources.packaged_input(task)]
-        options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha)
+        options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha,
+                                 device=resolve_device(device, here=False))
         config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, max_rows)
         config.validate()
     except (ValueError, OSError) as err:
@@ -373,8 +378,10 @@ def augment_config(teacher_dir, inputs, output, task_name, text_field, text_b_fi
 @augment_options
 @version_options
 @click.option("--teacher", "teacher_dir", default=None, help="Model directory whose word-piece table knn-teacher and augpro-mix use. Default: packaged all-MiniLM-L6-v2.")
+@click.option("--device", default="auto", show_default=True,
+              help=f"Where AugPro's projection search and FGSM's gradients run: {DEVICE_HELP}. Recorded in the manifest.")
 @click.pass_context
-def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
+def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     """Augment a labelled dataset at several degrees with several methods.
 
     \b
@@ -389,7 +396,7 @@ def augment(ctx, teacher_dir, versioned, if_changed, keep, **flags):
     from pipeline import versioning
     from pipeline.job import run_augment
 
-    config = augment_config(teacher_dir, **flags)
+    config = augment_config(teacher_dir, device, **flags)
     execute("augment", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, attempt=attempt),
             lambda: versioning.augment_key(config), versioned, if_changed, keep, ctx.args)
 
@@ -410,7 +417,8 @@ def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, device, precisi
     """
     from pipeline import versioning
     from pipeline.job import run_augment
-    config = augment_config(teacher_dir, **flags)
+
+    config = augment_config(teacher_dir, device, **flags)
     check_teacher(teacher_dir, config.task.labels)
     label = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
     execute("run", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, label, attempt),

@@ -7,9 +7,10 @@ whose input embedding is nearest in L2, as AugPro does; the result is discrete t
 The candidates are the whole word-piece vocabulary minus the bracketed special tokens ([PAD],
 [CLS], [SEP], [MASK], [UNK] and the 994 [unusedN] slots): those are not text, and [unusedN] rows
 were never trained. FAISS finds the candidates with an exact flat L2 index built once per
-process; the final ranking is recomputed in float64 with ties broken by token id, so the chosen
-token does not depend on how BLAS blocks the float32 search (batch size, threads, CPU), which
-keeps a row's output the same on every worker.
+process — on a GPU (`device="cuda…"`) a torch matmul and top-k over the table held there — and the
+final ranking is recomputed in float64 on the CPU with ties broken by token id, so the chosen token
+does not depend on how the float32 search was blocked (batch size, threads, CPU or GPU), which
+keeps a row's output the same on every worker and device.
 """
 
 from __future__ import annotations
@@ -49,13 +50,17 @@ def _vocabulary_index(model_dir: str) -> tuple[faiss.Index, np.ndarray]:
     return index, token_ids
 
 
-def nearest(model_dir: str, vectors: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def nearest(model_dir: str, vectors: np.ndarray, k: int = 1, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """The k nearest projectable tokens of each of m vectors (m, d): token ids (m, k) and their
-    L2 distances (m, k), nearest first. One FAISS search for the whole batch."""
-    index, token_ids = _vocabulary_index(model_dir)
+    L2 distances (m, k), nearest first. One search for the whole batch: FAISS on the CPU, torch on
+    a CUDA `device`."""
     table = resources.teacher_word_embeddings(model_dir)
     queries = np.ascontiguousarray(vectors, dtype=np.float32)
-    _, rows = index.search(queries, k + _RERANK_SLACK)
+    if device == "cpu":
+        index, token_ids = _vocabulary_index(model_dir)
+        _, rows = index.search(queries, k + _RERANK_SLACK)
+    else:
+        token_ids, rows = _torch_search(model_dir, queries, k + _RERANK_SLACK, device)
     candidates = token_ids[rows]
     diff = table[candidates].astype(np.float64) - np.asarray(vectors, dtype=np.float64)[:, None, :]
     dist = np.sqrt(np.einsum("mkd,mkd->mk", diff, diff))
@@ -63,6 +68,29 @@ def nearest(model_dir: str, vectors: np.ndarray, k: int = 1) -> tuple[np.ndarray
     return np.take_along_axis(candidates, order, -1), np.take_along_axis(dist, order, -1)
 
 
-def project(model_dir: str, vectors: np.ndarray) -> np.ndarray:
+def project(model_dir: str, vectors: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Token id (m,) of the nearest projectable vocabulary embedding of each vector (m, d)."""
-    return nearest(model_dir, vectors)[0][:, 0]
+    return nearest(model_dir, vectors, device=device)[0][:, 0]
+
+
+def _torch_search(model_dir: str, queries: np.ndarray, n: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's flat L2 search as one matmul and a top-k on `device` (squared distances in float32,
+    re-ranked exactly by `nearest`): (token id of each table row, (m, n) rows nearest first)."""
+    import torch
+
+    table, norms, token_ids = _device_table(model_dir, device)
+    with torch.inference_mode():
+        q = torch.from_numpy(queries).to(device)
+        distances = norms[None, :] - 2 * q @ table.T  # |t|² − 2 q·t: |q|² does not change the order
+        rows = distances.topk(min(n, table.shape[0]), largest=False).indices
+    return token_ids, rows.cpu().numpy()
+
+
+@resources.once
+def _device_table(model_dir: str, device: str):
+    """The projectable rows of the embedding table on `device`, their squared norms and token ids."""
+    import torch
+
+    _, token_ids = _vocabulary_index(model_dir)
+    table = torch.from_numpy(resources.teacher_word_embeddings(model_dir)[token_ids]).to(device)
+    return table, (table * table).sum(1), token_ids

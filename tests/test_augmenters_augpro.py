@@ -66,6 +66,19 @@ def test_exact_vocabulary_embedding_projects_to_its_token(model_dir):
     assert near[:, 0].tolist() == ids.tolist() and np.all(dist[:, 0] == 0) and np.all(np.diff(dist, axis=1) >= 0)
 
 
+def test_the_gpu_search_finds_what_faiss_finds(model_dir):
+    """The search `nearest` runs on a CUDA device (torch matmul + top-k), run here on the CPU: the
+    same candidates as FAISS for mixed vectors (between two tokens, as AugPro-Mix makes them)."""
+    table = resources.teacher_word_embeddings(model_dir)
+    rng = np.random.default_rng(0)
+    a, b, lam = rng.integers(1000, 30000, 200), rng.integers(1000, 30000, 200), rng.uniform(0.2, 0.8, (200, 1))
+    queries = (lam * table[a] + (1 - lam) * table[b]).astype(np.float32)
+    index, token_ids = projection._vocabulary_index(model_dir)
+    _, rows = index.search(queries, 5)
+    torch_ids, torch_rows = projection._torch_search(model_dir, queries, 5, "cpu")
+    assert (torch_ids is token_ids) and (torch_rows[:, :3] == rows[:, :3]).mean() > 0.99
+
+
 def test_special_tokens_are_never_projected_to(model_dir):
     vocab, table = resources.teacher_vocab(model_dir), resources.teacher_word_embeddings(model_dir)
     special = [i for i, w in enumerate(vocab) if projection.is_special(w)]

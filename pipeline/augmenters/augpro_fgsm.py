@@ -51,8 +51,8 @@ HEAD_SEED = 0  # initialises a classification head the teacher directory lacks (
 
 
 @resources.once
-def _teacher(model_dir: str):
-    """Tokenizer and sequence classifier in eval mode, frozen; loaded once per process."""
+def _teacher(model_dir: str, device: str):
+    """Tokenizer and sequence classifier in eval mode, frozen, on `device`; loaded once per process."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -60,7 +60,7 @@ def _teacher(model_dir: str):
     with torch.random.fork_rng(devices=[]):  # a missing head must be the same in every process
         torch.manual_seed(HEAD_SEED)
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
-    model.eval().requires_grad_(False)
+    model.eval().requires_grad_(False).to(device)
     return tokenizer, model
 
 
@@ -70,7 +70,7 @@ class AugProFGSM(Augmenter):
 
     def setup(self) -> None:
         self.model_dir = resources.resolve_teacher_dir(self.options.teacher_dir)
-        self.tokenizer, self.model = _teacher(self.model_dir)
+        self.tokenizer, self.model = _teacher(self.model_dir, self.options.device)
         self.vocab = resources.teacher_vocab(self.model_dir)
         self.table = resources.teacher_word_embeddings(self.model_dir)
         self.is_word, self.is_continuation = piece_kinds(self.vocab)
@@ -137,7 +137,7 @@ class AugProFGSM(Augmenter):
                     vectors.append(self.table[own[k]])
         best = {}
         if vectors:
-            near, _ = projection.nearest(self.model_dir, np.stack(vectors), K)
+            near, _ = projection.nearest(self.model_dir, np.stack(vectors), K, self.options.device)
             for (i, f, k), cands in zip(where, near):
                 t = enc[f][i][0][k]
                 ok = (cands != t) & self.is_word[cands] & (self.is_continuation[cands] == self.is_continuation[t])
@@ -176,9 +176,10 @@ class AugProFGSM(Augmenter):
             seqs.append(ids), types.append(tt), offsets.append(at)
         width = max(map(len, seqs))
         pad = self.tokenizer.pad_token_id or 0
-        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
-        token_type_ids = torch.tensor([t + [0] * (width - len(t)) for t in types])
-        attention_mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        device = self.options.device
+        input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+        token_type_ids = torch.tensor([t + [0] * (width - len(t)) for t in types], device=device)
+        attention_mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
 
         embeds = self.model.get_input_embeddings()(input_ids).detach().requires_grad_(True)
         with torch.enable_grad():
@@ -186,5 +187,5 @@ class AugProFGSM(Augmenter):
                                 token_type_ids=token_type_ids).logits
             target = logits.detach().argmax(-1)
             torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
-        grad = embeds.grad.double().numpy()
+        grad = embeds.grad.double().cpu().numpy()
         return [{f: grad[i, at + np.arange(kept[i][f])] for f, at in offsets[i].items()} for i in range(len(examples))]

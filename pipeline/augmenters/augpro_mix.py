@@ -84,7 +84,7 @@ class AugProMix(Augmenter):
         mixes, vectors = self.mix_vectors(examples, degree, copy)
         if not mixes:
             return []
-        projected = iter(projection.project(self.model_dir, vectors).tolist())
+        projected = iter(projection.project(self.model_dir, vectors, self.options.device).tolist())
         for mix in mixes:
             for f, at in mix.chosen.items():
                 mix.pieces[f][1][at] = [next(projected) for _ in at]

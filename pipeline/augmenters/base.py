@@ -33,6 +33,7 @@ class AugmentOptions:
     knn_k: int = 10  # neighbours to draw a replacement from (TinyBERT uses K=15 on GloVe)
     glove_vocab: int = 50_000  # most frequent GloVe words that take part in KNN
     mix_alpha: float = 0.4  # AugPro-Mix: λ ~ Beta(α, α)
+    device: str = "cpu"  # AugPro's projection search and FGSM's gradients: cpu, cuda or cuda:N
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
