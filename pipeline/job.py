@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -278,6 +279,9 @@ def pipeline_options(pipeline_args: list[str], elements: int | None = None) -> P
     if not any(a == "--runner" or a.startswith("--runner=") for a in args):
         args += ["--runner", "DirectRunner"]
     options = PipelineOptions(args)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO and not any(a.startswith("--default_sdk_harness_log_level") for a in args)
+    if runner_name(options) == "DirectRunner" and quiet:  # its worker processes log at INFO unless told (`kdaug --verbose`)
+        options = PipelineOptions(args := args + ["--default_sdk_harness_log_level", "WARNING"])
     chosen = any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args)
     if runner_name(options) == "DaskRunner" and elements and not chosen:
         options = PipelineOptions(args + ["--dask_npartitions", str(dask_partitions(options, elements))])
