@@ -18,7 +18,7 @@ from distill.loss import MODES
 from distill.shards import Selection, ShardError
 from distill.sweep import grid, sweep
 from distill.train import DEFAULT_LAYERS, DistillConfig, distill
-from pipeline.teacher import DEVICE_HELP, PRECISIONS
+from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 D = DistillConfig()
 
@@ -61,8 +61,8 @@ _TRAINING_OPTIONS = [
     click.option("--buffer-rows", type=click.IntRange(min=1), default=D.buffer_rows, show_default=True,
                  help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data."),
     click.option("--device", default=D.device, show_default=True, help=f"Where the student trains: {DEVICE_HELP}."),
-    click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default=D.precision, show_default=True,
-                 help="fp32, or bf16 autocast (weights and optimiser stay fp32); auto = bf16 on CUDA, fp32 on the CPU."),
+    click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision, show_default=True,
+                 help="Weights and optimiser stay fp32 either way. " + PRECISION_HELP),
 ]
 
 
@@ -162,8 +162,7 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
               help="Batch budget (rows x longest row): batches are length-sorted and filled up to it. "
                    "Default: 1024 on the CPU, 16384 on CUDA.")
 @click.option("--device", default="auto", show_default=True, help=f"Where the model runs: {DEVICE_HELP}.")
-@click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
-              help="fp32, or bf16 autocast; auto = bf16 on CUDA, fp32 on the CPU.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP)
 def evaluate_command(model_dir, file, max_length, max_tokens, device, precision):
     """Accuracy (and F1 of class 1 for binary tasks) of MODEL_DIR on a labelled FILE (GLUE SST-2/MRPC TSV).
 

@@ -33,7 +33,7 @@ def evaluate_model(model, tokenizer, examples: Sequence[Example], max_length: in
 
 
 def evaluate(model_dir: str | Path, examples: Sequence[Example], max_length: int | None = None, max_tokens: int | None = None,
-             device: str = "auto", precision: str = "auto") -> dict:
+             device: str = "auto", precision: str = "fp32") -> dict:
     """Metrics of a saved `from_pretrained` directory (model + tokenizer): a student or a teacher."""
     teacher = Teacher.load(str(model_dir), max_tokens=max_tokens, max_length=max_length, device=device, precision=precision)
     return scores(teacher, list(examples)) | {"n": len(examples)}

@@ -4,7 +4,7 @@
 nanoGPT-style: stream shuffled mini-batches, AdamW (no decay on biases and LayerNorm) with linear
 warmup and decay, log the training loss and evaluate on dev every `eval_every` steps, keep the best
 dev weights, stop when dev accuracy has not improved for `patience` evaluations. On CUDA the forward
-pass runs bf16 autocast unless `precision` says fp32. The result is a `from_pretrained` directory
+pass may run bf16 autocast (`precision`). The result is a `from_pretrained` directory
 (model + tokenizer) with `metrics.json`.
 """
 
@@ -58,7 +58,7 @@ class DistillConfig:
     num_labels: int | None = None  # None: from the data (teacher logit width or labels)
     label_names: tuple[str, ...] | None = None  # saved as the model's id2label (a teacher's, for readers)
     device: str = "auto"  # auto: CUDA when torch sees a GPU (pipeline.teacher.resolve_device)
-    precision: str = "auto"  # fp32 or bf16 autocast; auto: bf16 on CUDA, fp32 on the CPU
+    precision: str = "fp32"  # or bf16 autocast (pipeline.teacher.resolve_precision)
 
     def __post_init__(self):
         if self.mode not in MODES:

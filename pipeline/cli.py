@@ -49,7 +49,7 @@ configure_logging()
 
 from pipeline import report, sources  # noqa: E402
 from pipeline.augmenters import REGISTRY, AugmentOptions  # noqa: E402
-from pipeline.teacher import DEVICE_HELP, PRECISIONS, QUANTIZE_CHOICES  # noqa: E402
+from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS, QUANTIZE_CHOICES  # noqa: E402
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -188,9 +188,7 @@ def teacher_options(fn):
                      f"projection and gradients) runs: {DEVICE_HELP}. "
                      "`auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
                      "worker_accelerator) pass cuda. Recorded in the manifest."),
-        click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
-                     help="fp32, or bf16 autocast; auto = bf16 on CUDA (BENCHMARKS.md: its argmax agreement with fp32), "
-                          "fp32 on the CPU. Recorded in the manifest: bf16 logits are not fp32 logits."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP),
         click.option("--share-teacher", type=click.Choice(("auto", "yes", "no")), default="auto", show_default=True,
                      help="yes: one teacher per machine, which every worker process calls (RunInference's large_model); "
                           "no: one per worker process. auto: shared when the runner starts several worker processes on a "

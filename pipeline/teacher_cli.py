@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.sources import TASKS as SOURCE_TASKS, glue_file, load_labelled
-from pipeline.teacher import DEVICE_HELP, PRECISIONS
+from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 
 @click.group()
@@ -38,8 +38,7 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
 @click.option("--threads", type=int, help="torch threads. Default: every CPU this process may use; "
                                          "on a machine shared with other jobs, 1 is often faster (no spin-waiting).")
 @click.option("--device", default="auto", show_default=True, help=f"Where it trains: {DEVICE_HELP}.")
-@click.option("--precision", type=click.Choice(("auto", *PRECISIONS)), default="auto", show_default=True,
-              help="fp32, or bf16 autocast; auto = bf16 on CUDA, fp32 on the CPU.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP)
 def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_length, max_examples, seed, threads,
           device, precision):
     """Fine-tune a teacher classifier and save it as a from_pretrained directory.

@@ -115,7 +115,7 @@ def test_teacher_threads_and_sharing_follow_the_worker_processes(monkeypatch):
     from pipeline.cli import label_config
 
     def config(*args, threads=None, share="auto"):
-        made = label_config("T", None, threads, None, "auto", "auto", share, list(args))
+        made = label_config("T", None, threads, None, "auto", "fp32", share, list(args))
         return made.num_threads, made.share
 
     monkeypatch.setattr(teacher, "default_num_threads", lambda: 8)

@@ -116,7 +116,9 @@ def test_device_choice(tiny_teacher_dir):
             resolve_device("cuda:0")
     with pytest.raises(ValueError, match="use auto"):
         resolve_device("tpu")
-    assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("auto", "cuda:1") == "bf16"
+    assert resolve_precision("bf16", "cuda:1") == "bf16"  # only when asked: fp32 is the default everywhere
+    with pytest.raises(ValueError, match="use one of"):
+        resolve_precision("fp16", "cuda")
     with pytest.raises(ValueError, match="CPU in fp32 only"):
         Teacher.load(tiny_teacher_dir, quantize="int8", precision="bf16")
 
