@@ -434,9 +434,11 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
           versioned, if_changed, keep):
     """Label the shards of an `augment` output with the teacher's logits.
 
-    The teacher loads once per worker process; rows are sorted by length and packed into
-    batches of at most --max-tokens padded tokens. Logits are stored raw (float32):
-    the temperature is the consumer's choice.
+    Beam's RunInference step with kdaug's model handler: the teacher loads once per worker
+    process, or once per machine (--share-teacher); each chunk's rows are sorted by length and
+    packed into batches of at most --max-tokens padded tokens. Logits are stored raw (float32):
+    the temperature is the consumer's choice. Rows of a chunk the teacher fails on go to
+    OUT/_failed_inference/ with the error, counted in the summary.
     """
     from pipeline import commit, versioning
     from pipeline.label_job import run_label
