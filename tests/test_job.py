@@ -145,3 +145,30 @@ def test_consumers_read_the_output(sst2_file, tmp_path):
     shards = f"{out}/method=*/*/*.parquet"  # not data_dir: it would also read _SUCCESS and the manifest
     hf = datasets.load_dataset("parquet", data_files=shards, split="train", cache_dir=str(tmp_path / "hf"))
     assert hf.num_rows == 24 * 5 and {"text_a", "teacher_logits", "changed_frac"} <= set(hf.column_names)
+
+
+def test_a_partition_short_of_rows_fails_the_run_before_anything_is_published(tmp_path, monkeypatch):
+    """The finaliser's count check: every method × degree partition holds originals × copies rows
+    (a runner that loses a step's outputs — Beam 2.77's DaskRunner drops finish_bundle's — must fail
+    the run, not publish a partial one); rows the teacher failed on count where they came from."""
+    from pipeline import commit, sinks
+
+    def summary(partition: str, rows: int) -> dict:
+        return {"partition": partition, "key": "k0", "staged": f"x/{partition}/k0.parquet", "rows": rows, "changed_sum": 0.0}
+
+    config = {"methods": ["random"], "degrees": [0.3], "copies": 2}
+    manifest = {"kind": "run", "config": config}
+    stats = [{"file": "in.tsv", "rows_read": 10}]
+    attempt = commit.Attempt(str(tmp_path / "out"), "attempt0")
+    original, random_part = schema.partition_dir("original", 0.0), schema.partition_dir("random", 0.3)
+    with pytest.raises(RuntimeError, match=r"random/degree=0.30 has 12 rows, expected 10 originals × 2 copies = 20"):
+        sinks.finalize([summary(original, 10), summary(random_part, 12)], stats, attempt, manifest)
+    failed = f"{schema.FAILED_INFERENCE_DIR}/{random_part}"
+    with pytest.raises(RuntimeError, match=r"read 10 rows, wrote 9 originals"):
+        sinks.finalize([summary(original, 9), summary(random_part, 18)], stats, attempt, manifest)
+    assert not (tmp_path / "out").exists()
+    # 8 rows labelled + 12 whose labelling failed = 20: the check passes and the run is published
+    monkeypatch.setattr(commit, "publish", lambda attempt, manifest, files: {**manifest, "files": files})
+    published = sinks.finalize([summary(original, 10), summary(random_part, 8), summary(failed, 12)], stats, attempt, manifest)
+    assert published["counts"]["failed_inference"] == 12 and published["counts"]["originals"] == 10
+    assert sorted(f["path"].rsplit("/", 1)[0] for f in published["files"]) == sorted([failed, original, random_part])
