@@ -21,6 +21,8 @@ from distill.train import DEFAULT_LAYERS, DistillConfig, distill
 from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 D = DistillConfig()
+_TEST_HELP = ("Labelled test file the checkpoint selection never sees (e.g. SST-2's labelled test.tsv): the kept "
+              "model is scored there too (test_accuracy), an unflattered figure.")
 
 _TRAINING_OPTIONS = [
     click.option("--temperature", "-T", type=click.FloatRange(min=0, min_open=True), default=D.temperature,
@@ -116,6 +118,7 @@ _MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). f
 @click.option("--dev", "dev_path", type=click.Path(exists=True, dir_okay=False),
               help="Labelled dev file (GLUE SST-2 or MRPC TSV): periodic evaluation, early stopping, best student kept. "
                    "Without it the last weights are saved.")
+@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), help=_TEST_HELP)
 @click.option("--seed", type=int, default=D.seed, show_default=True,
               help="Drives the head initialisation, dropout and the shuffling: same seed, same student.")
 @click.option("--teacher", "teacher_dir", type=click.Path(exists=True, file_okay=False),
@@ -126,7 +129,7 @@ _MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). f
                                             "teacher.fingerprint), when the teacher directory is not at hand.")
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
-def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, teacher_dir,
+def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, test_path, teacher_dir,
                     teacher_fingerprint, allow_unfinished, **options):
     """Train a small student on augmented, teacher-labelled shards (KD) or on gold labels (FT).
 
@@ -147,7 +150,8 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
     dev = read_labelled(dev_path) if dev_path else None
     try:
         metrics = distill(data, selection, DistillConfig(**options), dev=dev, out_dir=output,
-                          teacher=expected_teacher(teacher_dir, teacher_fingerprint), allow_unfinished=allow_unfinished)
+                          teacher=expected_teacher(teacher_dir, teacher_fingerprint), allow_unfinished=allow_unfinished,
+                          test=read_labelled(test_path) if test_path else None)
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "config")}, indent=2))
@@ -186,7 +190,9 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
               help="size=N:PATH, the labelled output made from an N-example subset of the train file (repeat "
                    "per size). The sweep only reads these; make them with `kdaug augment` and the labeller first.")
 @click.option("--dev", "dev_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled dev file (GLUE SST-2 or MRPC TSV) that scores every student.")
+              help="Labelled dev file (GLUE SST-2 or MRPC TSV): selects every student's checkpoint (and is what the "
+                   "report shows without --test).")
+@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), help=_TEST_HELP + " The report shows it.")
 @click.option("--output", required=True, type=click.Path(file_okay=False),
               help="Results directory: results.csv (resumable), results.md, results.png.")
 @click.option("--methods", required=True, help="Comma-separated augmentation methods, e.g. knn,augpro-mix,eda.")
@@ -205,7 +211,7 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
-def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
+def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
                   allow_unfinished, **options):
     """Train a grid of students: sizes x modes x methods x degrees x copies x seeds.
 
@@ -222,7 +228,7 @@ def sweep_command(data, dev_path, output, methods, degrees, modes, copies, seeds
     cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
     try:
         rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models,
-                     allow_unfinished=allow_unfinished)
+                     allow_unfinished=allow_unfinished, test=read_labelled(test_path) if test_path else None)
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")

@@ -3,9 +3,10 @@
 Each training-set size has its own augmented + labelled output directory (made beforehand by the
 pipeline); the sweep only selects partitions in it, it never runs Beam. Every finished cell is
 appended to `results.csv` at once, so an interrupted sweep resumes where it stopped: cells already
-in the CSV are skipped. `results.md` (mean ± std over seeds) and `results.png` (dev accuracy vs
+in the CSV are skipped. `results.md` (mean ± std over seeds) and `results.png` (accuracy vs
 degree, one line per mode/method, a panel per size and a row per copies) are rewritten from the whole
-CSV at the end.
+CSV at the end. Dev selects each student's checkpoint; with a test set the report shows test accuracy
+(students and teacher alike), and every cell says whether it ran to its step cap (`hit_cap`).
 
 Commit protocol (`pipeline.commit`): a sweep holds its output's lease while it runs, so two sweeps
 never append to one CSV; every file is replaced whole (a killed sweep never leaves half a CSV line);
@@ -32,7 +33,8 @@ from pipeline import commit
 from pipeline.schema import format_degree
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
-FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows")
+FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows", "test_accuracy", "test_f1",
+                 "hit_cap")
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,13 @@ def sweep(
     keep_models: bool = False,
     progress: bool = True,
     allow_unfinished: bool = False,
+    test: Sequence[Example] | None = None,
 ) -> list[dict]:
     """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
 
-    `config` holds the training settings shared by all cells; each cell sets mode and seed.
+    `config` holds the training settings shared by all cells; each cell sets mode and seed. Dev
+    selects each student's checkpoint; with `test`, the report scores students and teacher on
+    test instead, which the selection never saw.
     Students are saved under OUT/models only with keep_models (each is tens of MB).
     """
     out = Path(out_dir)
@@ -113,11 +118,12 @@ def sweep(
                 progress=progress,
                 teacher=expected,
                 allow_unfinished=allow_unfinished,
+                test=test,
             )
             rows = _read_csv(results) + [dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]}]
             store.write("results.csv", _csv(rows))
         rows = _read_csv(results)
-        teacher_metrics = _teacher_metrics(store, teacher, dev) if teacher else None
+        teacher_metrics = _teacher_metrics(store, teacher, test or dev) if teacher else None
         write_report(rows, store, teacher_metrics)
     finally:
         lease.release()
@@ -154,23 +160,31 @@ def _csv(rows: Sequence[dict]) -> bytes:
     return sink.getvalue().encode()
 
 
-def _teacher_metrics(store: commit.Store, teacher: str | Path, dev: Sequence[Example]) -> dict:
-    """The teacher's dev metrics, cached in OUT/teacher.json (keyed by its directory)."""
+def _teacher_metrics(store: commit.Store, teacher: str | Path, examples: Sequence[Example]) -> dict:
+    """The teacher's metrics on the reported set, cached in OUT/teacher.json (keyed by its
+    directory and the set's size)."""
     cached = store.read_json("teacher.json")
-    if cached is not None and cached["model"] == str(teacher):
+    if cached is not None and cached["model"] == str(teacher) and cached.get("n") == len(examples):
         return cached
-    metrics = {"model": str(teacher)} | evaluate(teacher, dev)
+    metrics = {"model": str(teacher)} | evaluate(teacher, examples)
     store.write_json("teacher.json", metrics)
     return metrics
 
 
+def reported(rows: Sequence[dict]) -> str:
+    """The accuracy the report shows: test when every row has it, else dev (which selected the
+    checkpoints, so it flatters every cell)."""
+    return "test_accuracy" if rows and all(r.get("test_accuracy") not in (None, "") for r in rows) else "dev_accuracy"
+
+
 def series(rows: Sequence[dict]) -> dict[tuple, dict[float, list[float]]]:
-    """Dev accuracies by line (size, copies, mode, method) and degree; the originals-only cells of a
-    (size, mode) become degree 0 of each of its lines."""
+    """Reported accuracies (`reported`) by line (size, copies, mode, method) and degree; the
+    originals-only cells of a (size, mode) become degree 0 of each of its lines."""
     lines: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     originals = defaultdict(list)
+    metric = reported(rows)
     for r in rows:
-        size, acc = int(r["size"]), float(r["dev_accuracy"])
+        size, acc = int(r["size"]), float(r[metric])
         if r["method"] == ORIGINAL:
             originals[(size, r["mode"])].append(acc)
         else:
@@ -191,10 +205,15 @@ def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None
     lines = series(rows)
     degrees = sorted({d for by_degree in lines.values() for d in by_degree})
     md = ["# Sweep results", ""]
+    on = "test" if reported(rows) == "test_accuracy" else "dev"
     if teacher:
-        md.append(f"Teacher `{teacher['model']}`: dev accuracy {100 * teacher['accuracy']:.1f}%.")
+        md.append(f"Teacher `{teacher['model']}`: {on} accuracy {100 * teacher['accuracy']:.1f}%.")
     seconds = sum(float(r["train_seconds"]) for r in rows)
-    md += [f"{len(rows)} students, {seconds / 60:.1f} min of training. Dev accuracy (%), mean ± std (seeds):", ""]
+    capped = sum(str(r.get("hit_cap")) == "True" for r in rows)
+    how = ("test accuracy (%) of the checkpoint dev selected" if on == "test"
+           else "dev accuracy (%) — dev also selected each checkpoint, which flatters every cell; pass --test")
+    md += [f"{len(rows)} students, {seconds / 60:.1f} min of training; {capped} ran to their step cap without dev "
+           f"accuracy levelling off. {how[0].upper() + how[1:]}, mean ± std (seeds):", ""]
     md.append("| size | copies | mode | method | " + " | ".join(format_degree(d) for d in degrees) + " | best degree |")
     md.append("|---" * (len(degrees) + 5) + "|")
     for (size, copies, mode, method), by_degree in lines.items():
@@ -205,10 +224,10 @@ def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None
         best = max(by_degree, key=lambda d: statistics.mean(by_degree[d]))
         md.append(f"| {size} | {copies} | {mode} | {method} | " + " | ".join(cells) + f" | {format_degree(best)} |")
     store.write("results.md", ("\n".join(md) + "\n").encode())
-    store.write("results.png", _plot(lines, teacher))
+    store.write("results.png", _plot(lines, teacher, on))
 
 
-def _plot(lines: dict, teacher: dict | None) -> bytes:
+def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -243,7 +262,7 @@ def _plot(lines: dict, teacher: dict | None) -> bytes:
             ax.set_xticks(sorted({d for by_degree in lines.values() for d in by_degree}))
             ax.set_title(f"size {size}, copies {c}")
             ax.set_xlabel("augmentation degree (0 = originals only)")
-            ax.set_ylabel("dev accuracy (%)")
+            ax.set_ylabel(f"{on} accuracy (%)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
     fig.tight_layout()

@@ -119,10 +119,13 @@ def distill(
     progress: bool = True,
     teacher: str | None = None,
     allow_unfinished: bool = False,
+    test: Sequence[Example] | None = None,
 ) -> dict:
     """Train a student on the selected rows; return (and, with out_dir, publish) its metrics.
 
-    Without a dev set there is no early stopping and the last weights are kept. `teacher`: the
+    Without a dev set there is no early stopping and the last weights are kept. With a `test` set
+    the kept student is also scored there (`test_accuracy`): dev selects the checkpoint, so dev
+    accuracy flatters it, the test score does not. `teacher`: the
     fingerprint the shards' manifest must record (KD refuses others; see `distill.shards.check_manifest`).
     `out_dir` is written under the commit protocol (`pipeline.commit`): checked and leased before
     training starts, published whole at the end, never half-written.
@@ -133,10 +136,10 @@ def distill(
                          allow_unfinished=allow_unfinished)
     about = {"data": str(data_dir), "teacher_fingerprint": reader.teacher, "selection": asdict(selection)}
     if out_dir is None:
-        return _train(reader, config, dev, progress, about)
+        return _train(reader, config, dev, progress, about, test=test)
     commit.check_target(str(out_dir), [str(data_dir)])
     with commit.Writer(str(out_dir), "distill") as attempt:
-        metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri)
+        metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri, test=test)
         commit.publish_dir(attempt, {"kind": "student", "data": str(data_dir), "source_attempt": reader.run.attempt,
                                      "config": asdict(config), "selection": asdict(selection)})
     return metrics
@@ -191,9 +194,12 @@ def fine_tune(train: Sequence[Example], dev: Sequence[Example], config: DistillC
                   save_to=out_dir)
 
 
-def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None = None) -> dict:
+def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None = None,
+           test: Sequence[Example] | None = None) -> dict:
     """The training loop over `reader` (a `ShardReader` or an `ExampleReader`); saves the model, its
-    tokenizer and metrics.json (`about` merged in) to `save_to` when given."""
+    tokenizer and metrics.json (`about` merged in) to `save_to` when given. `hit_cap`: training ran
+    to its step cap (`max_steps` or `epochs`) without dev accuracy levelling off for `patience`
+    evaluations, i.e. it may not have converged."""
     kd = config.mode == "kd"
     num_labels = config.num_labels or reader.num_labels()
     device = resolve_device(config.device)
@@ -248,11 +254,15 @@ def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    scored = evaluate_model(model, tokenizer, test, max_length=config.max_length, precision=precision) if test else {}
     metrics = {
         "dev_accuracy": best and best["accuracy"],
         "dev_f1": best and best.get("f1"),
+        "test_accuracy": scored.get("accuracy"),
+        "test_f1": scored.get("f1"),
         "best_step": best and best["step"],
         "steps": step,
+        "hit_cap": stale < config.patience,
         "train_seconds": round(time.perf_counter() - start, 1),
         "train_rows": len(reader),
         "num_labels": num_labels,

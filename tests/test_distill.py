@@ -267,12 +267,13 @@ def test_default_student_is_teacher_base_cut_to_two_layers():
 def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     calls = []
 
-    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher, allow_unfinished):
+    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher, allow_unfinished, test):
         assert teacher == TEACHER  # the one teacher every size was labelled by, checked before the first cell
         calls.append((selection, config.mode, config.seed))
         degree = selection.degrees[0] if selection.degrees else 0.0
         return {"dev_accuracy": 0.8 + degree / 10 + config.seed / 100, "dev_f1": 0.8, "best_step": 1, "steps": 2,
-                "train_seconds": 0.1, "train_rows": 8}
+                "train_seconds": 0.1, "train_rows": 8, "hit_cap": config.seed == 0,
+                "test_accuracy": test and 0.7 + degree / 10 + config.seed / 100, "test_f1": test and 0.7}
 
     monkeypatch.setattr(sweep_module, "distill", fake_distill)
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
@@ -295,7 +296,34 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 30
     table = (out / "results.md").read_text()
     assert "| 8 | 2 | kd | knn | 81.0 ± 1.0 (3) | 84.0 ± 1.0 (3) | 0.30 |" in table
+    assert "10 ran to their step cap" in table and "pass --test" in table  # the seed-0 cells; dev reported
     assert (out / "results.png").stat().st_size > 10_000
+
+    # with a test set the report shows test accuracy, which the checkpoint selection never saw
+    (tmp_path / "test.tsv").write_text("sentence\tlabel\nbad\t0\n")
+    args[args.index(str(tmp_path / "sw"))] = str(tmp_path / "sw-test")
+    assert CliRunner().invoke(cli, args + ["--test", str(tmp_path / "test.tsv")]).exit_code == 0
+    table = (tmp_path / "sw-test" / "results.md").read_text()
+    assert "Test accuracy (%) of the checkpoint dev selected" in table
+    assert "| 8 | 2 | kd | knn | 70.5 ± 0.7 (2) | 73.5 ± 0.7 (2) | 0.30 |" in table
+
+
+def test_training_stops_on_a_dev_plateau_and_says_when_it_hit_the_cap(output, tiny_config, monkeypatch):
+    """Early stopping on a synthetic dev curve: better, better, then flat for `patience` evaluations
+    → stop, keep the best step, hit_cap False; a curve that keeps improving runs to the cap."""
+    from distill import train as train_module
+
+    def run(curve: list[float]) -> dict:
+        scores = iter(curve)
+        monkeypatch.setattr(train_module, "evaluate_model", lambda *a, **k: {"accuracy": next(scores), "n": 2})
+        config = DistillConfig(student=str(tiny_config), batch_size=8, max_length=16, max_steps=40, eval_every=5, patience=2)
+        return distill(output, Selection(methods=["knn"], degrees=[0.3]), config, dev=[("good", None, 1)], progress=False)
+
+    plateau = run([0.5, 0.7, 0.7, 0.6, 0.9, 0.9, 0.9, 0.9])
+    assert plateau["steps"] == 20 and plateau["best_step"] == 10 and plateau["dev_accuracy"] == 0.7
+    assert plateau["hit_cap"] is False
+    rising = run([0.1 * i for i in range(1, 9)])
+    assert rising["steps"] == 40 and rising["best_step"] == 40 and rising["hit_cap"] is True
 
 
 def test_distill_never_imports_beam():
