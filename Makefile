@@ -50,6 +50,8 @@ bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.bench_augment
 	$(BIN)/python -m bench.bench_scaling --stage augment --sizes 10000 --methods knn,synonym,eda,random --repeats 3
+	$(BIN)/python -m bench.bench_engines --rows 100000 --rounds 3
+	$(BIN)/python -m bench.bench_memory --sizes-gb 0.25,1
 ifdef TEACHER
 	$(BIN)/python -m bench.bench_teacher --teacher $(TEACHER) --rows 2000 --threads 2
 	$(BIN)/python -m bench.bench_label_stage --teacher $(TEACHER) --rows 2000 --threads 2 --naive-rows 1000 --repeats 3
