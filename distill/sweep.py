@@ -16,6 +16,7 @@ kept students are published like any `kdaug distill` output.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import statistics
 from collections import defaultdict
@@ -162,11 +163,12 @@ def _csv(rows: Sequence[dict]) -> bytes:
 
 def _teacher_metrics(store: commit.Store, teacher: str | Path, examples: Sequence[Example]) -> dict:
     """The teacher's metrics on the reported set, cached in OUT/teacher.json (keyed by its
-    directory and the set's size)."""
+    directory and a digest of the set: a dev and a test set of one size must not share it)."""
+    digest = hashlib.sha256(repr(list(examples)).encode()).hexdigest()
     cached = store.read_json("teacher.json")
-    if cached is not None and cached["model"] == str(teacher) and cached.get("n") == len(examples):
+    if cached is not None and cached["model"] == str(teacher) and cached.get("examples") == digest:
         return cached
-    metrics = {"model": str(teacher)} | evaluate(teacher, examples)
+    metrics = {"model": str(teacher), "examples": digest} | evaluate(teacher, examples)
     store.write_json("teacher.json", metrics)
     return metrics
 

@@ -29,7 +29,7 @@ from distill.loss import IGNORE, MODES, distill_loss
 from distill.shards import Selection, ShardReader
 from pipeline import commit
 from pipeline.resources import resolve_teacher_dir
-from pipeline.teacher import resolve_device, resolve_precision
+from pipeline.teacher import check_precision, resolve_device
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
 
@@ -58,7 +58,7 @@ class DistillConfig:
     num_labels: int | None = None  # None: from the data (teacher logit width or labels)
     label_names: tuple[str, ...] | None = None  # saved as the model's id2label (a teacher's, for readers)
     device: str = "auto"  # auto: CUDA when torch sees a GPU (pipeline.teacher.resolve_device)
-    precision: str = "fp32"  # or bf16 autocast (pipeline.teacher.resolve_precision)
+    precision: str = "fp32"  # or bf16 autocast (pipeline.teacher.check_precision)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -203,7 +203,7 @@ def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save
     kd = config.mode == "kd"
     num_labels = config.num_labels or reader.num_labels()
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    precision = check_precision(config.precision)
     torch.manual_seed(config.seed)
     model, tokenizer = build_student(config.student, config.layers, num_labels, config.label_names)
     if config.freeze_embeddings:

@@ -250,8 +250,9 @@ def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versio
 
 def label_config(teacher_dir: str, max_tokens, teacher_threads, quantize, device, precision, share, pipeline_args):
     """The `LabelConfig` of `run`'s and `label`'s teacher flags, checked before anything starts."""
+    from pipeline.job import pipeline_options
     from pipeline.label_job import LabelConfig
-    from pipeline.teacher import resolve_device, resolve_precision
+    from pipeline.teacher import resolve_device
 
     try:
         device = resolve_device(device, here=False)
@@ -259,22 +260,22 @@ def label_config(teacher_dir: str, max_tokens, teacher_threads, quantize, device
         raise click.BadParameter(str(err), param_hint="--device") from None
     if quantize and (device != "cpu" or precision == "bf16"):
         raise click.UsageError(f"--quantize {quantize} runs on the CPU in fp32 only (asked: --device {device} --precision {precision})")
-    processes = processes_per_machine(pipeline_args)
-    return LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, pipeline_args, processes),
-                       device, resolve_precision(precision, device), processes > 1 if share == "auto" else share == "yes")
+    options = pipeline_options(pipeline_args)
+    processes = processes_per_machine(options)
+    return LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, options, processes),
+                       device, precision, processes > 1 if share == "auto" else share == "yes")
 
 
-def processes_per_machine(pipeline_args: list[str]) -> int:
+def processes_per_machine(options) -> int:
     """Worker processes the runner starts on one machine, as far as the launcher can tell: the
     DirectRunner's `--direct_num_workers` in multi_processing mode, one per vCPU on Dataflow (unless
     `no_use_multiple_sdk_containers`), 1 otherwise (in process; Dask, whose workers' layout kdaug
     does not know)."""
     from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, StandardOptions
 
-    from pipeline.job import pipeline_options, runner_name
+    from pipeline.job import runner_name
     from pipeline.teacher import default_num_threads
 
-    options = pipeline_options(pipeline_args)
     if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
         single = "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or [])
         return 1 if single else 2  # one per vCPU: at least 2 on any multi-core worker
@@ -284,7 +285,7 @@ def processes_per_machine(pipeline_args: list[str]) -> int:
     return direct.direct_num_workers or default_num_threads()  # 0: one per CPU
 
 
-def threads_per_worker(requested: int | None, pipeline_args: list[str], processes: int) -> int | None:
+def threads_per_worker(requested: int | None, options, processes: int) -> int | None:
     """The teacher's torch threads per worker process: as requested; else 1 on Dask, whose workers
     run a thread per core between them, and on Dataflow, which runs one SDK process per vCPU unless
     told otherwise; else the CPUs shared among the DirectRunner's `processes` worker processes (each
@@ -292,12 +293,11 @@ def threads_per_worker(requested: int | None, pipeline_args: list[str], processe
     (every CPU of the process)."""
     from apache_beam.options.pipeline_options import StandardOptions
 
-    from pipeline.job import pipeline_options, runner_name
+    from pipeline.job import runner_name
     from pipeline.teacher import default_num_threads
 
     if requested:
         return requested
-    options = pipeline_options(pipeline_args)
     if runner_name(options) == "DaskRunner":  # Dask's advice for CPU-bound work: a thread per core in all
         return 1
     if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
@@ -353,9 +353,8 @@ def augment_config(teacher_dir, device, inputs, output, task_name, text_field, t
                    methods, degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size):
     """An AugmentConfig from the shared flags; bad flags become a usage error. `device`: where
     AugPro's projection and gradients run (resolved here, so the manifest says which)."""
-    from pipeline.teacher import resolve_device
-
     from pipeline.job import AugmentConfig
+    from pipeline.teacher import resolve_device
 
     preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
     try:

@@ -24,7 +24,7 @@ class LabelConfig:
     the device), quantisation (None: off; "int8": see `pipeline.teacher.quantize_int8`), torch
     threads per worker process (None: every CPU the process may use, which oversubscribes the cores
     when several worker processes share them: with N workers on C cores pass C // N), the device
-    and precision (`pipeline.teacher.resolve_device`, `resolve_precision`: resolved where the job is
+    and precision (`pipeline.teacher.resolve_device`, `check_precision`: resolved where the job is
     launched, so the manifest says what labelled; a worker without the device fails loudly), and
     whether one teacher serves all worker processes of a machine (`share`, RunInference's
     `large_model`). Threads and sharing change the speed, not the logits (at most float rounding in

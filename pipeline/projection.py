@@ -33,10 +33,16 @@ def is_special(piece: str) -> bool:
 
 
 @resources.once
+def _projectable_ids(model_dir: str) -> np.ndarray:
+    """Token ids of every piece projection may produce (all but the bracketed special tokens)."""
+    return np.array([i for i, p in enumerate(resources.teacher_vocab(model_dir)) if not is_special(p)])
+
+
+@resources.once
 def _vocabulary_index(model_dir: str) -> tuple[faiss.Index, np.ndarray]:
     """Exact L2 index over the projectable embeddings, and the token id of each index row."""
     table = resources.teacher_word_embeddings(model_dir)
-    token_ids = np.array([i for i, p in enumerate(resources.teacher_vocab(model_dir)) if not is_special(p)])
+    token_ids = _projectable_ids(model_dir)
     index = faiss.IndexFlatL2(table.shape[1])
     index.add(table[token_ids])
     # FAISS moves from its SIMD loop to BLAS only past its threshold (measured: at 334 queries for
@@ -91,6 +97,6 @@ def _device_table(model_dir: str, device: str):
     """The projectable rows of the embedding table on `device`, their squared norms and token ids."""
     import torch
 
-    _, token_ids = _vocabulary_index(model_dir)
+    token_ids = _projectable_ids(model_dir)
     table = torch.from_numpy(resources.teacher_word_embeddings(model_dir)[token_ids]).to(device)
     return table, (table * table).sum(1), token_ids

@@ -108,10 +108,13 @@ def finalize(files: list[dict], stats: list[dict], attempt: commit.Attempt, mani
 
     rows_read = sum(s["rows_read"] for s in stats)
     total = sum(f["rows"] for f in files)
-    original = schema.partition_dir("original", 0.0)
     failed_dir = schema.FAILED_INFERENCE_DIR + "/"
-    # an original whose labelling failed is still an original read: it is in _failed_inference/ instead
-    originals = sum(f["rows"] for part in (original, failed_dir + original) for f in by_partition.get(part, []))
+
+    def made(partition: str) -> int:
+        """Rows a partition got, those the teacher failed on (in _failed_inference/) included."""
+        return sum(f["rows"] for part in (partition, failed_dir + partition) for f in by_partition.get(part, []))
+
+    originals = made(schema.partition_dir("original", 0.0))
     dead = sum(f["rows"] for f in by_partition.get(schema.DEAD_LETTER_DIR, []))
     failed = sum(f["rows"] for part, written in by_partition.items() if part.startswith(failed_dir) for f in written)
     if manifest["kind"] == "label":
@@ -124,10 +127,9 @@ def finalize(files: list[dict], stats: list[dict], attempt: commit.Attempt, mani
         for method in config["methods"]:  # every augmenter makes one row per original and copy
             for degree in config["degrees"]:
                 part = schema.partition_dir(method, degree)
-                made = sum(f["rows"] for p in (part, failed_dir + part) for f in by_partition.get(p, []))
-                if made != originals * config["copies"]:
-                    raise RuntimeError(f"counts do not add up: {part} has {made} rows, expected {originals} originals × "
-                                       f"{config['copies']} copies = {originals * config['copies']}")
+                if made(part) != originals * config["copies"]:
+                    raise RuntimeError(f"counts do not add up: {part} has {made(part)} rows, expected {originals} "
+                                       f"originals × {config['copies']} copies = {originals * config['copies']}")
     if total - dead - failed == 0:
         where = f"; its dead letters (file, line, reason) are in {attempt.staging_uri}/{schema.DEAD_LETTER_DIR}/" if dead else ""
         where += f"; the rows the teacher failed on, with the error, in {attempt.staging_uri}/{failed_dir}" if failed else ""

@@ -145,12 +145,12 @@ PRECISION_HELP = ("fp32, or bf16 autocast (faster on a GPU; logits differ a litt
                   "Recorded in the manifest.")
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """`precision` checked. fp32 is every command's default, on a GPU too: bf16 is faster there, but
+def check_precision(precision: str) -> str:
+    """`precision`, checked. fp32 is every command's default, on a GPU too: bf16 is faster there, but
     whether it keeps the teacher's argmax (≥ 99.5% agreement with fp32) is for bench/bench_gpu.py to
     measure on a GPU, and none was at hand (BENCHMARKS.md §8)."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} (device {device}): use one of {PRECISIONS}")
+        raise ValueError(f"precision {precision!r}: use one of {PRECISIONS}")
     return precision
 
 
@@ -175,7 +175,7 @@ class Teacher:
             raise ValueError(f"quantize={quantize!r}: use one of {QUANTIZE_CHOICES} or None (fp32)")
         if quantize and (device != "cpu" or precision != "fp32"):
             raise ValueError(f"quantize={quantize!r} runs on the CPU in fp32 only (asked: {device}, {precision})")
-        self.quantize, self.device, self.precision = quantize, device, resolve_precision(precision, device)
+        self.quantize, self.device, self.precision = quantize, device, check_precision(precision)
         self.model = (quantize_int8(model.eval()) if quantize == "int8" else model).eval().to(device)
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens or default_max_tokens(device)

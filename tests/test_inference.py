@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from pipeline import commit, schema
 from pipeline.cli import main
 from pipeline.inference import LabelChunks, TeacherHandler
-from pipeline.teacher import Teacher, resolve_device, resolve_precision
+from pipeline.teacher import Teacher, check_precision, resolve_device
 
 SENTENCES = ["a gorgeous , witty , seductive movie .", "bad", "it 's a charming and often affecting journey .",
              "ok .", "the film is strictly routine , and its long , rambling middle section never finds a rhythm ."]
@@ -116,9 +116,9 @@ def test_device_choice(tiny_teacher_dir):
             resolve_device("cuda:0")
     with pytest.raises(ValueError, match="use auto"):
         resolve_device("tpu")
-    assert resolve_precision("bf16", "cuda:1") == "bf16"  # only when asked: fp32 is the default everywhere
+    assert check_precision("bf16") == "bf16"  # only when asked: fp32 is the default everywhere
     with pytest.raises(ValueError, match="use one of"):
-        resolve_precision("fp16", "cuda")
+        check_precision("fp16")
     with pytest.raises(ValueError, match="CPU in fp32 only"):
         Teacher.load(tiny_teacher_dir, quantize="int8", precision="bf16")
 
