@@ -11,16 +11,34 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+
 import click
 
 from distill.evaluate import evaluate, read_labelled
 from distill.loss import MODES
 from distill.shards import Selection, ShardError
 from distill.sweep import grid, sweep
-from distill.train import DEFAULT_LAYERS, DistillConfig, distill
+from distill import word_students
+from distill.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
 from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 D = DistillConfig()
+
+
+def _config(options: dict) -> DistillConfig:
+    try:
+        return DistillConfig(**options)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+
+
+def _check_student(ctx, param, value):
+    """`bilstm`, `cnn`, or a path that exists."""
+    if value is None or value in WORD_STUDENTS or Path(value).exists():
+        return value
+    raise click.BadParameter(f"{value!r} is neither {' nor '.join(WORD_STUDENTS)} nor an existing path")
+
 _TEST_HELP = ("Labelled test file the checkpoint selection never sees (e.g. SST-2's labelled test.tsv): the kept "
               "model is scored there too (test_accuracy), an unflattered figure.")
 
@@ -34,10 +52,11 @@ _TRAINING_OPTIONS = [
                  help="KD only: weight α of an extra cross-entropy on gold labels (rows without one are "
                       "skipped). 0 = pure KD: augmented rows carry their source's gold label, which a large "
                       "edit can make wrong, while the teacher's soft label follows the edit."),
-    click.option("--student", type=click.Path(exists=True),
-                 help="Student: a local from_pretrained directory, or a config .json (random init, the "
-                      "teacher base's tokenizer). Default: the teacher base (all-MiniLM-L6-v2) cut to "
-                      f"its first {DEFAULT_LAYERS} layers."),
+    click.option("--student", callback=_check_student,
+                 help="Student: `bilstm` or `cnn` (fast CPU students over frozen GloVe 6B-50d word vectors: a "
+                      "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; milliseconds a step), a local "
+                      "from_pretrained directory, or a config .json (random init, the teacher base's tokenizer). "
+                      f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers."),
     click.option("--layers", type=click.IntRange(min=1),
                  help="Keep only the student's first k transformer layers. Default: 2 for the teacher base, "
                       "all for --student."),
@@ -46,7 +65,9 @@ _TRAINING_OPTIONS = [
                       "MiniLM's weights: freezing it makes a training step ~2x faster on CPU (no dense "
                       "gradient or AdamW update over 30,522 x 384 values) and keeps rare words' "
                       "pretrained vectors intact on small data."),
-    click.option("--lr", type=float, default=D.lr, show_default=True, help="AdamW peak learning rate."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+                 help=f"AdamW peak learning rate. Default: {TRANSFORMER_LR:g} for transformer students, "
+                      f"{word_students.DEFAULT_LR:g} for bilstm/cnn."),
     click.option("--weight-decay", type=float, default=D.weight_decay, show_default=True),
     click.option("--warmup", type=click.FloatRange(0, 1), default=D.warmup, show_default=True,
                  help="Fraction of steps with linear warm-up; the rate then decays linearly to 0."),
@@ -149,7 +170,7 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
     )
     dev = read_labelled(dev_path) if dev_path else None
     try:
-        metrics = distill(data, selection, DistillConfig(**options), dev=dev, out_dir=output,
+        metrics = distill(data, selection, _config(options), dev=dev, out_dir=output,
                           teacher=expected_teacher(teacher_dir, teacher_fingerprint), allow_unfinished=allow_unfinished,
                           test=read_labelled(test_path) if test_path else None)
     except ShardError as err:
@@ -209,10 +230,13 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
                    "refuse shards it did not label (fingerprint in each size's _manifest.json). Sizes labelled by "
                    "different teachers are always refused.")
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells trained at once, each in its own process with CPUs/jobs torch threads. Small students "
+                   "(bilstm, cnn) use one core poorly: --jobs 2 on 2 cores trains ~2x the cells per hour.")
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
 def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
-                  allow_unfinished, **options):
+                  jobs, allow_unfinished, **options):
     """Train a grid of students: sizes x modes x methods x degrees x copies x seeds.
 
     Cells already in OUTPUT/results.csv are skipped, so re-running the same command resumes.
@@ -227,8 +251,8 @@ def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, co
         raise click.BadParameter(f"unknown mode(s) {sorted(unknown)}: use {MODES}", param_hint="--modes")
     cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
     try:
-        rows = sweep(data, read_labelled(dev_path), output, cells, DistillConfig(**options), teacher, keep_models,
-                     allow_unfinished=allow_unfinished, test=read_labelled(test_path) if test_path else None)
+        rows = sweep(data, read_labelled(dev_path), output, cells, _config(options), teacher, keep_models,
+                     allow_unfinished=allow_unfinished, test=read_labelled(test_path) if test_path else None, jobs=jobs)
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.sources import load_labelled
-from pipeline.teacher import Teacher
+from pipeline.teacher import Teacher, resolve_device
 
 Example = tuple[str, str | None, int]
 
@@ -34,8 +34,16 @@ def evaluate_model(model, tokenizer, examples: Sequence[Example], max_length: in
 
 def evaluate(model_dir: str | Path, examples: Sequence[Example], max_length: int | None = None, max_tokens: int | None = None,
              device: str = "auto", precision: str = "fp32") -> dict:
-    """Metrics of a saved `from_pretrained` directory (model + tokenizer): a student or a teacher."""
-    teacher = Teacher.load(str(model_dir), max_tokens=max_tokens, max_length=max_length, device=device, precision=precision)
+    """Metrics of a saved model directory: a teacher, a transformer student (`from_pretrained`) or a
+    word student (`distill.word_students`)."""
+    from distill import word_students
+
+    if word_students.is_word_student(model_dir):
+        model, tokenizer = word_students.load(model_dir)
+        teacher = Teacher(model, tokenizer, max_tokens, max_length, device=resolve_device(device), precision=precision)
+    else:
+        teacher = Teacher.load(str(model_dir), max_tokens=max_tokens, max_length=max_length, device=device,
+                               precision=precision)
     return scores(teacher, list(examples)) | {"n": len(examples)}
 
 

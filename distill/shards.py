@@ -9,7 +9,8 @@ batch per open file plus a buffer:
 1. the selected files are sorted by path, then read *interleaved*: the next record batch comes from a
    file drawn at random in proportion to its unread rows, so a small partition (the originals) is
    spread over the whole epoch instead of forming one block of it;
-2. rows are permuted within a buffer of `buffer_rows`, and cut into mini-batches.
+2. rows are permuted within a buffer of `buffer_rows`, and cut into mini-batches of similar length
+   (`length_grouped`), whose order is shuffled.
 
 A mix within ~`buffer_rows` is what a streaming reader can give; use a buffer as large as memory
 allows (the default holds a few MB of short texts).
@@ -216,12 +217,20 @@ class ShardReader:
             )
 
     def _emit(self, table: pa.Table, batch_size: int, rng: np.random.Generator, final: bool):
-        """Yield the buffer permuted, in mini-batches; return the tail that doesn't fill one."""
+        """Yield the buffer permuted, in full mini-batches of similar length (`length_grouped`) in
+        random order, then, when final, the short last one; return the rows left for the next buffer."""
         table = table.take(rng.permutation(table.num_rows))
-        stop = table.num_rows if final else table.num_rows - table.num_rows % batch_size
-        for start in range(0, stop, batch_size):
-            yield self._to_batch(table.slice(start, batch_size))
-        return table.slice(stop)
+        full = table.num_rows - table.num_rows % batch_size
+        chars = pc.utf8_length(table.column("text_a").slice(0, full)).to_numpy(zero_copy_only=False)
+        if table.column("text_b").null_count < table.num_rows:
+            chars = chars + pc.utf8_length(table.column("text_b").slice(0, full)).fill_null(0).to_numpy(zero_copy_only=False)
+        batches = length_grouped(range(full), chars.__getitem__, batch_size)
+        for i in rng.permutation(len(batches)):
+            yield self._to_batch(table.take(batches[i]))
+        if final and full < table.num_rows:
+            yield self._to_batch(table.slice(full))
+            return table.slice(table.num_rows)
+        return table.slice(full)
 
     def _to_batch(self, table: pa.Table) -> dict:
         batch = table.select(["text_a", "text_b", "label"]).to_pydict()
@@ -229,6 +238,19 @@ class ShardReader:
             values = table.column("teacher_logits").combine_chunks().flatten()
             batch["teacher_logits"] = values.to_numpy().reshape(-1, self.width)
         return batch
+
+
+def length_grouped(order: Sequence[int], length, batch_size: int, window: int = 50) -> list[list[int]]:
+    """`order` (already shuffled) cut into batches of rows of similar `length(row)`: each run of
+    `window` batches' rows is sorted by length before it is cut. A batch then pads to about its own
+    longest row — on a CPU a step costs its padded size, and random batches of short and long texts
+    cost several times their real tokens — while the caller shuffles the batches' order."""
+    span = batch_size * window
+    batches = []
+    for start in range(0, len(order), span):
+        rows = sorted(order[start : start + span], key=length)
+        batches += [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    return batches
 
 
 def _partition(fragment: ds.Fragment) -> str:

@@ -3,9 +3,11 @@
 Each training-set size has its own augmented + labelled output directory (made beforehand by the
 pipeline); the sweep only selects partitions in it, it never runs Beam. Every finished cell is
 appended to `results.csv` at once, so an interrupted sweep resumes where it stopped: cells already
-in the CSV are skipped. `results.md` (mean ± std over seeds) and `results.png` (accuracy vs
-degree, one line per mode/method, a panel per size and a row per copies) are rewritten from the whole
-CSV at the end. Dev selects each student's checkpoint; with a test set the report shows test accuracy
+in the CSV are skipped; cells of several sweep commands may share one output. `results.md` (mean ±
+std over seeds, and the papers' findings as paired differences with 95% intervals and verdicts:
+`distill.findings`), `results.png` (accuracy vs degree with 95% bands, one line per mode/method, a
+panel per size and a row per copies) and, with several sizes, `best_degree.png` are rewritten from
+the whole CSV at the end. Dev selects each student's checkpoint; with a test set the report shows test accuracy
 (students and teacher alike), and every cell says whether it ran to its step cap (`hit_cap`).
 
 Commit protocol (`pipeline.commit`): a sweep holds its output's lease while it runs, so two sweeps
@@ -21,17 +23,23 @@ import io
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from itertools import product
+from multiprocessing import get_context
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from distill import findings
 from distill.evaluate import Example, evaluate
 from distill.shards import ORIGINAL, Selection, check_manifest
 from distill.train import DistillConfig, distill
 from pipeline import commit
 from pipeline.schema import format_degree
+from pipeline.teacher import default_num_threads
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
 FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows", "test_accuracy", "test_f1",
@@ -86,13 +94,15 @@ def sweep(
     progress: bool = True,
     allow_unfinished: bool = False,
     test: Sequence[Example] | None = None,
+    jobs: int = 1,
 ) -> list[dict]:
     """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
 
     `config` holds the training settings shared by all cells; each cell sets mode and seed. Dev
     selects each student's checkpoint; with `test`, the report scores students and teacher on
     test instead, which the selection never saw.
-    Students are saved under OUT/models only with keep_models (each is tens of MB).
+    Students are saved under OUT/models only with keep_models (each is tens of MB). `jobs` > 1
+    trains that many cells at once in worker processes (`_cell_runner`).
     """
     out = Path(out_dir)
     results = out / "results.csv"
@@ -108,27 +118,44 @@ def sweep(
     try:
         done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
         todo = [c for c in cells if c.key() not in done]
-        for cell in tqdm(todo, desc="sweep", disable=not progress):
-            name = "-".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
-            metrics = distill(
-                data[cell.size],
-                cell.selection(),
-                replace(config, mode=cell.mode, seed=cell.seed),
-                dev,
-                out / "models" / name if keep_models else None,
-                progress=progress,
-                teacher=expected,
-                allow_unfinished=allow_unfinished,
-                test=test,
-            )
-            rows = _read_csv(results) + [dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]}]
-            store.write("results.csv", _csv(rows))
+        train = partial(_train_cell, data=data, config=config, dev=dev, models=out / "models" if keep_models else None,
+                        teacher=expected, allow_unfinished=allow_unfinished, test=test, progress=progress and jobs == 1)
+        with _cell_runner(jobs) as run:
+            for cell, metrics in zip(todo, tqdm(run(train, todo), total=len(todo), desc="sweep", disable=not progress)):
+                rows = _read_csv(results) + [dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]}]
+                store.write("results.csv", _csv(rows))
         rows = _read_csv(results)
         teacher_metrics = _teacher_metrics(store, teacher, test or dev) if teacher else None
         write_report(rows, store, teacher_metrics)
     finally:
         lease.release()
     return rows
+
+
+def _train_cell(cell: Cell, data, config, dev, models, teacher, allow_unfinished, test, progress) -> dict:
+    name = "-".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
+    return distill(data[cell.size], cell.selection(), replace(config, mode=cell.mode, seed=cell.seed), dev,
+                   models / name if models else None, progress=progress, teacher=teacher,
+                   allow_unfinished=allow_unfinished, test=test)
+
+
+@contextmanager
+def _cell_runner(jobs: int):
+    """`map` for the cells: in this process, or over `jobs` worker processes that split the CPUs
+    (each cell is one seeded training run, so where it runs does not change what it learns beyond
+    the last bits of float sums). Results come back in cell order, so results.csv's order is the grid's."""
+    if jobs == 1:
+        yield map
+        return
+    threads = max(1, default_num_threads() // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_set_threads, initargs=(threads,)) as pool:
+        yield pool.map
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def check_teachers(runs: dict[int, commit.Published], cells: Sequence[Cell], teacher: str | Path | None) -> str | None:
@@ -225,16 +252,15 @@ def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None
             cells.append("" if not accs else "{:.1f} ± {:.1f} ({})".format(*(100 * x for x in _mean_std(accs)), len(accs)))
         best = max(by_degree, key=lambda d: statistics.mean(by_degree[d]))
         md.append(f"| {size} | {copies} | {mode} | {method} | " + " | ".join(cells) + f" | {format_degree(best)} |")
+    md += [""] + findings.markdown(findings.findings(rows, reported(rows)))
     store.write("results.md", ("\n".join(md) + "\n").encode())
     store.write("results.png", _plot(lines, teacher, on))
+    if len({k[0] for k in lines}) > 1:
+        store.write("best_degree.png", _plot_best_degree(rows, on))
 
 
 def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     sizes = sorted({k[0] for k in lines})
     copies = sorted({k[1] for k in lines})
     methods = sorted({k[3] for k in lines})
@@ -242,17 +268,12 @@ def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
     for (size, c, mode, method), by_degree in lines.items():
         ax = axes[copies.index(c)][sizes.index(size)]
         xs = sorted(by_degree)
-        stats = [_mean_std(by_degree[x]) for x in xs]
-        ax.errorbar(
-            xs,
-            [100 * m for m, _ in stats],
-            yerr=[100 * s for _, s in stats],
-            label=f"{mode} {method}",
-            color=f"C{methods.index(method)}",
-            linestyle="-" if mode == "kd" else "--",
-            marker="o" if mode == "kd" else "s",
-            capsize=3,
-        )
+        bands = [findings.t_interval([100 * a for a in by_degree[x]]) for x in xs]
+        color = f"C{methods.index(method)}"
+        ax.plot(xs, [b.estimate for b in bands], label=f"{mode} {method}", color=color,
+                linestyle="-" if mode == "kd" else "--", marker="o" if mode == "kd" else "s")
+        if all(b.n > 1 for b in bands):
+            ax.fill_between(xs, [b.low for b in bands], [b.high for b in bands], color=color, alpha=0.15)
     for row, c in enumerate(copies):
         for col, size in enumerate(sizes):
             ax = axes[row][col]
@@ -264,9 +285,52 @@ def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
             ax.set_xticks(sorted({d for by_degree in lines.values() for d in by_degree}))
             ax.set_title(f"size {size}, copies {c}")
             ax.set_xlabel("augmentation degree (0 = originals only)")
-            ax.set_ylabel(f"{on} accuracy (%)")
+            ax.set_ylabel(f"{on} accuracy (%), mean and 95% CI")
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _plot_best_degree(rows: Sequence[dict], on: str) -> bytes:
+    """Best degree (by mean accuracy over seeds) against training-set size, one line per
+    copies/mode/method, with bootstrap 95% intervals over seeds."""
+    plt = _pyplot()
+    cells = findings.Cells(rows, reported(rows))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    groups = sorted({line[1:] for line in cells.lines()})
+    for i, (copies, mode, method) in enumerate(groups):
+        sizes = sorted(l[0] for l in cells.lines() if l[1:] == (copies, mode, method) and len(cells.degrees(l)) > 2)
+        if len(sizes) < 2:
+            continue
+        points = []
+        for size in sizes:
+            line = (size, copies, mode, method)
+            seeds = cells.seeds([(*line, d) for d in cells.degrees(line)])
+            points.append(findings.bootstrap_interval(seeds, lambda s, line=line: cells.best_degree(line, s)))
+        offset = (i - len(groups) / 2) * 0.01  # keep overlapping lines apart
+        ax.errorbar([s * (1 + offset) for s in sizes], [p.estimate for p in points],
+                    yerr=[[p.estimate - p.low for p in points], [p.high - p.estimate for p in points]],
+                    label=f"{mode} {method} ×{copies}", linestyle="-" if mode == "kd" else "--",
+                    marker="o" if mode == "kd" else "s", capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("training-set size (originals)")
+    ax.set_ylabel(f"best degree on {on} (bootstrap 95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    plt = _pyplot()
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png", dpi=120)

@@ -24,14 +24,17 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
+from distill import word_students
 from distill.evaluate import Example, evaluate_model
 from distill.loss import IGNORE, MODES, distill_loss
-from distill.shards import Selection, ShardReader
+from distill.shards import Selection, ShardReader, length_grouped
 from pipeline import commit
 from pipeline.resources import resolve_teacher_dir
 from pipeline.teacher import check_precision, resolve_device
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
+TRANSFORMER_LR = 1e-4
+WORD_STUDENTS = word_students.KINDS
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,10 @@ class DistillConfig:
     mode: str = "kd"  # kd: teacher logits (+ α·gold CE); ft: gold labels only
     temperature: float = 1.0  # KD softmax temperature T
     alpha: float = 0.0  # weight of the gold-label CE in KD
-    student: str | None = None  # from_pretrained dir or config .json; None: the teacher base
+    student: str | None = None  # bilstm, cnn (distill.word_students), a from_pretrained dir or config .json; None: the teacher base
     layers: int | None = None  # keep the first k layers; None: 2 for the teacher base, all otherwise
     freeze_embeddings: bool = False  # keep the word-piece table fixed (most of a small student's weights)
-    lr: float = 1e-4
+    lr: float | None = None  # None: 1e-4 for transformers, 1e-3 for the word students (`learning_rate`)
     weight_decay: float = 0.01
     warmup: float = 0.1  # fraction of the steps spent warming the learning rate up
     batch_size: int = 32
@@ -63,6 +66,13 @@ class DistillConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}: use one of {MODES}")
+        if self.student in WORD_STUDENTS and (self.layers or self.freeze_embeddings):
+            raise ValueError(f"--layers and --freeze-embeddings are for transformer students; the {self.student} "
+                             "student has no layers to cut and its GloVe vectors are always frozen")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr or (word_students.DEFAULT_LR if self.student in WORD_STUDENTS else TRANSFORMER_LR)
 
 
 def encode(tokenizer, texts_a: Sequence[str], texts_b: Sequence[str | None], max_length: int) -> dict:
@@ -81,12 +91,15 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
 
 
 def build_student(student: str | None, layers: int | None, num_labels: int, label_names: Sequence[str] | None = None):
-    """(model, tokenizer) for a student spec: None (teacher base), a model directory or a config json.
+    """(model, tokenizer) for a student spec: None (teacher base), `bilstm` or `cnn` (fresh word
+    students over GloVe, `distill.word_students`), a model directory or a config json.
 
     A config json (`{"model_type": "bert", "hidden_size": 128, …}`) gives a randomly initialised
     model and the teacher base's tokenizer: its vocabulary must match the teacher base's. A head of
     another size than `num_labels` (a base fine-tuned for another task) is replaced by a fresh one.
     """
+    if student in WORD_STUDENTS:
+        return word_students.build(student, num_labels, label_names)
     names = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}} if label_names else {}
     base = resolve_teacher_dir(None)
     if student and student.endswith(".json"):
@@ -147,9 +160,7 @@ def distill(
 
 class ExampleReader:
     """Labelled examples in memory (a file read by `pipeline.sources.load_labelled`) as the loop reads
-    shards: each epoch, shuffled mini-batches of similar length. Rows are shuffled, sorted by length
-    inside windows of 50 batches and the batches shuffled again, so each batch pads to about its own
-    longest row (on a CPU an epoch costs about its real token count) and the shuffle is kept."""
+    shards: each epoch, shuffled mini-batches of similar length (`distill.shards.length_grouped`)."""
 
     teacher = None
 
@@ -170,11 +181,7 @@ class ExampleReader:
         rng = random.Random(seed * 1_000_003 + epoch)
         order = list(range(len(self.examples)))
         rng.shuffle(order)
-        span = batch_size * self.window
-        batches = []
-        for start in range(0, len(order), span):
-            window = sorted(order[start : start + span], key=self.lengths.__getitem__)
-            batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+        batches = length_grouped(order, self.lengths.__getitem__, batch_size, self.window)
         rng.shuffle(batches)
         for idx in batches:
             a, b, y = zip(*(self.examples[i] for i in idx))
@@ -211,7 +218,7 @@ def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save
     model.to(device).train()
 
     total = config.max_steps or config.epochs * math.ceil(len(reader) / config.batch_size)
-    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
     stream = itertools.chain.from_iterable(reader.batches(config.batch_size, config.seed, e) for e in itertools.count())
 

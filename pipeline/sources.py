@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -421,9 +422,13 @@ def examples(path: str, found: Iterator[Record], task: Task, max_rows: int | Non
 
 
 def guess_task(path: str) -> Task:
-    """The TSV preset whose text and label fields all appear in the file's header line."""
+    """The TSV preset whose text and label fields all appear in the file's header line, or TREC when
+    the first line reads like a TREC question (`COARSE:fine text`, a known coarse class)."""
     with open(path, "rb") as f:
-        header = f.readline().decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff").split("\t")
+        first = f.readline().decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff")
+    if first.split(":", 1)[0] in TASKS["trec"].labels and re.match(r"[A-Z]+:\S+ ", first):
+        return TASKS["trec"]
+    header = first.split("\t")
     for task in TASKS.values():
         if task.default_format == "tsv" and {task.text_a, task.text_b or task.text_a, task.label_field} <= set(header):
             return task

@@ -17,11 +17,12 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
 
 
 @teacher.command()
-@click.option("--task", type=click.Choice(GLUE_TASKS), default="sst2", show_default=True,
-              help="Preset: label names, default train/dev files under $KDAUG_GLUE_DIR (default ../shared/data) and "
-                   "max length (sst2: 64 tokens, single sentences; mrpc: 128 tokens, sentence pairs, dev = test split).")
+@click.option("--task", type=click.Choice(sorted(SOURCE_TASKS)), default="sst2", show_default=True,
+              help="Preset: label names, max length and, for GLUE tasks (" + ", ".join(GLUE_TASKS) + "), default "
+                   "train/dev files under $KDAUG_GLUE_DIR (default ../shared/data) (sst2: 64 tokens, single sentences; "
+                   "mrpc: 128 tokens, sentence pairs, dev = test split). Other tasks (e.g. trec) need --train and --dev.")
 @click.option("--train", "train_path", type=click.Path(exists=True, dir_okay=False),
-              help="Training TSV (GLUE SST-2 or MRPC layout). Default: the preset's train split.")
+              help="Training file in the preset's layout (GLUE TSV, TREC lines). Default: the preset's train split.")
 @click.option("--dev", "dev_path", type=click.Path(exists=True, dir_okay=False),
               help="Evaluated after every epoch; the best epoch by accuracy is saved. Default: the preset's dev split.")
 @click.option("--base", type=click.Path(exists=True, file_okay=False),
@@ -61,7 +62,10 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
     from pipeline.teacher import default_num_threads
 
     source = SOURCE_TASKS[task]
-    train_path, dev_path = train_path or glue_file(task, "train"), dev_path or glue_file(task, "dev")
+    try:
+        train_path, dev_path = train_path or glue_file(task, "train"), dev_path or glue_file(task, "dev")
+    except ValueError as err:
+        raise click.UsageError(f"{err}: pass --train and --dev") from None
     commit.check_target(output, [train_path, dev_path])
     train_rows, dev_rows = load_labelled(train_path, source), load_labelled(dev_path, source)
     if max_examples is not None and max_examples < len(train_rows):

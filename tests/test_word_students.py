@@ -1,0 +1,98 @@
+"""The fast CPU students (`--student bilstm|cnn`): they learn, save and load back exactly, don't
+depend on padding, and run through `kdaug distill` / `evaluate` like any student."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from distill import word_students
+from distill.cli import main as cli
+from distill.train import DistillConfig, ExampleReader, _train
+from tests.test_distill import BAD, GOOD, output  # noqa: F401  (the labelled-output fixture)
+
+EXAMPLES = [(text, None, 1) for text in GOOD] + [(text, None, 0) for text in BAD]
+PROBES = ["a great film", "truly awful , and a waste of time", "well-acted -LRB- mostly -RRB-", "xyzzyq"]
+
+
+@pytest.mark.parametrize("kind", word_students.KINDS)
+def test_word_students_train_and_improve_the_loss(kind):
+    config = DistillConfig(mode="ft", student=kind, label_names=("negative", "positive"), batch_size=8,
+                           max_steps=60, eval_every=15, patience=100, seed=0)
+    metrics = _train(ExampleReader(EXAMPLES * 4, 2), config, EXAMPLES, progress=False, about={})
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert losses[-1] < 0.6 * losses[0], losses
+    assert metrics["dev_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("kind", word_students.KINDS)
+def test_save_load_round_trip_gives_identical_logits(kind, tmp_path):
+    torch.manual_seed(0)
+    model, tokenizer = word_students.build(kind, 2, ("negative", "positive"))
+    model.eval()
+    with torch.no_grad():
+        before = model(**tokenizer(PROBES, padding=True, return_tensors="pt")).logits
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / word_students.WEIGHTS_FILE).stat().st_size < 2_000_000  # the GloVe table is not saved
+    loaded, loaded_tokenizer = word_students.load(tmp_path)
+    with torch.no_grad():
+        after = loaded(**loaded_tokenizer(PROBES, padding=True, return_tensors="pt")).logits
+    assert torch.equal(before, after)
+    assert loaded.config.id2label == {0: "negative", 1: "positive"}
+
+
+@pytest.mark.parametrize("kind", word_students.KINDS)
+def test_logits_do_not_depend_on_padding(kind):
+    torch.manual_seed(1)
+    model, tokenizer = word_students.build(kind, 3)
+    model.eval()
+    with torch.no_grad():
+        batched = model(**tokenizer(PROBES, padding=True, return_tensors="pt")).logits
+        alone = torch.cat([model(**tokenizer([p], padding=True, return_tensors="pt")).logits for p in PROBES])
+    torch.testing.assert_close(batched, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_tokenizer_splits_like_the_augmenters_and_reads_hyphens_and_ptb_brackets():
+    _, tokenizer = word_students.build("cnn", 2)
+    vocab = tokenizer.vocab
+    assert tokenizer.ids("A well-acted -LRB- film -RRB- !") == [
+        vocab["a"], vocab["well"], vocab["acted"], vocab["("], vocab["film"], vocab[")"], vocab["!"]]
+    assert tokenizer.ids("xyzzyq") == [word_students.UNK]
+    pair = tokenizer(["good"], ["bad"])["input_ids"][0]
+    assert pair == [vocab["good"], word_students.SEP, vocab["bad"]]
+
+
+def test_load_refuses_another_glove_table(tmp_path):
+    model, tokenizer = word_students.build("cnn", 2)
+    model.save_pretrained(tmp_path)
+    spec = json.loads((tmp_path / word_students.CONFIG_FILE).read_text())
+    (tmp_path / word_students.CONFIG_FILE).write_text(json.dumps(spec | {"glove_sha256": "0" * 64}))
+    with pytest.raises(ValueError, match="GloVe"):
+        word_students.load(tmp_path)
+
+
+def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):  # noqa: F811
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) +
+                                      "".join(f"{t}\t0\n" for t in BAD))
+    student = tmp_path / "student"
+    result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "bilstm", "--dev",
+                                      str(tmp_path / "dev.tsv"), "--max-steps", "30", "--eval-every", "10",
+                                      "--batch-size", "8", "--output", str(student)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["config"]["student"] == "bilstm" and (student / word_students.CONFIG_FILE).is_file()
+    scored = CliRunner().invoke(cli, ["evaluate", str(student), str(tmp_path / "dev.tsv")])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.output)["accuracy"] == metrics["dev_accuracy"]
+
+
+def test_transformer_only_options_are_refused_for_word_students(output, tmp_path):  # noqa: F811
+    result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "cnn", "--layers", "2",
+                                      "--output", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "transformer students" in result.output
+    result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "lstm", "--output", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "neither bilstm nor cnn" in result.output
