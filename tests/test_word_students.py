@@ -96,3 +96,20 @@ def test_transformer_only_options_are_refused_for_word_students(output, tmp_path
     assert result.exit_code == 2 and "transformer students" in result.output
     result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "lstm", "--output", str(tmp_path / "s")])
     assert result.exit_code == 2 and "neither bilstm nor cnn" in result.output
+
+
+def test_sweep_with_two_jobs_matches_one_job(output, tmp_path):  # noqa: F811
+    """Cells trained in worker processes learn what they learn in this one: the same results."""
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) +
+                                      "".join(f"{t}\t0\n" for t in BAD))
+    args = ["sweep", "--data", f"size=8:{output}", "--dev", str(tmp_path / "dev.tsv"), "--methods", "knn",
+            "--degrees", "0,0.3", "--seeds", "0,1", "--student", "cnn", "--max-steps", "12", "--eval-every", "4",
+            "--batch-size", "4"]
+    tables = []
+    for jobs in ("1", "2"):
+        result = CliRunner().invoke(cli, args + ["--jobs", jobs, "--output", str(tmp_path / f"jobs-{jobs}")])
+        assert result.exit_code == 0, result.output
+        text = (tmp_path / f"jobs-{jobs}" / "results.csv").read_text().splitlines()
+        seconds = text[0].split(",").index("train_seconds")
+        tables.append([[v for i, v in enumerate(line.split(",")) if i != seconds] for line in text])
+    assert tables[0] == tables[1] and len(tables[0]) == 1 + 2 * 2 * 2
