@@ -3,7 +3,7 @@
 # results.csv/md/png are committed under results/. Every command is one a user would type; a sweep
 # re-run with the same command skips the cells already in its results.csv, so this script resumes.
 #
-#   bash bench/results_grid.sh [WORK_DIR]     (default: ../runs, outside the checkout)
+#   bash bench/results_grid.sh [WORK_DIR [LAST_STAGE]]   (default: ../runs, outside the checkout; sweeps)
 #
 # Stages (times on the 2-core development machine are in RESULTS.md):
 #   1. teachers: MiniLM-L6 fine-tuned on all of SST-2's train (2 epochs) and on TREC's train split
@@ -13,6 +13,7 @@
 #      checkpoints selected on dev, accuracy reported on a held-out test set
 set -euo pipefail
 W=${1:-../runs}
+LAST=${2:-sweeps}  # teachers, data or sweeps: stop after that stage
 GLUE=${KDAUG_GLUE_DIR:-../shared/data}
 export HF_HUB_OFFLINE=1
 mkdir -p "$W"
@@ -22,6 +23,7 @@ mkdir -p "$W"
 python -m bench.trec_splits "$W/trec"
 [ -e "$W/teacher-trec/_SUCCESS" ] || kdaug teacher train --task trec --train "$W/trec/train.txt" --dev "$W/trec/dev.txt" \
     --epochs 5 --output "$W/teacher-trec"
+[ "$LAST" = teachers ] && exit 0
 
 # --- 2. augmented, teacher-labelled data --------------------------------------------------------
 label() {  # task input rows methods degrees copies output
@@ -41,6 +43,7 @@ for task in sst2 trec; do
         label "$task" "${TRAIN[$task]}" "$n" knn 0.3 16 "$W/$task/copies-$n"
     done
 done
+[ "$LAST" = data ] && exit 0
 
 # --- 3. sweeps ----------------------------------------------------------------------------------
 # Converged students: dev every 50 steps, stop after 10 evaluations without a better dev accuracy,

@@ -72,7 +72,7 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
         train_rows = random.Random(seed).sample(train_rows, max_examples)
     torch.set_num_threads(threads or default_num_threads())
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
-    config = DistillConfig(mode="ft", student=resolve_teacher_dir(base), label_names=tuple(source.label_names), lr=lr,
+    config = DistillConfig(mode="ft", student=resolve_teacher_dir(base), label_names=tuple(source.label_names or source.labels), lr=lr,
                            weight_decay=0.01, warmup=0.1, batch_size=batch_size, max_length=max_length or source.max_length,
                            epochs=epochs, eval_every=steps_per_epoch, patience=epochs, seed=seed, device=device,
                            precision=precision)

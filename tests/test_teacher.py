@@ -126,6 +126,19 @@ def test_teacher_train_is_the_distill_loop_in_ft_mode(tiny_dir, tmp_path):
     assert fingerprint(tmp_path / "again") == fingerprint(tmp_path / "out")  # same seed, same model
 
 
+def test_teacher_train_for_a_task_without_glue_files(tiny_dir, tmp_path):
+    """TREC: its files must be named (a usage error says so), its labels become the label names."""
+    lines = [f"{label}:other {text}\n" for label, text in zip(["HUM", "LOC", "NUM", "DESC"] * 3, SENTENCES * 3)]
+    (tmp_path / "train.txt").write_text("".join(lines))
+    result = CliRunner().invoke(main, ["teacher", "train", "--task", "trec", "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "pass --train and --dev" in result.output
+    result = CliRunner().invoke(main, ["teacher", "train", "--task", "trec", "--train", str(tmp_path / "train.txt"),
+                                       "--dev", str(tmp_path / "train.txt"), "--base", tiny_dir, "--batch-size", "8",
+                                       "--output", str(tmp_path / "trec")])
+    assert result.exit_code == 0, result.output
+    assert Teacher.load(str(tmp_path / "trec")).label_names == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
 def test_no_weight_decay_on_biases_and_layer_norms(teacher):
     decay, exempt = parameter_groups(teacher.model, 0.01)
     names = {id(p): n for n, p in teacher.model.named_parameters()}
