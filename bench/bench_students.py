@@ -1,6 +1,6 @@
 """How long a student takes to converge on one core (issue 14): KD students trained on a real
 labelled output until dev accuracy stops improving, the way RESULTS.md's sweeps train them
-(dev every 50 steps, patience 10, cap 20,000 steps), one torch thread. Prints steps, seconds, dev
+(dev every 50 steps, patience 6, cap 20,000 steps), one torch thread. Prints steps, seconds, dev
 and test accuracy, median over seeds.
 
     python -m bench.bench_students --data OUT --method knn --degree 0.3 --copies 4 \
@@ -41,7 +41,7 @@ def main(data, method, degree, copies, dev_path, test_path, students, seeds, mod
     for name in students.split(","):
         runs = []
         for seed in map(int, seeds.split(",")):
-            config = DistillConfig(mode=mode, seed=seed, batch_size=32, max_steps=20_000, eval_every=50, patience=10,
+            config = DistillConfig(mode=mode, seed=seed, batch_size=32, max_steps=20_000, eval_every=50, patience=6,
                                    **STUDENTS[name])
             runs.append(distill(data, selection, config, dev, progress=False, test=test))
             click.echo(f"{name} seed {seed}: {runs[-1]['steps']} steps, {runs[-1]['train_seconds']} s, "

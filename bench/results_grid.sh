@@ -46,9 +46,9 @@ done
 [ "$LAST" = data ] && exit 0
 
 # --- 3. sweeps ----------------------------------------------------------------------------------
-# Converged students: dev every 50 steps, stop after 10 evaluations without a better dev accuracy,
+# Converged students: dev every 50 steps, stop after 6 evaluations (300 steps) without a better dev accuracy,
 # a cap of 20,000 steps that no cell should reach (results.md counts those that do).
-TRAINING=(--batch-size 32 --max-steps 20000 --eval-every 50 --patience 10 --jobs 2)
+TRAINING=(--batch-size 32 --max-steps 20000 --eval-every 50 --patience 6 --jobs 2)
 sweep() {  # task student output [sweep options…]
     local task=$1 student=$2 out=$3
     shift 3
