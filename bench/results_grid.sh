@@ -7,8 +7,8 @@
 #
 # Stages (times on the 2-core development machine are in RESULTS.md):
 #   1. teachers: MiniLM-L6 fine-tuned on all of SST-2's train (2 epochs) and on TREC's train split
-#   2. data: per task, knn at 4 degrees x 4 copies for 3 sizes (findings a-c); 5 more methods at 0.3
-#      on the middle size (d); knn 0.3 with 16 copies on the two small sizes (e)
+#   2. data: per task, knn at 4 degrees x 4 copies for 3 sizes (findings a-c); more methods at 0.3
+#      on the middle size (d: 5 on SST-2, 3 on TREC); knn 0.3 with 16 copies on the smallest size (e)
 #   3. sweeps: fast CNN students (and BiLSTM on the small sizes) over that data, 5 seeds per cell,
 #      checkpoints selected on dev, accuracy reported on a held-out test set
 set -euo pipefail
@@ -34,14 +34,13 @@ declare -A TRAIN=([sst2]="$GLUE/sst2/train.tsv" [trec]="$W/trec/train.txt")
 declare -A DEV=([sst2]="$GLUE/sst2/dev.tsv" [trec]="$W/trec/dev.txt")
 declare -A TEST=([sst2]="$GLUE/sst2/test.tsv" [trec]="$W/trec/test.txt")
 declare -A SIZES=([sst2]="500 2000 10000" [trec]="500 2000 4381")
+declare -A METHODS=([sst2]="synonym,eda,random,augpro-mix,augpro-fgsm" [trec]="eda,augpro-mix,augpro-fgsm")
 for task in sst2 trec; do
     for n in ${SIZES[$task]}; do
         label "$task" "${TRAIN[$task]}" "$n" knn 0.1,0.3,0.5,0.7 4 "$W/$task/grid-$n"
     done
-    label "$task" "${TRAIN[$task]}" 2000 synonym,eda,random,augpro-mix,augpro-fgsm 0.3 4 "$W/$task/methods-2000"
-    for n in 500 2000; do
-        label "$task" "${TRAIN[$task]}" "$n" knn 0.3 16 "$W/$task/copies-$n"
-    done
+    label "$task" "${TRAIN[$task]}" 2000 "${METHODS[$task]}" 0.3 4 "$W/$task/methods-2000"
+    label "$task" "${TRAIN[$task]}" 500 knn 0.3 16 "$W/$task/copies-500"
 done
 [ "$LAST" = data ] && exit 0
 
@@ -60,8 +59,6 @@ for task in sst2 trec; do
     out=results/$task-v2
     sweep "$task" cnn "$out" --data "size=$s:$W/$task/grid-$s" --data "size=$m:$W/$task/grid-$m" \
         --data "size=$l:$W/$task/grid-$l" --methods knn --degrees 0,0.1,0.3,0.5,0.7 --copies 4
-    sweep "$task" cnn "$out" --data "size=$m:$W/$task/methods-2000" \
-        --methods synonym,eda,random,augpro-mix,augpro-fgsm --degrees 0.3 --copies 4
-    sweep "$task" cnn "$out" --data "size=$s:$W/$task/copies-$s" --data "size=$m:$W/$task/copies-$m" \
-        --methods knn --degrees 0.3 --copies 1,16
+    sweep "$task" cnn "$out" --data "size=$m:$W/$task/methods-2000" --methods "${METHODS[$task]}" --degrees 0.3 --copies 4
+    sweep "$task" cnn "$out" --data "size=$s:$W/$task/copies-$s" --methods knn --degrees 0.3 --copies 1,16
 done
