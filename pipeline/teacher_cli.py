@@ -82,6 +82,6 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
     click.echo(f"\n{'epoch':>5} {'step':>7} {'train loss':>10} {'accuracy':>9} {'f1':>7}")
     for epoch, h in enumerate(metrics["history"], start=1):
         mark = "  <- saved" if h["step"] == metrics["best_step"] else ""
-        click.echo(f"{epoch:>5} {h['step']:>7} {h['train_loss']:>10.4f} {h['accuracy']:>9.4f} {h.get('f1', float('nan')):>7.4f}{mark}")
+        click.echo(f"{epoch:>5} {h['step']:>7} {h['train_loss']:>10.4f} {h['accuracy']:>9.4f} {format(h['f1'], '.4f') if 'f1' in h else '-':>7}{mark}")  # F1: binary tasks only
     click.echo(f"{metrics['train_examples']} training rows, {metrics['dev_examples']} dev rows, {metrics['train_seconds']} s on "
                f"{metrics['device']} ({metrics['precision']}, {metrics['threads']} threads), seed {seed} -> {output}")
