@@ -15,7 +15,8 @@ selection does not flatter the estimate.
   (b) KD's best degree is higher than FT's: best degree (KD) − best degree (FT), bootstrap
   (c) smaller sets prefer higher degrees: KD's best degree on the smallest size − on the largest, bootstrap
   (d) AugPro vs plain replacement: KD accuracy of augpro-mix/augpro-fgsm − another method, same degree
-  (e) KD keeps gaining with more copies where FT stops: (KD at most copies − KD at the next fewer) − (same for FT)
+  (e) KD keeps gaining with more copies where FT stops: (KD at c' copies − KD at c) − (the same for FT), for
+      each pair of consecutive copy counts c < c' the grid has
 """
 
 from __future__ import annotations
@@ -162,16 +163,16 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
                             (size, l[1], "ft", method, degree) in cells.acc and (size, l[1], "kd", method, degree) in cells.acc)
             if len(copies) < 2:
                 continue
-            few, many = copies[-2], copies[-1]
-            keys = [(size, c, m, method, degree) for c in (few, many) for m in ("kd", "ft")]
-            seeds = cells.seeds(keys)
-            if len(seeds) < 2:
-                continue
-            kd_gain = points(keys[2], keys[0], seeds)
-            ft_gain = points(keys[3], keys[1], seeds)
-            out.append(Finding("e", f"size {size}, {method} {degree:g}: KD gain {many} vs {few} copies "
-                                    f"{statistics.fmean(kd_gain):+.1f}, FT gain {statistics.fmean(ft_gain):+.1f}; KD − FT",
-                               t_interval([k - f for k, f in zip(kd_gain, ft_gain)]), "points"))
+            for few, many in zip(copies, copies[1:]):
+                keys = [(size, c, m, method, degree) for c in (few, many) for m in ("kd", "ft")]
+                seeds = cells.seeds(keys)
+                if len(seeds) < 2:
+                    continue
+                kd_gain = points(keys[2], keys[0], seeds)
+                ft_gain = points(keys[3], keys[1], seeds)
+                out.append(Finding("e", f"size {size}, {method} {degree:g}: KD gain {many} vs {few} copies "
+                                        f"{statistics.fmean(kd_gain):+.1f}, FT gain {statistics.fmean(ft_gain):+.1f}; KD − FT",
+                                   t_interval([k - f for k, f in zip(kd_gain, ft_gain)]), "points"))
     return out
 
 
