@@ -54,7 +54,7 @@ _TRAINING_OPTIONS = [
                       "edit can make wrong, while the teacher's soft label follows the edit."),
     click.option("--student", callback=_check_student,
                  help="Student: `bilstm` or `cnn` (fast CPU students over frozen GloVe 6B-50d word vectors: a "
-                      "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; milliseconds a step), a local "
+                      "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; ~20 ms a step on one core), a local "
                       "from_pretrained directory, or a config .json (random init, the teacher base's tokenizer). "
                       f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers."),
     click.option("--layers", type=click.IntRange(min=1),
@@ -231,8 +231,8 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
                    "different teachers are always refused.")
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells trained at once, each in its own process with CPUs/jobs torch threads. Small students "
-                   "(bilstm, cnn) use one core poorly: --jobs 2 on 2 cores trains ~2x the cells per hour.")
+              help="Cells trained at once, each in its own process with CPUs/jobs torch threads. A small student "
+                   "(bilstm, cnn) gains little from a second thread: on 2 cores, --jobs 2 keeps both busy.")
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
 def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
