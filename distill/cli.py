@@ -231,8 +231,8 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
                    "different teachers are always refused.")
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells trained at once, each in its own process with CPUs/jobs torch threads. A small student "
-                   "(bilstm, cnn) gains little from a second thread: on 2 cores, --jobs 2 keeps both busy.")
+              help="Cells trained at once, each in its own process with CPUs/jobs torch threads; what a cell "
+                   "learns does not depend on it. Suits small students (bilstm, cnn), one per core.")
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
 def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
