@@ -133,7 +133,8 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
         best = {m: max((d for d in cells.degrees(line) if d), key=lambda d: statistics.fmean(cells.dev[(*line, d)][s] for s in seeds))
                 for m, line in (("kd", kd), ("ft", ft))}
         gain = {m: points((*line, best[m]), (*line, 0.0), seeds) for m, line in (("kd", kd), ("ft", ft))}
-        out.append(Finding("a", f"{where}; best degree on dev: KD {best['kd']:g}, FT {best['ft']:g}",
+        out.append(Finding("a", f"{where}; best degree on dev: KD {best['kd']:g} (gain {statistics.fmean(gain['kd']):+.1f}), "
+                                f"FT {best['ft']:g} (gain {statistics.fmean(gain['ft']):+.1f})",
                            t_interval([k - f for k, f in zip(gain["kd"], gain["ft"])]), "points"))
         out.append(Finding("b", where, bootstrap_interval(seeds, lambda s: cells.best_degree(kd, s) - cells.best_degree(ft, s)),
                            "degree"))
