@@ -313,6 +313,9 @@ def _plot_best_degree(rows: Sequence[dict], on: str) -> bytes:
                     label=f"{mode} {method} ×{copies}", linestyle="-" if mode == "kd" else "--",
                     marker="o" if mode == "kd" else "s", capsize=3)
     ax.set_xscale("log")
+    sizes = sorted({line[0] for line in cells.lines()})
+    ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training-set size (originals)")
     ax.set_ylabel(f"best degree on {on} (bootstrap 95% CI)")
     ax.grid(alpha=0.3)
