@@ -145,8 +145,8 @@ class WordStudent(nn.Module):
             self.encoder = nn.LSTM(dim, config.hidden, batch_first=True, bidirectional=True)
             features = 2 * config.hidden
         else:
-            # a convolution of width w = one linear map of each w-word window (unfold + matmul: ~8x
-            # faster on a CPU than Conv1d at these sizes, forward and backward)
+            # a convolution of width w = one linear map of each w-word window (unfold + matmul; as
+            # fast as Conv1d here, and the padding rule of `_max_over_time` reads off directly)
             self.windows = nn.ModuleList(nn.Linear(dim * w, config.hidden) for w in config.widths)
             features = config.hidden * len(config.widths)
         self.dropout = nn.Dropout(config.dropout)
