@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -82,6 +83,17 @@ def start(*args, log: Path) -> subprocess.Popen:
     with open(log, "wb") as f:
         return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, stdout=f,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextmanager
+def paused(proc: subprocess.Popen):
+    """Hold a started writer still (SIGSTOP to its process group) while the test acts on its output:
+    "it is still running" must not depend on how fast a loaded machine starts the next process."""
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
 
 
 def invoke(*args, code=0) -> str:
@@ -156,7 +168,8 @@ def test_a_second_writer_is_refused_naming_the_first(world, tmp_path):
     while not list(out.glob("_kdaug/claims/*.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
     claim = json.loads(next(out.glob("_kdaug/claims/*.json")).read_text())
-    second = kdaug(*augment_args(world["data"], out, 1))
+    with paused(first):
+        second = kdaug(*augment_args(world["data"], out, 1))
     assert first.wait() == 0, (tmp_path / "first.log").read_text()
     assert second.returncode == 1
     assert f"is being written by another kdaug run: attempt {claim['attempt']} (`kdaug augment`, pid {first.pid}" in second.stderr
@@ -214,7 +227,8 @@ def test_keep_never_deletes_a_live_run_and_latest_never_moves_back(world, tmp_pa
     running = start(*augment_args(world["big"], root, 1, "--versioned", "--keep", "1"), log=tmp_path / "a.log")
     while not list(root.glob("_kdaug/claims/*.json")):
         time.sleep(0.05)
-    pruner = kdaug(*augment_args(world["data"], root, 0, "--versioned", "--keep", "1"))
+    with paused(running):
+        pruner = kdaug(*augment_args(world["data"], root, 0, "--versioned", "--keep", "1"))
     assert pruner.returncode == 1 and "is being written by another kdaug run" in pruner.stderr
     assert running.wait() == 0, (tmp_path / "a.log").read_text()
     assert commit.published(str(root)).manifest["config"]["inputs"] == [str(world["big"])]
@@ -294,7 +308,7 @@ def test_readers_refuse_an_unfinished_output(world, tmp_path):
     proc = start(*augment_args(world["big"], tmp_path / "busy", 0), log=tmp_path / "busy.log")
     while not list((tmp_path / "busy").glob("_kdaug/claims/*.json")):
         time.sleep(0.05)
-    with pytest.raises(commit.UnfinishedOutput, match=rf"attempt \w+ \(`kdaug augment`, pid {proc.pid}"):
+    with paused(proc), pytest.raises(commit.UnfinishedOutput, match=rf"attempt \w+ \(`kdaug augment`, pid {proc.pid}"):
         schema.open_dataset(str(tmp_path / "busy"))
     assert proc.wait() == 0
 
