@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ORIGINAL = "original"
+from distill.shards import ORIGINAL
+
 AUGPRO = ("augpro-mix", "augpro-fgsm")
 BOOTSTRAP_SAMPLES = 4000
 
@@ -80,7 +81,8 @@ def bootstrap_interval(seeds: Sequence, statistic: Callable[[Sequence], float], 
 
 class Cells:
     """Accuracies by (size, copies, mode, method, degree) and seed; the originals-only cells of a
-    (size, mode) serve as degree 0 of every line of that size and mode."""
+    (size, mode) serve as degree 0 of every line of that size and mode (a (size, mode) with no
+    augmented cell gets a line of its own, copies 0 and method `original`)."""
 
     def __init__(self, rows: Sequence[dict], metric: str):
         self.acc: dict[tuple, dict[int, float]] = defaultdict(dict)
@@ -93,10 +95,12 @@ class Cells:
                 continue
             key = (size, int(r["copies"]), r["mode"], r["method"], float(r["degree"]))
             self.acc[key][seed], self.dev[key][seed] = float(r[metric]), float(r["dev_accuracy"])
-        for size, copies, mode, method, _ in list(self.acc):
-            for seed, (acc, dev) in originals.get((size, mode), {}).items():
-                self.acc[(size, copies, mode, method, 0.0)][seed] = acc
-                self.dev[(size, copies, mode, method, 0.0)][seed] = dev
+        lines = {k[:4] for k in self.acc}
+        for (size, mode), by_seed in originals.items():
+            for line in [l for l in lines if (l[0], l[2]) == (size, mode)] or [(size, 0, mode, ORIGINAL)]:
+                for seed, (acc, dev) in by_seed.items():
+                    self.acc[(*line, 0.0)][seed] = acc
+                    self.dev[(*line, 0.0)][seed] = dev
 
     def lines(self) -> set[tuple]:
         """(size, copies, mode, method) of every line."""

@@ -21,7 +21,6 @@ import csv
 import hashlib
 import io
 import statistics
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -207,22 +206,10 @@ def reported(rows: Sequence[dict]) -> str:
 
 
 def series(rows: Sequence[dict]) -> dict[tuple, dict[float, list[float]]]:
-    """Reported accuracies (`reported`) by line (size, copies, mode, method) and degree; the
-    originals-only cells of a (size, mode) become degree 0 of each of its lines."""
-    lines: dict[tuple, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    originals = defaultdict(list)
-    metric = reported(rows)
-    for r in rows:
-        size, acc = int(r["size"]), float(r[metric])
-        if r["method"] == ORIGINAL:
-            originals[(size, r["mode"])].append(acc)
-        else:
-            lines[(size, int(r["copies"]), r["mode"], r["method"])][float(r["degree"])].append(acc)
-    for (size, mode), accs in originals.items():
-        keys = [k for k in lines if k[0] == size and k[2] == mode] or [(size, 0, mode, ORIGINAL)]
-        for k in keys:
-            lines[k][0.0] = accs
-    return dict(sorted(lines.items()))
+    """Reported accuracies (`reported`) by line (size, copies, mode, method) and degree, one per
+    seed (`findings.Cells`: the originals-only cells of a (size, mode) are degree 0 of its lines)."""
+    cells = findings.Cells(rows, reported(rows))
+    return {line: {d: list(cells.acc[(*line, d)].values()) for d in cells.degrees(line)} for line in sorted(cells.lines())}
 
 
 def _mean_std(accs: list[float]) -> tuple[float, float]:
