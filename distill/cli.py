@@ -86,6 +86,11 @@ _TRAINING_OPTIONS = [
     click.option("--device", default=D.device, show_default=True, help=f"Where the student trains: {DEVICE_HELP}."),
     click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision, show_default=True,
                  help="Weights and optimiser stay fp32 either way. " + PRECISION_HELP),
+    click.option("--threads", type=click.IntRange(min=1),
+                 help="torch threads for training. What a student learns depends on it (threads split float "
+                      "sums, and training amplifies the last bits), so a run is reproduced exactly only with "
+                      "the same count (metrics.json records it). Default: every CPU for distill; 1 per cell "
+                      "for sweep, whatever --jobs is."),
 ]
 
 
@@ -231,8 +236,8 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
                    "different teachers are always refused.")
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells trained at once, each in its own process with CPUs/jobs torch threads; what a cell "
-                   "learns does not depend on it. Suits small students (bilstm, cnn), one per core.")
+              help="Cells trained at once, each in its own process with --threads torch threads; what a cell "
+                   "learns does not depend on it. Suits small students (bilstm, cnn): jobs x threads = CPUs.")
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
 def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,

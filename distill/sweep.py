@@ -38,7 +38,6 @@ from distill.shards import ORIGINAL, Selection, check_manifest
 from distill.train import DistillConfig, distill
 from pipeline import commit
 from pipeline.schema import format_degree
-from pipeline.teacher import default_num_threads
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
 FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows", "test_accuracy", "test_f1",
@@ -97,12 +96,15 @@ def sweep(
 ) -> list[dict]:
     """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
 
-    `config` holds the training settings shared by all cells; each cell sets mode and seed. Dev
+    `config` holds the training settings shared by all cells; each cell sets mode and seed, and
+    trains with `config.threads` torch threads (1 when None: a cell's result depends on its thread
+    count, which must not follow --jobs or the machine, or the grid's command would not reproduce it). Dev
     selects each student's checkpoint; with `test`, the report scores students and teacher on
     test instead, which the selection never saw.
     Students are saved under OUT/models only with keep_models (each is tens of MB). `jobs` > 1
     trains that many cells at once in worker processes (`_cell_runner`).
     """
+    config = replace(config, threads=config.threads or 1)
     out = Path(out_dir)
     results = out / "results.csv"
     missing = sorted({c.size for c in cells} - set(data))
@@ -140,21 +142,14 @@ def _train_cell(cell: Cell, data, config, dev, models, teacher, allow_unfinished
 
 @contextmanager
 def _cell_runner(jobs: int):
-    """`map` for the cells: in this process, or over `jobs` worker processes that split the CPUs
-    (each cell is one seeded training run, so where it runs does not change what it learns beyond
-    the last bits of float sums). Results come back in cell order, so results.csv's order is the grid's."""
+    """`map` for the cells: in this process, or over `jobs` worker processes (each cell is one seeded
+    training run with a fixed thread count, so where it runs does not change what it learns).
+    Results come back in cell order, so results.csv's order is the grid's."""
     if jobs == 1:
         yield map
         return
-    threads = max(1, default_num_threads() // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_set_threads, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         yield pool.map
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def check_teachers(runs: dict[int, commit.Published], cells: Sequence[Cell], teacher: str | Path | None) -> str | None:

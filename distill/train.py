@@ -62,6 +62,10 @@ class DistillConfig:
     label_names: tuple[str, ...] | None = None  # saved as the model's id2label (a teacher's, for readers)
     device: str = "auto"  # auto: CUDA when torch sees a GPU (pipeline.teacher.resolve_device)
     precision: str = "fp32"  # or bf16 autocast (pipeline.teacher.check_precision)
+    # torch threads while training; None: torch's default (every core). Part of the result: threads
+    # split float sums differently and training amplifies the last bits (a CNN cell's dev accuracy
+    # moved 1 point between 1 and 2 threads), so a run is reproduced exactly only with the same count.
+    threads: int | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -203,10 +207,21 @@ def fine_tune(train: Sequence[Example], dev: Sequence[Example], config: DistillC
 
 def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None = None,
            test: Sequence[Example] | None = None) -> dict:
-    """The training loop over `reader` (a `ShardReader` or an `ExampleReader`); saves the model, its
-    tokenizer and metrics.json (`about` merged in) to `save_to` when given. `hit_cap`: training ran
-    to its step cap (`max_steps` or `epochs`) without dev accuracy levelling off for `patience`
-    evaluations, i.e. it may not have converged."""
+    """The training loop over `reader` (a `ShardReader` or an `ExampleReader`) with
+    `config.threads` torch threads (the caller's count is restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(config.threads or before)
+    try:
+        return _loop(reader, config, dev, progress, about, save_to, test)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _loop(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None,
+          test: Sequence[Example] | None) -> dict:
+    """Train; save the model, its tokenizer and metrics.json (`about` merged in) to `save_to` when
+    given. `hit_cap`: training ran to its step cap (`max_steps` or `epochs`) without dev accuracy
+    levelling off for `patience` evaluations, i.e. it may not have converged."""
     kd = config.mode == "kd"
     num_labels = config.num_labels or reader.num_labels()
     device = resolve_device(config.device)
@@ -276,6 +291,7 @@ def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save
         "device": device,
         "precision": precision,
         "threads": torch.get_num_threads(),
+        "learning_rate": config.learning_rate,  # the rate used: config.lr is None for the student's default
         **about,
         "config": asdict(config),
         "history": history,

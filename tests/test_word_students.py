@@ -85,6 +85,7 @@ def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):  # no
     assert result.exit_code == 0, result.output
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["config"]["student"] == "bilstm" and (student / word_students.CONFIG_FILE).is_file()
+    assert metrics["config"]["lr"] is None and metrics["learning_rate"] == word_students.DEFAULT_LR
     scored = CliRunner().invoke(cli, ["evaluate", str(student), str(tmp_path / "dev.tsv")])
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.output)["accuracy"] == metrics["dev_accuracy"]
@@ -99,17 +100,23 @@ def test_transformer_only_options_are_refused_for_word_students(output, tmp_path
 
 
 def test_sweep_with_two_jobs_matches_one_job(output, tmp_path):  # noqa: F811
-    """Cells trained in worker processes learn what they learn in this one: the same results."""
+    """Cells trained in worker processes learn what they learn in this one: the same results, each
+    cell with one torch thread whatever --jobs is (the thread count changes a student's last bits);
+    this process gets its own thread count back."""
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) +
                                       "".join(f"{t}\t0\n" for t in BAD))
     args = ["sweep", "--data", f"size=8:{output}", "--dev", str(tmp_path / "dev.tsv"), "--methods", "knn",
             "--degrees", "0,0.3", "--seeds", "0,1", "--student", "cnn", "--max-steps", "12", "--eval-every", "4",
             "--batch-size", "4"]
-    tables = []
+    tables, threads = [], torch.get_num_threads()
     for jobs in ("1", "2"):
-        result = CliRunner().invoke(cli, args + ["--jobs", jobs, "--output", str(tmp_path / f"jobs-{jobs}")])
+        out = tmp_path / f"jobs-{jobs}"
+        result = CliRunner().invoke(cli, args + ["--jobs", jobs, "--keep-models", "--output", str(out)])
         assert result.exit_code == 0, result.output
-        text = (tmp_path / f"jobs-{jobs}" / "results.csv").read_text().splitlines()
+        saved = [json.loads(m.read_text()) for m in (out / "models").glob("*/metrics.json")]
+        assert len(saved) == 8 and {(m["threads"], m["config"]["threads"]) for m in saved} == {(1, 1)}
+        assert torch.get_num_threads() == threads
+        text = (out / "results.csv").read_text().splitlines()
         seconds = text[0].split(",").index("train_seconds")
         tables.append([[v for i, v in enumerate(line.split(",")) if i != seconds] for line in text])
     assert tables[0] == tables[1] and len(tables[0]) == 1 + 2 * 2 * 2
