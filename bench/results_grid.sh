@@ -8,9 +8,11 @@
 # Stages (times on the 2-core development machine are in RESULTS.md):
 #   1. teachers: MiniLM-L6 fine-tuned on all of SST-2's train (2 epochs) and on TREC's train split
 #   2. data: per task, knn at 4 degrees x 4 copies for 3 sizes (findings a-c); more methods at 0.3
-#      on the middle size (d: 5 on SST-2, 3 on TREC); knn 0.3 with 16 copies on the smallest size (e)
-#   3. sweeps: fast CNN students (and BiLSTM on the small sizes) over that data, 5 seeds per cell,
-#      checkpoints selected on dev, accuracy reported on a held-out test set
+#      on the middle size (d: 5 on SST-2, 3 on TREC); knn 0.3 with 16 copies on the smallest size (e;
+#      on TREC also on 2,000)
+#   3. sweeps: fast CNN students over that data, 5 seeds per cell, checkpoints selected on dev,
+#      accuracy reported on a held-out test set; then TREC's 500-question grid again with the BiLSTM,
+#      the 2-layer transformer and the CNN without warm-up (do the verdicts hinge on the student?)
 set -euo pipefail
 W=${1:-../runs}
 LAST=${2:-sweeps}  # teachers, data or sweeps: stop after that stage
@@ -42,16 +44,17 @@ for task in sst2 trec; do
     label "$task" "${TRAIN[$task]}" 2000 "${METHODS[$task]}" 0.3 4 "$W/$task/methods-2000"
     label "$task" "${TRAIN[$task]}" 500 knn 0.3 16 "$W/$task/copies-500"
 done
+label trec "${TRAIN[trec]}" 2000 knn 0.3 16 "$W/trec/copies-2000"  # (e) on a second size
 [ "$LAST" = data ] && exit 0
 
 # --- 3. sweeps ----------------------------------------------------------------------------------
 # Converged students: dev every 50 steps, stop after 6 evaluations (300 steps) without a better dev accuracy,
 # a cap of 20,000 steps that no cell should reach (results.md counts those that do).
 TRAINING=(--batch-size 32 --max-steps 20000 --eval-every 50 --patience 6 --jobs 2)
-sweep() {  # task student output [sweep options…]
+sweep() {  # task student output [sweep options…] (student "": the default transformer student)
     local task=$1 student=$2 out=$3
     shift 3
-    kdaug sweep --dev "${DEV[$task]}" --test "${TEST[$task]}" --teacher "$W/teacher-$task" --student "$student" \
+    kdaug sweep --dev "${DEV[$task]}" --test "${TEST[$task]}" --teacher "$W/teacher-$task" ${student:+--student "$student"} \
         --seeds 0,1,2,3,4 "${TRAINING[@]}" --output "$out" "$@"
 }
 for task in sst2 trec; do
@@ -62,3 +65,13 @@ for task in sst2 trec; do
     sweep "$task" cnn "$out" --data "size=$m:$W/$task/methods-2000" --methods "${METHODS[$task]}" --degrees 0.3 --copies 4
     sweep "$task" cnn "$out" --data "size=$s:$W/$task/copies-$s" --methods knn --degrees 0.3 --copies 1,16
 done
+sweep trec cnn results/trec-v2 --data "size=2000:$W/trec/copies-2000" --methods knn --degrees 0.3 --copies 1,16
+# The same TREC 500 degree grid with other students: the BiLSTM (and its copies 1 / 16, e); the 2-layer
+# MiniLM transformer (frozen word-piece table, ~0.2 s a step, so degrees 0 / 0.3 / 0.7 only, and a
+# 4,000-step cap: its 10% warm-up is 400 steps); the CNN without warm-up (the 20,000-step cap makes the
+# others' warm-up 2,000 steps, longer than most cells train).
+grid500=(--data "size=500:$W/trec/grid-500" --methods knn --copies 4)
+sweep trec bilstm results/trec-v2-bilstm "${grid500[@]}" --degrees 0,0.1,0.3,0.5,0.7
+sweep trec bilstm results/trec-v2-bilstm --data "size=500:$W/trec/copies-500" --methods knn --degrees 0.3 --copies 1,16
+sweep trec "" results/trec-v2-transformer "${grid500[@]}" --degrees 0,0.3,0.7 --freeze-embeddings --max-steps 4000
+sweep trec cnn results/trec-v2-nowarmup "${grid500[@]}" --degrees 0,0.1,0.3,0.5,0.7 --warmup 0
