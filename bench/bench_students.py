@@ -12,7 +12,6 @@ from __future__ import annotations
 import statistics
 
 import click
-import torch
 
 from distill.evaluate import read_labelled
 from distill.shards import Selection
@@ -34,14 +33,13 @@ STUDENTS = {"cnn": dict(student="cnn"), "bilstm": dict(student="bilstm"),
 @click.option("--seeds", default="0,1,2", show_default=True)
 @click.option("--mode", default="kd", show_default=True)
 def main(data, method, degree, copies, dev_path, test_path, students, seeds, mode):
-    torch.set_num_threads(1)
     dev, test = read_labelled(dev_path), read_labelled(test_path)
     selection = Selection(methods=(method,), degrees=(degree,), copies=copies)
     rows = []
     for name in students.split(","):
         runs = []
         for seed in map(int, seeds.split(",")):
-            config = DistillConfig(mode=mode, seed=seed, batch_size=32, max_steps=20_000, eval_every=50, patience=6,
+            config = DistillConfig(mode=mode, seed=seed, batch_size=32, max_steps=20_000, eval_every=50, patience=6, threads=1,
                                    **STUDENTS[name])
             runs.append(distill(data, selection, config, dev, progress=False, test=test))
             click.echo(f"{name} seed {seed}: {runs[-1]['steps']} steps, {runs[-1]['train_seconds']} s, "

@@ -54,8 +54,6 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
     import math
     import random
 
-    import torch
-
     from distill.train import DistillConfig, fine_tune
     from pipeline import commit
     from pipeline.resources import resolve_teacher_dir
@@ -70,12 +68,11 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
     train_rows, dev_rows = load_labelled(train_path, source), load_labelled(dev_path, source)
     if max_examples is not None and max_examples < len(train_rows):
         train_rows = random.Random(seed).sample(train_rows, max_examples)
-    torch.set_num_threads(threads or default_num_threads())
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
     config = DistillConfig(mode="ft", student=resolve_teacher_dir(base), label_names=tuple(source.label_names or source.labels), lr=lr,
                            weight_decay=0.01, warmup=0.1, batch_size=batch_size, max_length=max_length or source.max_length,
                            epochs=epochs, eval_every=steps_per_epoch, patience=epochs, seed=seed, device=device,
-                           precision=precision)
+                           precision=precision, threads=threads or default_num_threads())
     with commit.Writer(output, "teacher train") as attempt:  # the model appears whole, at the end
         metrics = fine_tune(train_rows, dev_rows, config, attempt.staging_uri, about={"train": train_path, "dev": dev_path})
         commit.publish_dir(attempt, {"kind": "teacher", "train": train_path, "dev": dev_path, "config": metrics["config"]})
