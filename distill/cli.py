@@ -21,7 +21,7 @@ from distill.shards import Selection, ShardError
 from distill.sweep import grid, sweep
 from distill import word_students
 from distill.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
-from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS
+from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_model_dir
 
 D = DistillConfig()
 
@@ -34,10 +34,15 @@ def _config(options: dict) -> DistillConfig:
 
 
 def _check_student(ctx, param, value):
-    """`bilstm`, `cnn`, or a path that exists."""
-    if value is None or value in WORD_STUDENTS or Path(value).exists():
+    """`bilstm`, `cnn`, a config file, or a model directory `check_model_dir` accepts: refused while the
+    command line is read, before the output is claimed or any data is read."""
+    if value is None or value in WORD_STUDENTS:
         return value
-    raise click.BadParameter(f"{value!r} is neither {' nor '.join(WORD_STUDENTS)} nor an existing path")
+    if not Path(value).exists():
+        raise click.BadParameter(f"{value!r} is neither {' nor '.join(WORD_STUDENTS)} nor an existing path")
+    if Path(value).is_dir():
+        check_model_dir(value, "student")
+    return value
 
 _TEST_HELP = ("Labelled test file the checkpoint selection never sees (e.g. SST-2's labelled test.tsv): the kept "
               "model is scored there too (test_accuracy), an unflattered figure.")

@@ -112,9 +112,12 @@ def sweep(
         raise ValueError(f"no --data directory for size(s) {missing}")
     if clash := [str(path) for path in data.values() if commit.overlaps(str(path), str(out))]:
         raise commit.TargetRefused(f"--output {out} overlaps --data {', '.join(clash)}: write the sweep elsewhere")
+    store = commit.Store(str(out))
+    if outer := commit.enclosing_output(str(out)):
+        raise commit.TargetRefused(f"--output {out} lies inside the kdaug output {outer}: write the sweep elsewhere")
+    commit.check_kind(store, "sweep")
     runs = {size: commit.published(str(data[size]), allow_unfinished) for size in sorted({c.size for c in cells})}
     expected = check_teachers(runs, cells, teacher)
-    store = commit.Store(str(out))
     lease = commit.Lease(store, "sweep").acquire()
     try:
         done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}

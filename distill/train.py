@@ -30,7 +30,7 @@ from distill.loss import IGNORE, MODES, distill_loss
 from distill.shards import Selection, ShardReader, length_grouped
 from pipeline import commit
 from pipeline.resources import resolve_teacher_dir
-from pipeline.teacher import check_precision, resolve_device
+from pipeline.teacher import LOCAL_ONLY, SAFE_WEIGHTS, check_model_dir, check_precision, resolve_device
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
 TRANSFORMER_LR = 1e-4
@@ -101,6 +101,7 @@ def build_student(student: str | None, layers: int | None, num_labels: int, labe
     A config json (`{"model_type": "bert", "hidden_size": 128, …}`) gives a randomly initialised
     model and the teacher base's tokenizer: its vocabulary must match the teacher base's. A head of
     another size than `num_labels` (a base fine-tuned for another task) is replaced by a fresh one.
+    A model directory is loaded only when `check_model_dir` accepts it, and only as `SAFE_WEIGHTS`.
     """
     if student in WORD_STUDENTS:
         return word_students.build(student, num_labels, label_names)
@@ -111,7 +112,9 @@ def build_student(student: str | None, layers: int | None, num_labels: int, labe
         config = AutoConfig.for_model(spec.pop("model_type"), **spec, num_labels=num_labels, **names)
         if layers:
             config.num_hidden_layers = layers
-        return AutoModelForSequenceClassification.from_config(config), AutoTokenizer.from_pretrained(base)
+        return AutoModelForSequenceClassification.from_config(config), AutoTokenizer.from_pretrained(base, **LOCAL_ONLY)
+    if student:
+        check_model_dir(student, "student")
     path = student or base
     layers = layers or (DEFAULT_LAYERS if student is None else None)
     cut = {"num_hidden_layers": layers} if layers else {}
@@ -120,11 +123,11 @@ def build_student(student: str | None, layers: int | None, num_labels: int, labe
         hf_logging.set_verbosity_error()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, ignore_mismatched_sizes=True,
-                                                                   local_files_only=True, **cut, **names)
+                                                                   **SAFE_WEIGHTS, **cut, **names)
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer_dir = path if Path(path, "tokenizer_config.json").is_file() else base
-    return model, AutoTokenizer.from_pretrained(tokenizer_dir)
+    return model, AutoTokenizer.from_pretrained(tokenizer_dir, **LOCAL_ONLY)
 
 
 def distill(
@@ -154,7 +157,7 @@ def distill(
     about = {"data": str(data_dir), "teacher_fingerprint": reader.teacher, "selection": asdict(selection)}
     if out_dir is None:
         return _train(reader, config, dev, progress, about, test=test)
-    commit.check_target(str(out_dir), [str(data_dir)])
+    commit.check_target(str(out_dir), [str(data_dir)], kind="student")
     with commit.Writer(str(out_dir), "distill") as attempt:
         metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri, test=test)
         commit.publish_dir(attempt, {"kind": "student", "data": str(data_dir), "source_attempt": reader.run.attempt,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.resources import glove
+from pipeline.teacher import check_model_dir
 from pipeline.words import Words
 
 KINDS = ("bilstm", "cnn")
@@ -210,9 +211,11 @@ def is_word_student(directory: str | Path) -> bool:
 
 
 def load(directory: str | Path) -> tuple[WordStudent, WordTokenizer]:
-    """A saved word student and its tokenizer; refuses a GloVe table other than the one it was trained on."""
+    """A saved word student and its tokenizer; refuses a directory `check_model_dir` refuses, and a GloVe
+    table other than the one it was trained on."""
     from safetensors.torch import load_file
 
+    check_model_dir(directory, "student", config=CONFIG_FILE)
     config = WordStudentConfig(**json.loads(Path(directory, CONFIG_FILE).read_text()))
     vocab, table, digest = glove_table(config.glove_words)
     if digest != config.glove_sha256:

@@ -107,6 +107,9 @@ def user_error(err: BaseException) -> click.ClickException:
     from pipeline import commit, sinks
 
     message = _root_message(err)
+    if commit.disk_full(err):
+        return click.ClickException(f"{message}: the disk is full; this run's staged files were removed, free space "
+                                    "and run again (a killed run's are reclaimed by the next run or `kdaug recover`)")
     if isinstance(err, (commit.UnfinishedOutput, commit.TargetRefused, FileNotFoundError, IsADirectoryError)):
         return click.UsageError(message)
     if not isinstance(err, (commit.CommitError, sinks.NoUsableRows)) and not message.startswith("no usable rows"):
@@ -306,38 +309,33 @@ def threads_per_worker(requested: int | None, options, processes: int) -> int | 
 
 
 def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
-    """Refuse, before any worker starts, a teacher directory that cannot label this data: one being
-    published or never finished, no config.json or weights, damaged (truncated) weights, no tokenizer
-    or one that does not fit the model's embedding table, or another number of classes than the
-    data's labels."""
+    """Refuse, before any worker starts, a teacher directory that cannot label this data: what no
+    model directory may be (`check_model_dir`: unfinished, another kind of output, custom code,
+    pickled or no weights), damaged (truncated) weights, no tokenizer or one that does not fit the
+    model's embedding table, or another number of classes than the data's labels. Each refusal is
+    one line, exit 2."""
     from pathlib import Path
 
-    from transformers import AutoConfig, AutoTokenizer
+    from pipeline.teacher import LOCAL_ONLY, ModelDirError, check_model_dir
 
     def refuse(why: str):
-        raise click.UsageError(f"teacher {teacher_dir}: {why}")
+        raise ModelDirError(f"teacher {teacher_dir}: {why}")
 
-    root = Path(teacher_dir)
-    if not (root / "config.json").is_file():
-        refuse("no config.json (expected a `kdaug teacher train` / from_pretrained directory)")
-    if (root / "_kdaug").exists() and not (root / "_SUCCESS").exists():
-        refuse("kdaug has not finished writing it (no _SUCCESS): wait for `kdaug teacher train`, or `kdaug recover` it")
-    if not any((root / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
-        refuse("no model weights (model.safetensors or pytorch_model.bin)")
-    if (root / "model.safetensors").is_file():
-        from safetensors import SafetensorError, safe_open
+    check_model_dir(teacher_dir, "teacher")  # before importing transformers: a refusal is instant
+    from safetensors import SafetensorError, safe_open
+    from transformers import AutoConfig, AutoTokenizer
 
-        try:  # reads the header only, and checks that the file covers every tensor it lists
-            with safe_open(str(root / "model.safetensors"), "pt") as weights:
-                weights.keys()
-        except (SafetensorError, OSError) as err:
-            refuse(f"model.safetensors is damaged or truncated ({err}); copy or train it again")
+    try:  # reads the header only, and checks that the file covers every tensor it lists
+        with safe_open(str(Path(teacher_dir, "model.safetensors")), "pt") as weights:
+            weights.keys()
+    except (SafetensorError, OSError) as err:
+        refuse(f"model.safetensors is damaged or truncated ({err}); copy or train it again")
     try:
-        config = AutoConfig.from_pretrained(teacher_dir)
+        config = AutoConfig.from_pretrained(teacher_dir, **LOCAL_ONLY)
     except (OSError, ValueError) as err:
         refuse(f"unreadable config.json ({err})")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+        tokenizer = AutoTokenizer.from_pretrained(teacher_dir, **LOCAL_ONLY)
     except (OSError, ValueError, TypeError) as err:
         refuse(f"no usable tokenizer ({err})")
     # more tokens than embeddings: ids out of range; far fewer: the vocabulary is missing (transformers
@@ -392,7 +390,10 @@ def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     """
     from pipeline import versioning
     from pipeline.job import run_augment
+    from pipeline.teacher import check_model_dir
 
+    if teacher_dir:
+        check_model_dir(teacher_dir, "teacher")
     config = augment_config(teacher_dir, device, **flags)
     execute("augment", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, attempt=attempt),
             lambda: versioning.augment_key(config), versioned, if_changed, keep, ctx.args)
@@ -414,7 +415,10 @@ def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, device, precisi
     """
     from pipeline import versioning
     from pipeline.job import run_augment
+    from pipeline.teacher import check_model_dir
 
+    if teacher_dir:
+        check_model_dir(teacher_dir, "teacher")
     config = augment_config(teacher_dir, device, **flags)
     check_teacher(teacher_dir, config.task.labels)
     label = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)

@@ -41,9 +41,12 @@ def default_teacher_dir() -> str:
 
 
 def resolve_teacher_dir(path: str | None) -> str:
+    """`path`, or the packaged default, once `check_model_dir` accepts it: the augmenters read the
+    teacher's vocabulary, embedding table and model from it."""
+    from pipeline.teacher import check_model_dir
+
     path = path or default_teacher_dir()
-    if not Path(path, "config.json").is_file():
-        raise FileNotFoundError(f"teacher directory {path!r} has no config.json (expected a from_pretrained directory)")
+    check_model_dir(path, "teacher")
     return path
 
 

@@ -82,21 +82,50 @@ def open_dataset(path: str, allow_unfinished: bool = False) -> ds.Dataset:
     """Open the published run of a kdaug output (a plain output, or a root of versioned runs through
     its LATEST) as one typed dataset of exactly the shard files its manifest lists.
 
-    An output that is not one whole run (no `_SUCCESS`, a publish in progress, a versioned root with
-    no published run) is refused with the reason (`pipeline.commit.UnfinishedOutput`);
-    `allow_unfinished` reads whatever shard files the directory holds instead (forensics).
+    The files are opened here, and the run checked to be still published once they are: on a local
+    disk the dataset then reads that run's bytes whatever a later publish or prune does to the
+    directory (an open file outlives its name). A publish that overlaps the opening is retried,
+    then refused. An output that is not one whole run (no `_SUCCESS`, a publish in progress, a
+    versioned root with no published run) is refused with the reason
+    (`pipeline.commit.UnfinishedOutput`); `allow_unfinished` reads whatever shard files the
+    directory holds instead (forensics).
     """
     from pipeline import commit
 
-    return open_published(commit.published(path, allow_unfinished))
+    tries = _OPEN_TRIES
+    while True:
+        run = commit.published(path, allow_unfinished)
+        try:
+            dataset = _pinned(run)
+            run.check_current()
+            return dataset
+        except (commit.CommitError, FileNotFoundError):
+            tries -= 1
+            if not tries:
+                raise
 
 
-def open_published(run) -> ds.Dataset:
-    """The shard files of a `pipeline.commit.Published` run as one typed dataset."""
+_OPEN_TRIES = 3  # a publish overlapping an open is retried this often (each takes a new look at the output)
+
+
+def _pinned(run) -> ds.Dataset:
+    """The run's shard files, opened now, as one dataset (partition values from their paths)."""
     from pipeline import commit
 
     store = commit.Store(run.dir)
-    prefix = store.root.rstrip("/") + "/"
-    shards = [store.base + "/" + f[len(prefix):] for f in run.files if f[len(prefix):].startswith("method=")]
+    fmt = ds.ParquetFileFormat()
+    fragments = [fmt.make_fragment(store.fs.open_input_file(store._path(rel)),
+                                   partition_expression=PARTITIONING.parse(rel))
+                 for rel in run.rels if rel.startswith("method=")]
+    return ds.FileSystemDataset(fragments, ROW_SCHEMA, fmt)
+
+
+def open_published(run) -> ds.Dataset:
+    """The shard files of a `pipeline.commit.Published` run as one typed dataset, by path (kdaug's own
+    readers call `run.check_current()` after reading instead of holding every file open)."""
+    from pipeline import commit
+
+    store = commit.Store(run.dir)
+    shards = [store._path(rel) for rel in run.rels if rel.startswith("method=")]
     return ds.dataset(shards, format="parquet", partitioning=PARTITIONING, partition_base_dir=store.base,
                       schema=ROW_SCHEMA, filesystem=store.fs)

@@ -22,7 +22,101 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import click
 import numpy as np
+
+#: What every transformers `from_pretrained` in kdaug passes: the local directory only, never a hub,
+#: and never the model's own code (`auto_map`), which transformers would otherwise run, or ask about
+#: on stdin. `check_model_dir` refuses such a directory before any of these loads is reached.
+LOCAL_ONLY = {"local_files_only": True, "trust_remote_code": False}
+#: ... and for a model's weights: safetensors only, so transformers never falls back to unpickling a *.bin.
+SAFE_WEIGHTS = {**LOCAL_ONLY, "use_safetensors": True}
+
+#: The `kind`s of kdaug output (`_manifest.json`) that are model directories.
+MODEL_KINDS = ("teacher", "student")
+#: Weight files that are pickles: unpickling one can run any code it names.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+_CUSTOM_CODE = ("declares custom code (auto_map in {name}): kdaug never runs a model's own code; use a directory "
+                "saved from a standard transformers class")
+
+
+class ModelDirError(click.ClickException, ValueError):
+    """A model directory kdaug will not read. A user's mistake: exit 2 (usage error) with this one line
+    on the command line (no usage text: the flags were fine, the directory is not), and a ValueError to
+    Python callers."""
+
+    exit_code = 2
+
+
+def check_model_dir(path: str | os.PathLike, what: str = "model", config: str = "config.json") -> None:
+    """Refuse (ModelDirError: "WHAT PATH: why") a model directory before anything loads it: one kdaug has
+    not finished publishing or that is another kind of kdaug output, one without its `config` file,
+    one that declares custom code, or one whose weights are pickles (or missing).
+
+    Model directories are untrusted input: loading custom code or a pickle runs whatever it says, so
+    these are refused here, up front and with a reason, rather than left to transformers (which prompts
+    on stdin for custom code, or unpickles `pytorch_model.bin`). Cheap (a few stats and small JSON
+    files): every loader calls it. `config`: `student.json` for the word students."""
+    root = Path(path)
+    why = ("no such directory" if not root.is_dir() else
+           _not_published_whole(root) or _missing_config(root, config) or _custom_code(root) or _unsafe_weights(root))
+    if why:
+        raise ModelDirError(f"{what} {path}: {why}")
+
+
+def _not_published_whole(root: Path) -> str | None:
+    """Why a directory kdaug writes (it has `_kdaug/` or `_manifest.json`) is not one whole published
+    model, or None. A user's own from_pretrained directory has neither and is not kdaug's to judge."""
+    from pipeline import commit
+
+    if not ((root / commit.STATE_DIR).exists() or (root / commit.MANIFEST_FILE).exists()):
+        return None
+    store = commit.Store(str(root))
+    try:
+        kind = (commit.read_manifest(store) or {}).get("kind")
+        if kind is not None and kind not in MODEL_KINDS:
+            return (f"it is {commit.KINDS.get(kind, 'a kdaug output')} ({commit.MANIFEST_FILE} kind {kind!r}), "
+                    "not a model directory")
+        problem = commit.unfinished(store)  # the readers' rule: one whole run, every listed file as published
+    except commit.DamagedState as err:
+        return str(err)
+    return problem and f"kdaug has not finished writing it ({problem}); wait, or `kdaug recover` it"
+
+
+def _missing_config(root: Path, config: str) -> str | None:
+    """Why the directory is not a model directory at all (no `config` file), or None."""
+    if not (root / config).is_file():
+        return f"no {config} (expected a `kdaug teacher train`, `kdaug distill` or save_pretrained directory)"
+    return None
+
+
+def _custom_code(root: Path) -> str | None:
+    """Why the directory's config or tokenizer config is unreadable or asks for the model's own code
+    (`auto_map`: the classes to import from its *.py files), or None."""
+    for name in ("config.json", "tokenizer_config.json"):
+        if not (root / name).is_file():
+            continue
+        try:
+            spec = json.loads((root / name).read_text(encoding="utf-8"))
+        except ValueError as err:  # JSON and UTF-8 errors alike
+            return f"unreadable {name} ({err})"
+        if not isinstance(spec, dict):
+            return f"unreadable {name} (not a JSON object)"
+        if "auto_map" in spec:
+            return _CUSTOM_CODE.format(name=name)
+    return None
+
+
+def _unsafe_weights(root: Path) -> str | None:
+    """Why the directory has no weights kdaug may load (model.safetensors: tensors only), or None."""
+    if (root / "model.safetensors").is_file():
+        return None
+    pickles = sorted(p.name for p in root.iterdir() if p.suffix in PICKLE_SUFFIXES and p.is_file())
+    if pickles:
+        return (f"its weights are pickles ({', '.join(pickles)}), which can run code when loaded; kdaug reads "
+                "model.safetensors only (save_pretrained writes it by default)")
+    return "no model weights (model.safetensors)"
+
 
 #: Files whose bytes define what a teacher computes (weights and tokenizer). Whichever exist count.
 _FINGERPRINT_FILES = (
@@ -39,8 +133,10 @@ def fingerprint(model_dir: str | os.PathLike) -> str:
     """Content hash of a teacher directory: weights, tokenizer files and label names.
 
     Recorded in manifests so that shards labelled by different teachers are never mixed up;
-    it depends on file contents only, so a copied or re-downloaded directory keeps its hash.
+    it depends on file contents only, so a copied or re-downloaded directory keeps its hash. A directory
+    `check_model_dir` refuses has no hash worth recording.
     """
+    check_model_dir(model_dir, "teacher")
     root = Path(model_dir)
     h = hashlib.blake2b(digest_size=16)
     for name in _FINGERPRINT_FILES:
@@ -187,8 +283,9 @@ class Teacher:
     @classmethod
     def load(cls, model_dir: str, max_tokens: int | None = None, num_threads: int | None = None, device: str = "cpu",
              **kwargs) -> "Teacher":
-        """Load a `from_pretrained` directory (local only) onto `device` (`resolve_device`) and set
-        torch's intra-op threads.
+        """Load a `from_pretrained` directory onto `device` (`resolve_device`) and set torch's intra-op
+        threads. Only a directory `check_model_dir` accepts, and only its safetensors weights and
+        standard transformers classes (`SAFE_WEIGHTS`): loading never runs code the directory brings.
 
         The thread count is process-wide in torch; the default is every CPU this process may use,
         which is right for one inference stream per process (Beam workers share one Teacher).
@@ -199,10 +296,11 @@ class Teacher:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        check_model_dir(model_dir)
         torch.set_num_threads(num_threads or default_num_threads())
         device = resolve_device(device)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, **LOCAL_ONLY)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, **SAFE_WEIGHTS)
         return cls(model, tokenizer, max_tokens=max_tokens, device=device, **kwargs)
 
     def encode(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> list[list[int]]:

@@ -64,7 +64,7 @@ def train(task, train_path, dev_path, base, output, epochs, lr, batch_size, max_
         train_path, dev_path = train_path or glue_file(task, "train"), dev_path or glue_file(task, "dev")
     except ValueError as err:
         raise click.UsageError(f"{err}: pass --train and --dev") from None
-    commit.check_target(output, [train_path, dev_path])
+    commit.check_target(output, [train_path, dev_path], kind="teacher")
     train_rows, dev_rows = load_labelled(train_path, source), load_labelled(dev_path, source)
     if max_examples is not None and max_examples < len(train_rows):
         train_rows = random.Random(seed).sample(train_rows, max_examples)

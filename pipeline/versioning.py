@@ -84,8 +84,8 @@ def compare(root: str, key: dict) -> tuple[bool, str]:
     if name is None:
         return False, "no published run yet"
     try:
-        old = manifest_key(store.read_json(f"{commit.RUNS_DIR}/{name}/{commit.MANIFEST_FILE}"))
-    except (OSError, KeyError, TypeError, ValueError) as err:
+        old = manifest_key(commit.read_manifest(store, f"{commit.RUNS_DIR}/{name}/{commit.MANIFEST_FILE}"))
+    except (OSError, KeyError, TypeError, ValueError, commit.CommitError) as err:
         return False, f"the manifest of {name} is unreadable ({err})"
     differs = _differences(old, key)
     if differs:

@@ -37,8 +37,9 @@ def tiny_teacher_dir(tmp_path_factory) -> str:
 
 def publish_by_hand(root: Path, manifest: dict) -> None:
     """Publish a partition tree a test wrote by hand under ROOT (method=…/degree=…/*.parquet) as
-    `kdaug` would: staged, then `commit.publish`ed with `manifest`. A published ROOT gets `manifest`'s
-    fields patched into its manifest instead (a test changing what an output records)."""
+    `kdaug` would: staged, then `commit.publish`ed with `manifest` (a labelled dataset's kind unless it
+    names one). A published ROOT gets `manifest`'s fields patched into its manifest instead (a test
+    changing what an output records)."""
     import json
 
     from pipeline import commit, schema
@@ -53,4 +54,4 @@ def publish_by_hand(root: Path, manifest: dict) -> None:
             staged = root / attempt.staging / rel
             staged.parent.mkdir(parents=True, exist_ok=True)
             (root / rel).rename(staged)
-        commit.publish(attempt, manifest, [{"path": rel, "staged": f"{attempt.staging}/{rel}"} for rel in files])
+        commit.publish(attempt, {"kind": "run"} | manifest, [{"path": rel, "staged": f"{attempt.staging}/{rel}"} for rel in files])

@@ -290,7 +290,7 @@ def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_t
 def test_readers_refuse_an_unfinished_output(world, tmp_path):
     out = tmp_path / "out"
     (out / "method=random" / "degree=0.30").mkdir(parents=True)  # shards without _SUCCESS or manifest
-    clean_file = Path(schema.open_dataset(str(world["clean"][0]["dir"])).files[0])
+    clean_file = Path(commit.published(str(world["clean"][0]["dir"])).files[0])
     (out / "method=random" / "degree=0.30" / "part-00000-of-00001.parquet").write_bytes(clean_file.read_bytes())
     with pytest.raises(commit.UnfinishedOutput, match="has no _SUCCESS"):
         schema.open_dataset(str(out))

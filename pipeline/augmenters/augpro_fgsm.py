@@ -43,6 +43,7 @@ from pipeline import projection, resources
 from pipeline.augmenters.augpro_mix import encode_pieces, piece_kinds, splice
 from pipeline.augmenters.base import Augmenter, register
 from pipeline.seeding import row_rng
+from pipeline.teacher import LOCAL_ONLY, SAFE_WEIGHTS
 from pipeline.words import target_count
 
 MODE = "hotflip"  # the only projection mode: rank the K nearest tokens by (E_w − e_t)·∇L
@@ -56,10 +57,10 @@ def _teacher(model_dir: str, device: str):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, **LOCAL_ONLY)
     with torch.random.fork_rng(devices=[]):  # a missing head must be the same in every process
         torch.manual_seed(HEAD_SEED)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, **SAFE_WEIGHTS)
     model.eval().requires_grad_(False).to(device)
     return tokenizer, model
 

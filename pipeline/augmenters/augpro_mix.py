@@ -33,6 +33,7 @@ import numpy as np
 from pipeline import projection, resources
 from pipeline.augmenters.base import Augmenter, register
 from pipeline.seeding import row_rng
+from pipeline.teacher import LOCAL_ONLY
 from pipeline.words import Words, match_case, target_count
 
 
@@ -55,7 +56,7 @@ class AugProMix(Augmenter):
         from transformers import AutoTokenizer
 
         self.model_dir = resources.resolve_teacher_dir(self.options.teacher_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, **LOCAL_ONLY)
         self.vocab = resources.teacher_vocab(self.model_dir)
         self.table = resources.teacher_word_embeddings(self.model_dir)
         self.is_word, self.is_continuation = piece_kinds(self.vocab)
