@@ -104,7 +104,7 @@ def user_error(err: BaseException) -> click.ClickException:
     """The one- or two-line error a person sees for `err`: a usage error (exit 2) for what the user
     can fix in the command, else a run error (exit 1). Beam wraps a step's exception in its own (with
     the worker's traceback as text): its last line is the message that matters."""
-    from pipeline import commit, sinks
+    from pipeline import commit, sinks, splits
 
     message = _root_message(err)
     if commit.disk_full(err):
@@ -112,7 +112,9 @@ def user_error(err: BaseException) -> click.ClickException:
                                     "and run again (a killed run's are reclaimed by the next run or `kdaug recover`)")
     if isinstance(err, (commit.UnfinishedOutput, commit.TargetRefused, FileNotFoundError, IsADirectoryError)):
         return click.UsageError(message)
-    if not isinstance(err, (commit.CommitError, sinks.NoUsableRows)) and not message.startswith("no usable rows"):
+    explained = (commit.CommitError, commit.LeaseLost, commit.DamagedState, sinks.NoUsableRows, splits.InputChangedError)
+    # a worker's error reaches here as Beam's text: its class is named there
+    if not isinstance(err, explained) and not any(f"{cls.__name__}: " in str(err) for cls in explained):
         message += "\n(for the traceback: kdaug --debug COMMAND ..., or KDAUG_DEBUG=1)"
     return click.ClickException(message)
 

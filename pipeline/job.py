@@ -66,7 +66,7 @@ class AugmentConfig:
             raise ValueError(f"input file names must differ (they prefix the source ids): {self.inputs}")
         for path in self.inputs:
             check_input_file(path)
-            sources.file_format(path, self.task)  # raises when the format cannot be told
+            sources.check_usable(path, self.task, FileSystems.open)  # a data row, the task's fields
 
     def to_dict(self) -> dict:
         return {
@@ -85,18 +85,48 @@ class AugmentConfig:
         }
 
 
-def check_input_file(path: str) -> None:
-    """A readable, non-empty file, or a FileNotFoundError/ValueError naming it."""
+def check_input_file(path: str) -> splits.Stamp:
+    """A readable, non-empty file, or a FileNotFoundError/ValueError naming it; returns its stamp."""
     import pyarrow.fs as pafs
 
+    kind, stamp = stat_file(path)
+    if kind == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"input file not found: {path}")
+    if kind == pafs.FileType.Directory:
+        raise IsADirectoryError(f"input {path} is a directory; pass the files in it (--input once per file)")
+    if stamp.size == 0:
+        raise ValueError(f"input {path} is empty")
+    return stamp
+
+
+def stat_file(path: str) -> tuple[object, splits.Stamp]:
+    """What is at `path` (a pyarrow FileType: a file, a directory, nothing) and its size and
+    modification time, through the filesystem of its URI (local, gs://, …)."""
     store = commit.Store(path)
     info = store.fs.get_file_info(store.base)
-    if info.type == pafs.FileType.NotFound:
-        raise FileNotFoundError(f"input file not found: {path}")
-    if info.type == pafs.FileType.Directory:
-        raise IsADirectoryError(f"input {path} is a directory; pass the files in it (--input once per file)")
-    if info.size == 0:
-        raise ValueError(f"input {path} is empty")
+    return info.type, splits.Stamp(info.size, info.mtime_ns)
+
+
+@dataclass(frozen=True)
+class InputGuard:
+    """The inputs' stamps when planned (`splits.Stamp`), checked where the job could otherwise publish
+    rows of a file that changed meanwhile: by `ReadSplit` after each split (its records against the
+    plan's) and, called, by the publishing step just before it publishes. Both may run on a worker
+    (DirectRunner multi_processing, Dask, Dataflow): the input paths are the same there."""
+
+    stamps: dict[str, splits.Stamp]
+
+    def __call__(self) -> None:
+        for path in self.stamps:
+            self.check(path)
+
+    def check(self, path: str, split: splits.Split | None = None, read: int | None = None) -> None:
+        """Raise `splits.InputChangedError` when `path` changed since planning, or `read` records
+        were read of its `split` rather than the planned ones."""
+        import pyarrow.fs as pafs
+
+        kind, now = stat_file(path)
+        splits.check_unchanged(path, self.stamps[path], now if kind == pafs.FileType.File else None, split, read)
 
 
 def batch_key(prefix: str, index: int) -> str:
@@ -120,34 +150,44 @@ class ReadSplit(beam.DoFn):
 
     One output, each element saying what it is — ``(CHUNK, (key, examples))`` and ``(DEAD_LETTERS,
     ((partition, key), dead letters))`` per chunk, ``(STATS, counts)`` per split — since runners
-    differ on tagged outputs (Beam's DaskRunner sends every output to every consumer).
+    differ on tagged outputs (Beam's DaskRunner sends every output to every consumer). Having read
+    the split, it asks `guard` whether the file is still as planned and gave the split's planned rows.
     """
 
-    def __init__(self, task: sources.Task, chunk_size: int):
-        self.task, self.chunk_size = task, chunk_size
+    def __init__(self, task: sources.Task, chunk_size: int, guard: InputGuard):
+        self.task, self.chunk_size, self.guard = task, chunk_size, guard
         self.dead_counter = Metrics.counter("kdaug", "dead_letters")
         self.read_counter = Metrics.counter("kdaug", "rows_read")
 
     def process(self, split: splits.Split):
-        if split.fmt == "parquet":
-            found = sources.parquet_records(splits.parquet_rows(split, FileSystems.open), split.first_line)
-        else:
-            data = splits.read_bytes(split, FileSystems.open)
-            found = sources.records(data, split.fmt, split.header, split.first_line)
         prefix = sources.source_prefix(split.path)
         batches: dict[int, tuple[list, list]] = {}  # chunk index -> (examples, dead letters)
         read = dead = 0
-        for i, (kind, item) in enumerate(sources.examples(split.path, found, self.task)):
-            chunk = split.first_chunk + i // self.chunk_size
-            if chunk not in batches:
-                yield from self._emit(prefix, batches)
-                batches[chunk] = ([], [])
-            batches[chunk][kind == "dead_letter"].append(item)
-            read, dead = read + 1, dead + (kind == "dead_letter")
+        try:
+            for i, (kind, item) in enumerate(sources.examples(split.path, self._records(split), self.task)):
+                chunk = split.first_chunk + i // self.chunk_size
+                if chunk not in batches:
+                    yield from self._emit(prefix, batches)
+                    batches[chunk] = ([], [])
+                batches[chunk][kind == "dead_letter"].append(item)
+                read, dead = read + 1, dead + (kind == "dead_letter")
+        except Exception:
+            self.guard.check(split.path)  # a file deleted or rewritten under its reader fails to read: say why
+            raise
+        self.guard.check(split.path, split, read)
         yield from self._emit(prefix, batches)
         self.read_counter.inc(read)
         self.dead_counter.inc(dead)
         yield STATS, {"file": split.path, "rows_read": read, "dead_letters": dead}
+
+    @staticmethod
+    def _records(split: splits.Split):
+        """The split's records, read as they are iterated (inside `process`'s guard)."""
+        if split.fmt == "parquet":
+            yield from sources.parquet_records(splits.parquet_rows(split, FileSystems.open), split.first_line)
+        else:
+            data = splits.read_bytes(split, FileSystems.open)
+            yield from sources.records(data, split.fmt, split.header, split.first_line)
 
     @staticmethod
     def _emit(prefix: str, batches: dict):
@@ -199,16 +239,18 @@ def input_fingerprint(paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def plan(config: AugmentConfig) -> tuple[list[splits.Split], dict[str, int], str]:
-    """Every input's splits, its planned data records (up to --max-rows) and the input fingerprint
-    (hash of all input bytes, as `input_fingerprint`), from one streaming pass over each file."""
-    digest, found, records = hashlib.sha256(), [], {}
+def plan(config: AugmentConfig) -> tuple[list[splits.Split], dict[str, int], str, InputGuard]:
+    """Every input's splits, its planned data records (up to --max-rows), the input fingerprint (hash
+    of all input bytes, as `input_fingerprint`), from one streaming pass over each file, and the guard
+    of the files' stamps, taken before that pass."""
+    digest, found, records, stamps = hashlib.sha256(), [], {}, {}
     for path in config.inputs:
+        stamps[path] = check_input_file(path)
         file_plan = splits.plan_file(path, sources.file_format(path, config.task), config.chunk_size, config.max_rows,
                                      FileSystems.open, digest)
         found += file_plan.splits
         records[path] = file_plan.records
-    return found, records, digest.hexdigest()
+    return found, records, digest.hexdigest(), InputGuard(stamps)
 
 
 def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attempt, label=None, planned=None):
@@ -220,11 +262,11 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attemp
     The graph uses only what every runner executes alike: one output per step, summaries gathered
     by a GroupByKey (not a side input or a combiner: Beam's DaskRunner returns wrong lists for those).
     """
-    found, _, fingerprint = planned or plan(config)
+    found, _, fingerprint, guard = planned or plan(config)
     read = (
         pipeline
         | "Splits" >> beam.Create(found)
-        | "Read" >> beam.ParDo(ReadSplit(config.task, config.chunk_size))
+        | "Read" >> beam.ParDo(ReadSplit(config.task, config.chunk_size, guard))
     )
     rows = (
         read
@@ -250,7 +292,7 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attemp
         "versions": sinks.versions(),
     }
     stats = read | "Stats" >> beam.FlatMap(only, STATS)
-    return sinks.gather_and_publish(written, stats, attempt, manifest)
+    return sinks.gather_and_publish(written, stats, attempt, manifest, guard)
 
 
 def template_location(pipeline_args: list[str]) -> str | None:
@@ -333,7 +375,7 @@ def run_augment(config: AugmentConfig, pipeline_args: list[str], label=None, att
         return commit.write(config.output, command, config.inputs, lambda a: run_augment(config, pipeline_args, label, a),
                             detached=template_location(pipeline_args) is not None)
     planned = plan(config)
-    found, records, _ = planned
+    found, records, _, _ = planned
     chunks = sum(s.chunks for s in found)
     progress.say(f"planned {sum(records.values()):,} rows of {len(records)} file(s): {chunks:,} chunks of "
                  f"≤{config.chunk_size} rows in {len(found):,} splits")

@@ -15,7 +15,8 @@ line of a CSV record that spans several, and the 1-based row number of Parquet f
 
 Only a problem of the whole file raises, as a ValueError naming the file: an empty TSV/CSV file, a
 header that is not UTF-8 or not parseable, bytes that are not Parquet, a format that neither
-`--format`, the extension nor the task tells.
+`--format`, the extension nor the task tells; and, before a job starts (`check_usable`), a file
+without a data row or whose columns lack a field the task reads.
 """
 
 from __future__ import annotations
@@ -325,11 +326,12 @@ def parquet_records(rows, first_row: int = 1) -> Iterator[Record]:
         yield number, json.dumps(row, default=str, ensure_ascii=False), row
 
 
-def check_header(header: bytes, fmt: str) -> None:
-    """Raise ValueError when a TSV/CSV header line cannot name the columns (the file is refused)."""
+def header_columns(header: bytes, fmt: str) -> list[str]:
+    """The column names of a TSV/CSV header line; ValueError when it cannot name them (the file is refused)."""
     _, _, cells = (_tsv_row if fmt == "tsv" else _csv_row)(1, header.removesuffix(b"\n"))
     if isinstance(cells, str):
         raise ValueError(f"unreadable header: {cells}")
+    return cells
 
 
 def records(data: bytes, fmt: str, header: bytes | None = None, first_line: int = 1) -> Iterator[Record]:
@@ -419,6 +421,99 @@ def examples(path: str, found: Iterator[Record], task: Task, max_rows: int | Non
             yield "dead_letter", {"file": path, "line": line, "reason": reason, "raw": raw}
     except ValueError as err:  # from `records`: the row errors above never leave the loop
         raise ValueError(f"{path}: {err}") from err
+
+
+# --- before a job: is there anything to read? ------------------------------------------------------
+
+HEAD_BYTES = 1 << 16  # the first read of a text file's head (doubled while it holds no data record)
+
+
+def check_usable(path: str, task: Task, open_fn) -> None:
+    """Refuse, before a job starts, an input whose run could only fail at its end: one without a data
+    row (a header line alone, blank lines, a Parquet file of 0 rows), which publishes nothing, or one
+    whose columns (a TSV/CSV header, a Parquet schema, a JSONL file's first non-empty line) lack a field
+    the task reads, or hold a text field (Parquet) in another type than string, which makes every row
+    a dead letter. Reads a text file's head only (a header-only file whole), a Parquet file's footer;
+    a later row without a field still becomes a dead letter. `open_fn(path)` opens the file (Beam's
+    FileSystems.open in the job). Raises ValueError naming the file (and the column)."""
+    fmt = file_format(path, task)
+    try:
+        if fmt == "parquet":
+            _check_parquet(task, path, open_fn)
+        else:
+            _check_text(task, fmt, path, open_fn)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _check_text(task: Task, fmt: str, path: str, open_fn) -> None:
+    """`check_usable` for the text formats: the header, then the first data record."""
+    header = fmt in ("tsv", "csv")
+    found = _leading_records(path, fmt == "csv", 1 + header, open_fn)
+    if header and not found:
+        raise ValueError("the file is empty (no header line)")
+    columns = header_columns(found[0][1], fmt) if header else []
+    data = [(line, raw) for line, raw in found[header:] if raw.strip()]
+    if not data:
+        raise ValueError("no data rows after the header line" if header else "no data rows (blank lines only)")
+    if header and (missing := _missing_field(task, columns)):
+        raise ValueError(f"no column {missing!r} (its columns: {', '.join(columns) or 'none'})")
+    if fmt == "jsonl":
+        line, _, fields = next(_jsonl(iter(data[:1])))
+        # a line that is no JSON object is a dead letter, not a verdict on the file
+        if isinstance(fields, dict) and (missing := _missing_field(task, fields)):
+            raise ValueError(f"line {line}, the first row, has no field {missing!r} (its fields: {', '.join(fields) or 'none'})")
+
+
+def _leading_records(path: str, quoted: bool, wanted: int, open_fn) -> list[tuple[int, bytes]]:
+    """(line, bytes) of a text file's first whole records, read from its start in growing blocks until
+    `wanted` of them are not blank, or to its end: a large file is read only as far as its first rows."""
+    data, size = b"", HEAD_BYTES
+    with open_fn(path) as f:
+        while block := f.read(size):
+            data += block
+            ends = record_ends(data, quoted)
+            found = list(_physical_records(data[: ends[-1]] if len(ends) else b"", 1, quoted))
+            if sum(1 for _, raw in found if raw.strip()) >= wanted:
+                return found
+            size *= 2
+    return list(_physical_records(data, 1, quoted))
+
+
+def _check_parquet(task: Task, path: str, open_fn) -> None:
+    """`check_usable` for Parquet: its footer's row count and schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with open_fn(path) as f:
+            parquet = pq.ParquetFile(f)
+            schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
+    except (pa.ArrowException, OSError) as err:  # not Parquet, truncated
+        raise ValueError(f"not a readable Parquet file: {err}") from None
+    if rows == 0:
+        raise ValueError("no data rows (a Parquet file of 0 rows)")
+    columns = ", ".join(f"{column.name} ({column.type})" for column in schema) or "none"
+    if missing := _missing_field(task, schema.names):
+        raise ValueError(f"no column {missing!r} (its columns: {columns})")
+    for name in filter(None, (task.text_a, task.text_b)):
+        kind = schema.field(name).type
+        if not _holds_text(kind):
+            raise ValueError(f"column {name!r} is {kind}, not a string (its columns: {columns})")
+
+
+def _missing_field(task: Task, names) -> str | None:
+    """The first field the task reads that `names` (columns, or a JSON object's keys) lacks, if any."""
+    return next((name for name in (task.text_a, task.text_b, task.label_field) if name and name not in names), None)
+
+
+def _holds_text(kind) -> bool:
+    """Whether a Parquet column of this Arrow type reads as Python strings (dictionary-encoded too)."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
 
 
 def guess_task(path: str) -> Task:

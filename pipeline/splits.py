@@ -12,17 +12,20 @@ file for the manifest's input fingerprint), finding record ends by the rule the 
 from its footer. Chunk boundaries, and so chunk keys, row ids and file names,
 depend on the file and `chunk_size` only: never on the split size, the runner or the worker count.
 Splits only group chunks so that a job has at most `MAX_SPLITS` of them (each is one element of the
-pipeline's first step, and one Dask task).
+pipeline's first step, and one Dask task). A split also carries how many records planning found in
+it, and the job stamps each file (`Stamp`) before planning it: a file that changed after planning
+fails the run (`check_unchanged`) instead of being published under the planned fingerprint.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.sources import check_header, record_ends
+from pipeline.sources import header_columns, record_ends
 
 BLOCK_BYTES = 8 << 20
 MAX_SPLITS = 1024  # per job: the pipeline's first step holds them all (a Dataflow graph is at most 10 MB)
@@ -40,6 +43,7 @@ class Split:
     first_line: int  # 1-based line (Parquet: row) number of the first record
     first_chunk: int
     chunks: int
+    rows: int  # its records, as planned: its reader must find as many (see `check_unchanged`)
     header: bytes | None = None  # TSV/CSV: the header line, which every split needs to read its rows
 
 
@@ -52,6 +56,39 @@ class FilePlan:
     splits: list[Split]
     records: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A file's size and modification time. Planning takes them before it reads the file, and the job
+    compares them again before it publishes: the splits, the counts and the manifest's input
+    fingerprint all describe the file as planned, so a file truncated or rewritten since must fail
+    the run rather than publish rows of another file under that fingerprint."""
+
+    size: int
+    mtime_ns: int
+
+
+class InputChangedError(RuntimeError):
+    """An input file changed after it was planned (see `Stamp`): nothing was published."""
+
+
+def check_unchanged(path: str, planned: Stamp, now: Stamp | None, split: Split | None = None,
+                    read: int | None = None) -> None:
+    """Raise InputChangedError, naming `path` and what changed, when its stamp `now` (None: no file is
+    there any more) differs from the `planned` one, or when `read` records were read of `split`
+    rather than the split's planned rows."""
+    changes = ["deleted"] if now is None else []
+    if now is not None and now.size != planned.size:
+        changes.append(f"size {planned.size:,} -> {now.size:,} bytes")
+    if now is not None and now.mtime_ns != planned.mtime_ns:
+        changes.append(f"modified {time.strftime('%H:%M:%S', time.localtime(now.mtime_ns / 1e9))}")
+    if split is not None and read != split.rows:
+        where = "row" if split.fmt == "parquet" else "line"
+        changes.append(f"{read:,} rows read of the {split.rows:,} planned from {where} {split.first_line:,}")
+    if changes:
+        raise InputChangedError(f"input {path} changed while the job ran ({', '.join(changes)}): "
+                                "nothing was published; run again")
 
 
 def plan_file(path: str, fmt: str, chunk_size: int, max_rows: int | None, open_fn, digest=None) -> FilePlan:
@@ -97,7 +134,7 @@ def plan_file(path: str, fmt: str, chunk_size: int, max_rows: int | None, open_f
         header, end = b"".join(head), offset
     if fmt in HEADER_FORMATS:
         try:
-            check_header(header, fmt)
+            header_columns(header, fmt)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
     if end is None:
@@ -106,17 +143,21 @@ def plan_file(path: str, fmt: str, chunk_size: int, max_rows: int | None, open_f
             records -= 1
             if chunk_starts and chunk_starts[-1][0] == offset:
                 chunk_starts.pop()
-    return FilePlan(path, _group(path, fmt, chunk_starts, end, header), min(records, limit), digest.hexdigest())
+    records = min(records, limit)
+    return FilePlan(path, _group(path, fmt, chunk_starts, end, header, chunk_size, records), records, digest.hexdigest())
 
 
-def _group(path: str, fmt: str, starts: list[tuple[int, int]], end: int, header: bytes | None) -> list[Split]:
-    """Consecutive chunks grouped into at most MAX_SPLITS splits of equal chunk counts."""
+def _group(path: str, fmt: str, starts: list[tuple[int, int]], end: int, header: bytes | None, chunk_size: int,
+           records: int) -> list[Split]:
+    """Consecutive chunks grouped into at most MAX_SPLITS splits of equal chunk counts; every chunk
+    holds `chunk_size` of the file's `records` (the last one the rest)."""
     per_split = max(1, -(-len(starts) // MAX_SPLITS))
     splits = []
     for first in range(0, len(starts), per_split):
         last = min(first + per_split, len(starts))
         stop = starts[last][0] if last < len(starts) else end
-        splits.append(Split(path, fmt, starts[first][0], stop, starts[first][1], first, last - first, header))
+        rows = min(last * chunk_size, records) - first * chunk_size
+        splits.append(Split(path, fmt, starts[first][0], stop, starts[first][1], first, last - first, rows, header))
     return splits
 
 
@@ -134,7 +175,7 @@ def _plan_parquet(path: str, chunk_size: int, max_rows: int | None, open_fn, dig
         raise ValueError(f"{path}: not a readable Parquet file: {err}") from None
     rows = min(rows, max_rows) if max_rows is not None else rows
     starts = [(row, row + 1) for row in range(0, rows, chunk_size)]
-    return FilePlan(path, _group(path, "parquet", starts, rows, None), rows, digest.hexdigest())
+    return FilePlan(path, _group(path, "parquet", starts, rows, None, chunk_size, rows), rows, digest.hexdigest())
 
 
 def read_bytes(split: Split, open_fn) -> bytes:

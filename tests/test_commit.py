@@ -7,8 +7,9 @@ inside inputs, foreign files, a crash inside the publish (after the commit point
 
 The fault test (`test_random_faults_keep_the_invariants`): for each trial seed, writers of seed-0
 and seed-1 runs and readers start with random gaps on one output (plain or versioned, with or
-without --keep, through a symlinked path or not), some SIGKILLed at random moments; after every step
-it checks
+without --keep, through a symlinked path or not), some SIGKILLed at random moments, others paused
+(SIGSTOP) at random moments for longer than their lease (a 4-second one here) and then resumed
+(SIGCONT) while the others go on; after every step it checks
   I1  `_SUCCESS` ⇒ the published files equal, byte for byte, those of one clean run;
   I2  a reader's rows are exactly one clean run's rows (or it refuses: never a mix);
   I3  after any failure the previous published output is still whole (a writer killed after its
@@ -79,10 +80,10 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.strip().splitlines() if not line.startswith("WARNING:root:")]
 
 
-def start(*args, log: Path) -> subprocess.Popen:
+def start(*args, log: Path, env: dict | None = None) -> subprocess.Popen:
     with open(log, "wb") as f:
         return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env and dict(os.environ, **env))
 
 
 @contextmanager
@@ -418,6 +419,9 @@ def test_a_detached_job_holds_the_lease_until_its_publish(world, tmp_path, monke
 # --- the seeded fault test ------------------------------------------------------------------------------
 
 
+LEASE = 4.0  # seconds: the fault test's writers' lease, so a paused one outlives it within a trial
+
+
 def run_trial(trial: int, world, tmp_path: Path) -> None:
     rng = random.Random(trial)
     versioned = trial % 2 == 1
@@ -455,35 +459,44 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
         return None
 
     for step in range(4):
-        procs = []  # (process, its kill trigger or None, the phase)
+        procs = []  # (process, its trigger or None, the phase, SIGKILL or SIGSTOP)
         for i in range(rng.choice([1, 1, 2])):
             seed = rng.choice([0, 1])
-            # the first writer of a trial is always killed; others half the time
+            # the first writer of a trial is always killed or paused; others half the time
             doomed = (step == 0 and i == 0) or rng.random() < 0.5
             phase = rng.choice(["start-up", "staging", "publishing"]) if doomed else "none"
+            fault = rng.choice([signal.SIGKILL, signal.SIGKILL, signal.SIGSTOP])
             runs_before = set(os.listdir(real / "runs")) if (real / "runs").is_dir() else set()
             log = tmp_path / f"{trial}-{step}-{i}.log"
-            proc = start(*augment_args(world["data"], out, seed, *flags), log=log)
-            procs.append((proc, trigger(phase, time.monotonic(), runs_before), phase))
+            proc = start(*augment_args(world["data"], out, seed, *flags), log=log, env={"KDAUG_LEASE_SECONDS": str(LEASE)})
+            procs.append((proc, trigger(phase, time.monotonic(), runs_before), phase, fault))
             time.sleep(rng.uniform(0, 1.5))
         readers = []
         for i in range(rng.choice([0, 1, 2])):
             time.sleep(rng.uniform(0, 2))
             readers.append(subprocess.Popen([sys.executable, "-c", READER, str(out)], cwd=REPO, stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, text=True))
-        pending = list(procs)
+        pending, paused_until = list(procs), {}  # pid -> when to SIGCONT it
         while pending:
             for entry in list(pending):
-                proc, kill_now, phase = entry
-                if proc.poll() is not None:
+                proc, fire, phase, fault = entry
+                if proc.pid in paused_until:
+                    if time.monotonic() >= paused_until[proc.pid]:
+                        os.killpg(proc.pid, signal.SIGCONT)
+                        del paused_until[proc.pid]
+                elif proc.poll() is not None:
                     pending.remove(entry)
-                elif kill_now is not None and kill_now():
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    kills.append((step, phase, "journal" if (real / commit.JOURNAL_FILE).exists() else ""))
-                    pending.remove(entry)
+                elif fire is not None and fire():
+                    os.killpg(proc.pid, fault)
+                    kills.append((step, phase, fault.name, "journal" if (real / commit.JOURNAL_FILE).exists() else ""))
+                    if fault == signal.SIGKILL:
+                        proc.wait()
+                        pending.remove(entry)
+                    else:  # resumed once its lease has expired; it must then never publish over another writer
+                        paused_until[proc.pid] = time.monotonic() + LEASE + 1
+                        pending[pending.index(entry)] = (proc, None, phase, fault)
             time.sleep(0.001)
-        codes = [p.returncode for p, _, _ in procs]
+        codes = [p.returncode for p, _, _, _ in procs]
         assert all(c in (0, 1, -signal.SIGKILL) for c in codes), (trial, step, codes)
 
         for reader in readers:  # I2
@@ -514,7 +527,7 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
     assert assert_clean_run(out, world)["config"]["options"]["seed"] == seed
     assert tree(sentinel) == guarded
     assert not (real / "_kdaug").exists() and not list(real.glob("**/*.tmp"))
-    print(f"trial {trial}: {'versioned ' + ' '.join(flags) if versioned else 'plain'}, SIGKILLs (step, phase, left a journal): {kills}")
+    print(f"trial {trial}: {'versioned ' + ' '.join(flags) if versioned else 'plain'}, faults (step, phase, signal, left a journal): {kills}")
 
 
 @pytest.mark.parametrize("trial", range(3))

@@ -37,6 +37,7 @@ def split_by_split(plan: splits.FilePlan, data: bytes) -> list[tuple[int, list]]
         part = splits.read_bytes(split, opener(data))
         records = list(sources.records(part, split.fmt, split.header, split.first_line))
         assert len(records) <= split.chunks * CHUNK[0] and len(records) > (split.chunks - 1) * CHUNK[0]
+        assert len(records) == split.rows  # the job's reader checks this (an input changed while it ran)
         found += [(split.first_chunk + i // CHUNK[0], r) for i, r in enumerate(records)]
     return found
 
@@ -98,3 +99,4 @@ def test_parquet_splits_are_row_ranges_across_row_groups(tmp_path):
     rows = [(s.first_chunk, row["sentence"]) for s in plan.splits for row in splits.parquet_rows(s, open_fn)]
     assert [r for _, r in rows] == [f"row {i}" for i in range(21)] and plan.records == 21
     assert [s.first_line for s in plan.splits] == list(range(1, 22, 4))
+    assert [s.rows for s in plan.splits] == [4, 4, 4, 4, 4, 1]
