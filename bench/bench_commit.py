@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.report import table
+from kdaug.report import table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,23 +27,55 @@ REPO = Path(__file__).resolve().parents[1]
 def timed(src: Path, args: list[str]) -> float:
     env = dict(os.environ, PYTHONPATH=str(src), HF_HUB_OFFLINE="1")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=src, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "kdaug", *args],
+        cwd=src,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
 @click.command()
-@click.option("--baseline", required=True, type=click.Path(exists=True, file_okay=False), help="A checkout of the revision to compare with.")
-@click.option("--input", "source", required=True, type=click.Path(exists=True, dir_okay=False), help="An SST-2 TSV (e.g. its first 2,000 rows).")
+@click.option(
+    "--baseline",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A checkout of the revision to compare with.",
+)
+@click.option(
+    "--input",
+    "source",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An SST-2 TSV (e.g. its first 2,000 rows).",
+)
 @click.option("--methods", default="knn,synonym,eda,random", show_default=True)
 @click.option("--chunk-size", default=256, show_default=True, help="Smaller: more files to publish.")
 @click.option("--rounds", default=7, show_default=True, help="Interleaved rounds after one warm-up each.")
 def main(baseline, source, methods, chunk_size, rounds):
-    args = ["augment", "--task", "sst2", "--input", str(Path(source).resolve()), "--methods", methods,
-            "--degrees", "0.1,0.3,0.5", "--copies", "4", "--chunk-size", str(chunk_size)]
+    args = [
+        "augment",
+        "--task",
+        "sst2",
+        "--input",
+        str(Path(source).resolve()),
+        "--methods",
+        methods,
+        "--degrees",
+        "0.1,0.3,0.5",
+        "--copies",
+        "4",
+        "--chunk-size",
+        str(chunk_size),
+    ]
     with tempfile.TemporaryDirectory(prefix="bench_commit_") as scratch:
-        runs = {"this checkout": (REPO, [*args, "--output", f"{scratch}/new"]),
-                "baseline": (Path(baseline).resolve(), [*args, "--output", f"{scratch}/old"])}
+        runs = {
+            "this checkout": (REPO, [*args, "--output", f"{scratch}/new"]),
+            "baseline": (Path(baseline).resolve(), [*args, "--output", f"{scratch}/old"]),
+        }
         for src, cmd in runs.values():  # warm-up: caches, and a published output to replace
             timed(src, cmd)
         seconds = {name: [] for name in runs}

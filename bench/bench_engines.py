@@ -21,15 +21,18 @@ from pathlib import Path
 
 import click
 
-from pipeline.report import table
-from pipeline.sources import glue_file
+from kdaug.inputs.sources import glue_file
+from kdaug.report import table
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def make_inputs(sst2: str, rows: int, workdir: Path) -> dict[str, list[str]]:
     lines = Path(sst2).read_text().splitlines()[1:]
-    body = [f"{lines[i % len(lines)].rsplit(chr(9), 1)[0]} #{i}\t{lines[i % len(lines)].rsplit(chr(9), 1)[1]}\n" for i in range(rows)]
+    body = [
+        f"{lines[i % len(lines)].rsplit(chr(9), 1)[0]} #{i}\t{lines[i % len(lines)].rsplit(chr(9), 1)[1]}\n"
+        for i in range(rows)
+    ]
     one = workdir / "one.tsv"
     one.write_text("sentence\tlabel\n" + "".join(body))
     quarter = -(-rows // 4)
@@ -50,13 +53,17 @@ def make_inputs(sst2: str, rows: int, workdir: Path) -> dict[str, list[str]]:
 def main(rows, methods, copies, rounds, sst2):
     from distributed import LocalCluster
 
-    clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
-                for n in (1, 2)}
+    clusters = {
+        n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+        for n in (1, 2)
+    }
     engines = {
         "direct, 1 process": [],
         "direct, 2 processes": ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
-        **{f"dask, {n} worker{'s' * (n > 1)}": ["--runner", "dask", "--dask_client_address", c.scheduler_address]
-           for n, c in clusters.items()},
+        **{
+            f"dask, {n} worker{'s' * (n > 1)}": ["--runner", "dask", "--dask_client_address", c.scheduler_address]
+            for n, c in clusters.items()
+        },
     }
     results: dict[tuple, list[float]] = {}
     written: dict[tuple, int] = {}
@@ -66,13 +73,31 @@ def main(rows, methods, copies, rounds, sst2):
             for shape, files in inputs.items():
                 for engine, args in engines.items():
                     out = Path(scratch) / "out"
-                    command = [sys.executable, "-m", "pipeline.cli", "augment", "--task", "sst2", *[a for f in files for a in ("--input", f)],
-                               "--output", str(out), "--methods", methods, "--degrees", "0.3", "--copies", str(copies), *args]
+                    command = [
+                        sys.executable,
+                        "-m",
+                        "kdaug",
+                        "augment",
+                        "--task",
+                        "sst2",
+                        *[a for f in files for a in ("--input", f)],
+                        "--output",
+                        str(out),
+                        "--methods",
+                        methods,
+                        "--degrees",
+                        "0.3",
+                        "--copies",
+                        str(copies),
+                        *args,
+                    ]
                     started = time.perf_counter()
                     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     results.setdefault((shape, engine), []).append(time.perf_counter() - started)
                     manifest = json.loads((out / "_manifest.json").read_text())
-                    written[(shape, engine)] = sum(f.get("rows", 0) for f in manifest["files"] if f["path"].startswith("method="))
+                    written[(shape, engine)] = sum(
+                        f.get("rows", 0) for f in manifest["files"] if f["path"].startswith("method=")
+                    )
                     click.echo(f"{shape:8} {engine:22} {results[(shape, engine)][-1]:7.1f} s", err=True)
     for cluster in clusters.values():
         cluster.close()

@@ -34,8 +34,8 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from distill.loss import distill_loss  # noqa: E402  (torch only)
-from pipeline.teacher import Teacher, resolve_device  # noqa: E402  (numpy and torch only)
+from kdaug.distill.loss import distill_loss  # noqa: E402  (torch only)
+from kdaug.teacher.model import Teacher, resolve_device  # noqa: E402  (numpy and torch only)
 
 MODELS = {
     "all-MiniLM-L6 (6×384)": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536),
@@ -76,7 +76,9 @@ def labelling_rate(teacher: Teacher, texts: list[str], repeats: int) -> float:
 
 
 def distill_rate(config: BertConfig, tok, device: str, precision: str, steps: int, warmup: int = 3) -> float:
-    student = BertForSequenceClassification(BertConfig(**{**config.to_dict(), "num_hidden_layers": 2})).to(device).train()
+    student = (
+        BertForSequenceClassification(BertConfig(**{**config.to_dict(), "num_hidden_layers": 2})).to(device).train()
+    )
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
     texts = sentences(32 * (steps + warmup), seed=1)
     teacher_logits = torch.randn(len(texts), 2, device=device)
@@ -86,7 +88,9 @@ def distill_rate(config: BertConfig, tok, device: str, precision: str, steps: in
             sync(device)
             start = time.perf_counter()
         rows = slice(32 * step, 32 * (step + 1))
-        batch = {k: v.to(device) for k, v in tok(texts[rows], padding=True, truncation=True, return_tensors="pt").items()}
+        batch = {
+            k: v.to(device) for k, v in tok(texts[rows], padding=True, truncation=True, return_tensors="pt").items()
+        }
         with torch.autocast(device.split(":")[0], torch.bfloat16, enabled=precision == "bf16"):
             logits = student(**batch).logits
         loss = distill_loss(logits.float(), labels[rows], teacher_logits[rows], mode="kd", temperature=1.0, alpha=0.0)
@@ -126,25 +130,52 @@ def main() -> None:
                 for budget in budgets:
                     teacher = Teacher(model, tok, max_tokens=budget, device=device, precision=precision)
                     rate = labelling_rate(teacher, texts, repeats)
-                    results.append({"model": model_name, "what": "label", "precision": precision, "max_tokens": budget,
-                                    "sentences_per_s": round(rate)})
-                    print(f"{model_name:24} label   {precision:5} max_tokens {budget:6,}  {rate:10,.0f} sentences/s", flush=True)
-                reference = Teacher(model, tok, max_tokens=budgets[-1], device=device, precision=precision).logits(texts)
+                    results.append(
+                        {
+                            "model": model_name,
+                            "what": "label",
+                            "precision": precision,
+                            "max_tokens": budget,
+                            "sentences_per_s": round(rate),
+                        }
+                    )
+                    print(
+                        f"{model_name:24} label   {precision:5} max_tokens {budget:6,}  {rate:10,.0f} sentences/s",
+                        flush=True,
+                    )
+                reference = Teacher(model, tok, max_tokens=budgets[-1], device=device, precision=precision).logits(
+                    texts
+                )
                 if precision == "fp32":
                     fp32 = reference
                 else:
                     agree = float((reference.argmax(1) == fp32.argmax(1)).mean())
                     p16, p32 = (torch.softmax(torch.from_numpy(x), 1).numpy() for x in (reference, fp32))
-                    results.append({"model": model_name, "what": "agreement", "argmax_agreement": agree,
-                                    "max_prob_diff": float(np.abs(p16 - p32).max())})
-                    print(f"{model_name:24} bf16 vs fp32: argmax agreement {agree:.4%}, "
-                          f"max probability difference {np.abs(p16 - p32).max():.4f}", flush=True)
+                    results.append(
+                        {
+                            "model": model_name,
+                            "what": "agreement",
+                            "argmax_agreement": agree,
+                            "max_prob_diff": float(np.abs(p16 - p32).max()),
+                        }
+                    )
+                    print(
+                        f"{model_name:24} bf16 vs fp32: argmax agreement {agree:.4%}, "
+                        f"max probability difference {np.abs(p16 - p32).max():.4f}",
+                        flush=True,
+                    )
             for precision in ("fp32", "bf16"):
                 rate = distill_rate(config, tok, device, precision, steps, warmup)
-                results.append({"model": model_name, "what": "distill", "precision": precision, "steps_per_s": round(rate, 1)})
-                print(f"{model_name:24} distill {precision:5} 2-layer student, batch 32: {rate:8.1f} steps/s", flush=True)
+                results.append(
+                    {"model": model_name, "what": "distill", "precision": precision, "steps_per_s": round(rate, 1)}
+                )
+                print(
+                    f"{model_name:24} distill {precision:5} 2-layer student, batch 32: {rate:8.1f} steps/s", flush=True
+                )
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"device": name, "torch": torch.__version__, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

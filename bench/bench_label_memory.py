@@ -16,7 +16,7 @@ import tempfile
 import click
 
 from bench.bench_scaling import run_once
-from pipeline.report import table
+from kdaug.report import table
 
 
 @click.command()
@@ -29,15 +29,38 @@ def main(source, teacher_dir, workers, rounds):
     for _ in range(rounds):
         for share in found:
             with tempfile.TemporaryDirectory(prefix="bench_label_memory_") as out:
-                command = [sys.executable, "-m", "pipeline.cli", "label", "--input", source, "--output", out, "--teacher",
-                           teacher_dir, "--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing",
-                           "--share-teacher", share]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "kdaug",
+                    "label",
+                    "--input",
+                    source,
+                    "--output",
+                    out,
+                    "--teacher",
+                    teacher_dir,
+                    "--direct_num_workers",
+                    str(workers),
+                    "--direct_running_mode",
+                    "multi_processing",
+                    "--share-teacher",
+                    share,
+                ]
                 found[share].append(run_once(command, out, out + ".log"))
                 click.echo(f"--share-teacher {share}: {found[share][-1]}", err=True)
-    rows = [[f"--share-teacher {share}", statistics.median(r["wall"] for r in runs),
-             statistics.median(r["tree_gb"] for r in runs), statistics.median(r["process_gb"] for r in runs)]
-            for share, runs in found.items()]
-    click.echo(table(["kdaug label, %d workers" % workers, "wall s", "process tree peak GB", "largest process peak GB"], rows))
+    rows = [
+        [
+            f"--share-teacher {share}",
+            statistics.median(r["wall"] for r in runs),
+            statistics.median(r["tree_gb"] for r in runs),
+            statistics.median(r["process_gb"] for r in runs),
+        ]
+        for share, runs in found.items()
+    ]
+    click.echo(
+        table(["kdaug label, %d workers" % workers, "wall s", "process tree peak GB", "largest process peak GB"], rows)
+    )
 
 
 if __name__ == "__main__":

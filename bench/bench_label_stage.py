@@ -36,24 +36,30 @@ import numpy as np
 import torch
 
 from bench.bench_teacher import naive_pipeline, plain_loop
-from pipeline import label_job, schema, sources
-from pipeline.augmenters import AugmentOptions
-from pipeline.job import AugmentConfig, run_augment
-from pipeline.report import table
-from pipeline.teacher import Teacher
-from pipeline.sources import glue_file
+from kdaug import commit, schema
+from kdaug.augment import AugmentOptions
+from kdaug.beam import label_job
+from kdaug.beam.augment_job import AugmentConfig, run_augment
+from kdaug.inputs import sources
+from kdaug.inputs.sources import glue_file
+from kdaug.report import table
+from kdaug.teacher.model import Teacher
 
 
 def make_input(sst2: str, rows: int, output: str) -> str:
     """`kdaug augment` (in process, DirectRunner) on the first `rows` SST-2 rows: random and knn at
     degree 0.3, 4 copies each."""
-    config = AugmentConfig([sst2], output, sources.make_task("sst2"), ["random", "knn"], [0.3], 4,
-                           AugmentOptions(seed=0), max_rows=rows)
+    config = AugmentConfig(
+        [sst2], output, sources.make_task("sst2"), ["random", "knn"], [0.3], 4, AugmentOptions(seed=0), max_rows=rows
+    )
     started = time.perf_counter()
-    manifest = run_augment(config, [])
+    manifest = commit.write(config.output, "augment", config.inputs, lambda a: run_augment(config, [], a))
     written = sum(info["rows"] for part, info in manifest["partitions"].items() if part != schema.DEAD_LETTER_DIR)
-    click.echo(f"input: kdaug augment --task sst2 --input {sst2} --max-rows {rows} --methods random,knn "
-               f"--degrees 0.3 --copies 4 → {written:,} rows in {time.perf_counter() - started:.1f} s", err=True)
+    click.echo(
+        f"input: kdaug augment --task sst2 --input {sst2} --max-rows {rows} --methods random,knn "
+        f"--degrees 0.3 --copies 4 → {written:,} rows in {time.perf_counter() - started:.1f} s",
+        err=True,
+    )
     return output
 
 
@@ -66,20 +72,32 @@ def label_stage(source: str, teacher_dir: str, max_tokens: int, workers: int, th
     config = label_job.LabelConfig(teacher_dir, max_tokens, num_threads=threads_per_worker, share=workers > 1)
     with tempfile.TemporaryDirectory(prefix="bench_label_") as out:
         started = time.perf_counter()
-        label_job.run_label(source, out, config, args)
+        commit.write(out, "label", [source], lambda a: label_job.run_label(source, config, args, a))
         seconds = time.perf_counter() - started
         data = schema.open_dataset(out).to_table(columns=["id", "teacher_logits"]).to_pydict()
     return seconds, dict(zip(data["id"], data["teacher_logits"]))
 
 
 @click.command()
-@click.option("--input", "source", default=None,
-              help="A finished `kdaug augment` output of single sentences. Default: make one (see --rows).")
+@click.option(
+    "--input",
+    "source",
+    default=None,
+    help="A finished `kdaug augment` output of single sentences. Default: make one (see --rows).",
+)
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher (from_pretrained dir).")
-@click.option("--rows", default=2000, show_default=True, help="Without --input: SST-2 train rows to augment (×9 sentences).")
-@click.option("--sst2", default=glue_file("sst2", "train"), show_default=True, help="Without --input: the SST-2 train TSV.")
-@click.option("--threads", default=2, show_default=True,
-              help="Cores in use: torch threads of the ceiling, the naive loop and 1 worker; split among W workers.")
+@click.option(
+    "--rows", default=2000, show_default=True, help="Without --input: SST-2 train rows to augment (×9 sentences)."
+)
+@click.option(
+    "--sst2", default=glue_file("sst2", "train"), show_default=True, help="Without --input: the SST-2 train TSV."
+)
+@click.option(
+    "--threads",
+    default=2,
+    show_default=True,
+    help="Cores in use: torch threads of the ceiling, the naive loop and 1 worker; split among W workers.",
+)
 @click.option("--workers", default="1,2", show_default=True, help="Comma-separated DirectRunner worker counts.")
 @click.option("--naive-rows", default=1000, show_default=True, help="Sentences the naive pipeline loop labels.")
 @click.option("--max-tokens", default=1024, show_default=True, help="kdaug label's token budget per batch.")
@@ -104,6 +122,7 @@ def main(source, teacher_dir, rows, sst2, threads, workers, naive_rows, max_toke
                 started = time.perf_counter()
                 out = fn(batch)
                 return time.perf_counter() - started, out
+
             return run
 
         variants = {}
@@ -127,21 +146,38 @@ def main(source, teacher_dir, rows, sst2, threads, workers, naive_rows, max_toke
 
     rate = {name: n / statistics.median(seconds[name]) for name, (n, _) in variants.items()}
     ceiling, naive_rate = rate[ceiling_name], rate[naive_name]
-    click.echo(f"{len(texts):,} sentences from {described}; {threads} cores in use; median of {repeats} "
-               f"interleaved rounds; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    click.echo(table(
-        ["what", "sentences", "sentences/s", "vs ceiling", "vs naive", "rounds (sentences/s)"],
-        [[name, n, round(rate[name]), rate[name] / ceiling, rate[name] / naive_rate,
-          ", ".join(f"{n / s:.0f}" for s in seconds[name])] for name, (n, _) in variants.items()],
-    ))
+    click.echo(
+        f"{len(texts):,} sentences from {described}; {threads} cores in use; median of {repeats} "
+        f"interleaved rounds; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    click.echo(
+        table(
+            ["what", "sentences", "sentences/s", "vs ceiling", "vs naive", "rounds (sentences/s)"],
+            [
+                [
+                    name,
+                    n,
+                    round(rate[name]),
+                    rate[name] / ceiling,
+                    rate[name] / naive_rate,
+                    ", ".join(f"{n / s:.0f}" for s in seconds[name]),
+                ]
+                for name, (n, _) in variants.items()
+            ],
+        )
+    )
     for name in list(variants)[: len(worker_counts)]:
         vs_ceiling, vs_naive = rate[name] / ceiling, rate[name] / naive_rate
-        click.echo(f"{name}: {vs_ceiling:.2f}× the ceiling (goal ≥ 0.9: {'met' if vs_ceiling >= 0.9 else 'missed'}), "
-                   f"{vs_naive:.1f}× the naive loop (goal ≥ 3: {'met' if vs_naive >= 3 else 'missed'})")
+        click.echo(
+            f"{name}: {vs_ceiling:.2f}× the ceiling (goal ≥ 0.9: {'met' if vs_ceiling >= 0.9 else 'missed'}), "
+            f"{vs_naive:.1f}× the naive loop (goal ≥ 3: {'met' if vs_naive >= 3 else 'missed'})"
+        )
     reference = outputs[ceiling_name]
     for name in list(variants)[: len(worker_counts)]:
         stored = np.array([outputs[name][i] for i in ids], dtype=np.float32)
-        click.echo(f"max |stored logits − ceiling loop|, {name}: {np.abs(stored - reference).max():.2e} over {len(ids):,} rows")
+        click.echo(
+            f"max |stored logits − ceiling loop|, {name}: {np.abs(stored - reference).max():.2e} over {len(ids):,} rows"
+        )
 
 
 if __name__ == "__main__":

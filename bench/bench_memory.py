@@ -18,8 +18,8 @@ from pathlib import Path
 import click
 
 from bench.bench_scaling import run_once
-from pipeline.report import table
-from pipeline.sources import glue_file
+from kdaug.inputs.sources import glue_file
+from kdaug.report import table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,11 +56,35 @@ def main(sizes_gb, baseline, max_rows, sst2, workdir, extra):
         data = make_input(sst2, gigabytes, Path(workdir))
         for name, src in checkouts.items():
             with tempfile.TemporaryDirectory(prefix="bench_memory_") as out:
-                command = ["env", "-C", str(src), f"PYTHONPATH={src}", sys.executable, "-m", "pipeline.cli", "augment", "--task", "sst2",
-                           "--input", str(data), "--output", out, "--max-rows", str(max_rows), "--methods", "random",
-                           "--degrees", "0.3", "--copies", "1", *extra.split()]
+                command = [
+                    "env",
+                    "-C",
+                    str(src),
+                    f"PYTHONPATH={src}",
+                    sys.executable,
+                    "-m",
+                    "kdaug",
+                    "augment",
+                    "--task",
+                    "sst2",
+                    "--input",
+                    str(data),
+                    "--output",
+                    out,
+                    "--max-rows",
+                    str(max_rows),
+                    "--methods",
+                    "random",
+                    "--degrees",
+                    "0.3",
+                    "--copies",
+                    "1",
+                    *extra.split(),
+                ]
                 found = run_once(command, out, os.path.join(out + ".log"))
-            rows.append([f"{os.path.getsize(data) / 1e9:.2f}", name, found["wall"], found["process_gb"], found["tree_gb"]])
+            rows.append(
+                [f"{os.path.getsize(data) / 1e9:.2f}", name, found["wall"], found["process_gb"], found["tree_gb"]]
+            )
             click.echo(rows[-1], err=True)
     click.echo(table(["input GB", "kdaug", "wall s", "largest process peak GB", "process tree peak GB"], rows))
 

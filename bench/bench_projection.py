@@ -43,18 +43,21 @@ import faiss
 import numpy as np
 import torch
 
-from pipeline import projection, resources, sources
-from pipeline.augmenters import AugmentOptions, create
-from pipeline.job import AugmentConfig, run_augment
-from pipeline.label_job import LabelConfig
-from pipeline.report import table
-from pipeline.sources import glue_file
+from kdaug import commit
+from kdaug.augment import AugmentOptions, create, projection, resources
+from kdaug.beam.augment_job import AugmentConfig, run_augment
+from kdaug.beam.label_job import LabelConfig
+from kdaug.inputs import sources
+from kdaug.inputs.sources import glue_file
+from kdaug.report import table
 
 
 def query_batches(model_dir: str, path: str, rows: int, degree: float, chunk_size: int) -> list[np.ndarray]:
     """The vectors AugPro-Mix projects, one (m, d) float64 array per chunk of the job."""
     data = Path(path).read_bytes()
-    examples = [ex for kind, ex in sources.read_examples(path, data, sources.make_task("sst2"), rows) if kind == "example"]
+    examples = [
+        ex for kind, ex in sources.read_examples(path, data, sources.make_task("sst2"), rows) if kind == "example"
+    ]
     mixer = create("augpro-mix", AugmentOptions(teacher_dir=model_dir))
     mixer.setup()
     return [mixer.mix_vectors(examples[s : s + chunk_size], degree, 0)[1] for s in range(0, len(examples), chunk_size)]
@@ -111,37 +114,82 @@ def timed_run(model_dir: str, path: str, rows: int, degrees: list[float], chunk_
     nearest, build = Timed(projection.nearest), Timed(projection._vocabulary_index)
     # `project` and the augmenters reach both through the module (projection.nearest / a global
     # look-up inside projection), so patching the module attributes covers every call.
-    with tempfile.TemporaryDirectory() as out, \
-            mock.patch.object(projection, "nearest", nearest), mock.patch.object(projection, "_vocabulary_index", build):
-        config = AugmentConfig([path], out, sources.make_task("sst2"), ["augpro-mix"], degrees, copies=1,
-                               options=AugmentOptions(teacher_dir=model_dir), chunk_size=chunk_size, max_rows=rows)
+    with (
+        tempfile.TemporaryDirectory() as out,
+        mock.patch.object(projection, "nearest", nearest),
+        mock.patch.object(projection, "_vocabulary_index", build),
+    ):
+        config = AugmentConfig(
+            [path],
+            out,
+            sources.make_task("sst2"),
+            ["augpro-mix"],
+            degrees,
+            copies=1,
+            options=AugmentOptions(teacher_dir=model_dir),
+            chunk_size=chunk_size,
+            max_rows=rows,
+        )
         started = time.perf_counter()
-        manifest = run_augment(config, ["--direct_num_workers", "1"], LabelConfig(model_dir) if label else None)
+        teacher = LabelConfig(model_dir) if label else None
+        manifest = commit.write(
+            config.output,
+            "run" if label else "augment",
+            config.inputs,
+            lambda a: run_augment(config, ["--direct_num_workers", "1"], a, teacher),
+        )
         wall = time.perf_counter() - started
     if nearest.calls == 0:
         raise RuntimeError("the projection timer was never hit: the DoFns did not run in this process")
     written = sum(p["rows"] for p in manifest["partitions"].values())
-    return {"wall": wall, "seconds": nearest.seconds, "calls": nearest.calls, "queries": nearest.queries,
-            "build": build.seconds, "rows_written": written}
+    return {
+        "wall": wall,
+        "seconds": nearest.seconds,
+        "calls": nearest.calls,
+        "queries": nearest.queries,
+        "build": build.seconds,
+        "rows_written": written,
+    }
 
 
 def machine_line(threads: int) -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"machine: {os.cpu_count()} cores ({usable} usable), {model}; torch threads {torch.get_num_threads()} "
-            f"(asked {threads}), FAISS OpenMP threads {faiss.omp_get_max_threads()}; load average {load}")
+    return (
+        f"machine: {os.cpu_count()} cores ({usable} usable), {model}; torch threads {torch.get_num_threads()} "
+        f"(asked {threads}), FAISS OpenMP threads {faiss.omp_get_max_threads()}; load average {load}"
+    )
 
 
 @click.command()
-@click.option("--teacher", "teacher_dir", default=None, help="Teacher dir (word-piece table, labelling). Default: packaged MiniLM.")
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    default=None,
+    help="Teacher dir (word-piece table, labelling). Default: packaged MiniLM.",
+)
 @click.option("--input", "path", default=glue_file("sst2", "train"), show_default=True, help="SST-2 train.tsv")
 @click.option("--rows", default=2000, show_default=True, help="First N SST-2 train sentences for the query vectors.")
 @click.option("--degree", default=0.3, show_default=True, help="AugPro-Mix degree of the query vectors.")
-@click.option("--chunk-size", default=AugmentConfig.chunk_size, show_default=True, help="Rows per chunk = queries of one projection batch.")
+@click.option(
+    "--chunk-size",
+    default=AugmentConfig.chunk_size,
+    show_default=True,
+    help="Rows per chunk = queries of one projection batch.",
+)
 @click.option("--threads", default=2, show_default=True, help="torch intra-op and FAISS OpenMP threads.")
 @click.option("--repeats", default=3, show_default=True, help="Interleaved rounds; the median counts.")
-@click.option("--run-rows", type=int, default=None, help="Rows of the end-to-end runs (default: min(--rows, 500); 0: skip them).")
+@click.option(
+    "--run-rows", type=int, default=None, help="Rows of the end-to-end runs (default: min(--rows, 500); 0: skip them)."
+)
 @click.option("--run-degrees", default="0.1,0.3,0.5", show_default=True, help="Degrees of the end-to-end runs.")
 def main(teacher_dir, path, rows, degree, chunk_size, threads, repeats, run_rows, run_degrees):
     model_dir = resources.resolve_teacher_dir(teacher_dir)
@@ -171,26 +219,65 @@ def main(teacher_dir, path, rows, degree, chunk_size, threads, repeats, run_rows
     lines = []
     for name, s in median.items():
         rounds = ", ".join(f"{queries / x:,.0f}" for x in seconds[name])
-        lines.append([name, queries, s, round(queries / s), rounds, median[kdaug_name] / s,
-                      f"{(outputs[name] == reference).mean():.2%}", None, None])
+        lines.append(
+            [
+                name,
+                queries,
+                s,
+                round(queries / s),
+                rounds,
+                median[kdaug_name] / s,
+                f"{(outputs[name] == reference).mean():.2%}",
+                None,
+                None,
+            ]
+        )
     if run_rows:
         degrees = [float(d) for d in run_degrees.split(",")]
         for label in (True, False):
             r = timed_run(model_dir, path, run_rows, degrees, chunk_size, label)
             what = "kdaug run (augment + label)" if label else "kdaug augment (no labelling)"
-            lines.append([f"{what}: projection.nearest, {r['calls']} calls (index build {r['build']:.2f} s)",
-                          r["queries"], r["seconds"], round(r["queries"] / r["seconds"]), None, None, None,
-                          r["wall"], f"{r['seconds'] / r['wall']:.1%}"])
+            lines.append(
+                [
+                    f"{what}: projection.nearest, {r['calls']} calls (index build {r['build']:.2f} s)",
+                    r["queries"],
+                    r["seconds"],
+                    round(r["queries"] / r["seconds"]),
+                    None,
+                    None,
+                    None,
+                    r["wall"],
+                    f"{r['seconds'] / r['wall']:.1%}",
+                ]
+            )
             click.echo(f"{what}: {r['rows_written']:,} rows written in {r['wall']:.1f} s", err=True)
             torch.set_num_threads(threads)  # Teacher.load sets the process-wide count
 
-    click.echo(f"{rows} SST-2 train sentences, AugPro-Mix degree {degree}: {queries:,} query vectors in {len(batches)} "
-               f"batches of one {chunk_size}-row chunk each ({min(sizes)}–{max(sizes)}, mean {queries / len(batches):.0f} "
-               f"queries); median of {repeats} interleaved rounds; index + torch table built in {setup_seconds:.2f} s")
+    click.echo(
+        f"{rows} SST-2 train sentences, AugPro-Mix degree {degree}: {queries:,} query vectors in {len(batches)} "
+        f"batches of one {chunk_size}-row chunk each ({min(sizes)}–{max(sizes)}, mean {queries / len(batches):.0f} "
+        f"queries); median of {repeats} interleaved rounds; index + torch table built in {setup_seconds:.2f} s"
+    )
     if run_rows:
-        click.echo(f"end to end: first {run_rows} rows, augpro-mix at {run_degrees}, 1 copy, DirectRunner 1 worker, in-process")
-    click.echo(table(["what", "tokens", "seconds", "tokens/s", "rounds (tokens/s)", "vs kdaug", "same ids as kdaug",
-                      "run wall s", "share of run"], lines))
+        click.echo(
+            f"end to end: first {run_rows} rows, augpro-mix at {run_degrees}, 1 copy, DirectRunner 1 worker, in-process"
+        )
+    click.echo(
+        table(
+            [
+                "what",
+                "tokens",
+                "seconds",
+                "tokens/s",
+                "rounds (tokens/s)",
+                "vs kdaug",
+                "same ids as kdaug",
+                "run wall s",
+                "share of run",
+            ],
+            lines,
+        )
+    )
     click.echo(machine_line(threads))
 
 

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from bench.bench_teacher import naive_pipeline
-from pipeline.sources import load_labelled
-from pipeline.teacher import Teacher
-from pipeline.sources import glue_file
+from kdaug.inputs.sources import glue_file, load_labelled
+from kdaug.teacher.model import Teacher
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -37,8 +36,11 @@ def main(teacher_dir, rows, threads, repeats):
     texts = [a for a, _, _ in load_labelled(glue_file("sst2", "train"))[:rows]]
     fp32 = Teacher.load(teacher_dir, num_threads=threads)
     int8 = Teacher.load(teacher_dir, num_threads=threads, quantize="int8")
-    runs = {"kdaug Teacher.logits fp32": fp32.logits, "kdaug Teacher.logits --quantize int8": int8.logits,
-            "naive transformers.pipeline loop (fp32)": naive_pipeline(teacher_dir, threads)}
+    runs = {
+        "kdaug Teacher.logits fp32": fp32.logits,
+        "kdaug Teacher.logits --quantize int8": int8.logits,
+        "naive transformers.pipeline loop (fp32)": naive_pipeline(teacher_dir, threads),
+    }
     seconds = {name: [] for name in runs}
     outputs = {}
     for _ in range(repeats):
@@ -58,16 +60,20 @@ def main(teacher_dir, rows, threads, repeats):
     reference, quantised = outputs["kdaug Teacher.logits fp32"], outputs["kdaug Teacher.logits --quantize int8"]
     agree = float((reference.argmax(1) == quantised.argmax(1)).mean())
     diff = np.abs(softmax(reference) - softmax(quantised))
-    click.echo(f"int8 vs fp32: argmax agreement {agree:.2%} ({int((reference.argmax(1) != quantised.argmax(1)).sum())} "
-               f"of {rows} differ), max |Δp| {diff.max():.3f}, mean |Δp| {diff.mean():.4f}, "
-               f"logits dtype {quantised.dtype}")
+    click.echo(
+        f"int8 vs fp32: argmax agreement {agree:.2%} ({int((reference.argmax(1) != quantised.argmax(1)).sum())} "
+        f"of {rows} differ), max |Δp| {diff.max():.3f}, mean |Δp| {diff.mean():.4f}, "
+        f"logits dtype {quantised.dtype}"
+    )
     flipped = reference.argmax(1) != quantised.argmax(1)
     top2 = np.sort(softmax(reference), axis=1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]  # fp32's top-1 minus top-2 probability
     if flipped.any():
-        click.echo(f"fp32's top-2 probability margin on the differing rows: at most {margin[flipped].max():.3f} "
-                   f"(median over all rows {np.median(margin):.3f}); agreement where fp32's margin is ≥ 0.2: "
-                   f"{float((~flipped[margin >= 0.2]).mean()):.2%} of {int((margin >= 0.2).sum())} rows")
+        click.echo(
+            f"fp32's top-2 probability margin on the differing rows: at most {margin[flipped].max():.3f} "
+            f"(median over all rows {np.median(margin):.3f}); agreement where fp32's margin is ≥ 0.2: "
+            f"{float((~flipped[margin >= 0.2]).mean()):.2%} of {int((margin >= 0.2).sum())} rows"
+        )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from pipeline import schema
-from pipeline.report import table
-from pipeline.sources import glue_file
+from kdaug import schema
+from kdaug.inputs.sources import glue_file
+from kdaug.report import table
 
 SAMPLE_SECONDS = 0.2
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -111,15 +111,27 @@ def run_once(command: list[str], output: str, log: str) -> dict:
     rows = sum(info["rows"] for name, info in partitions.items() if name != schema.DEAD_LETTER_DIR)
     with open(os.path.join(output, "_metrics.json")) as f:
         pipeline = json.load(f)["wall_seconds"]
-    return {"wall": wall, "pipeline": pipeline, "rows": rows, "tree_gb": tree_peak / 1024**2,
-            "process_gb": process_peak / 1024**2}
+    return {
+        "wall": wall,
+        "pipeline": pipeline,
+        "rows": rows,
+        "tree_gb": tree_peak / 1024**2,
+        "process_gb": process_peak / 1024**2,
+    }
 
 
 @click.command()
-@click.option("--stage", type=click.Choice(["run", "augment"]), default="run", show_default=True,
-              help="`kdaug run` (augment + label, needs --teacher) or `kdaug augment`.")
+@click.option(
+    "--stage",
+    type=click.Choice(["run", "augment"]),
+    default="run",
+    show_default=True,
+    help="`kdaug run` (augment + label, needs --teacher) or `kdaug augment`.",
+)
 @click.option("--teacher", "teacher_dir", default=None, help="Fine-tuned teacher (`kdaug teacher train` output).")
-@click.option("--sizes", default="1000,4000,16000", show_default=True, help="Comma-separated source row counts (--max-rows).")
+@click.option(
+    "--sizes", default="1000,4000,16000", show_default=True, help="Comma-separated source row counts (--max-rows)."
+)
 @click.option("--repeats", default=1, show_default=True, help="Rounds over all sizes; the median counts when > 1.")
 @click.option("--methods", default="knn", show_default=True, help="Augmentation methods, comma-separated.")
 @click.option("--input", "source", default=glue_file("sst2", "train"), show_default=True, help="SST-2 train TSV.")
@@ -136,14 +148,36 @@ def main(stage, teacher_dir, sizes, repeats, methods, source, workers):
         for round_ in range(repeats):
             for n in sizes:
                 output = os.path.join(scratch, f"out-{n}-{round_}")
-                command = [kdaug, stage, "--task", "sst2", "--input", source, "--max-rows", str(n),
-                           "--methods", methods, "--degrees", "0.1,0.3,0.5", "--copies", "4", *teacher,
-                           "--output", output,
-                           "--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]
+                command = [
+                    kdaug,
+                    stage,
+                    "--task",
+                    "sst2",
+                    "--input",
+                    source,
+                    "--max-rows",
+                    str(n),
+                    "--methods",
+                    methods,
+                    "--degrees",
+                    "0.1,0.3,0.5",
+                    "--copies",
+                    "4",
+                    *teacher,
+                    "--output",
+                    output,
+                    "--direct_num_workers",
+                    str(workers),
+                    "--direct_running_mode",
+                    "multi_processing",
+                ]
                 result = run_once(command, output, os.path.join(scratch, f"log-{n}-{round_}.txt"))
                 results[n].append(result)
-                click.echo(f"round {round_ + 1}, {n:,} source rows: {result['rows']:,} rows in {result['wall']:.1f} s, "
-                           f"peak tree RSS {result['tree_gb']:.2f} GB", err=True)
+                click.echo(
+                    f"round {round_ + 1}, {n:,} source rows: {result['rows']:,} rows in {result['wall']:.1f} s, "
+                    f"peak tree RSS {result['tree_gb']:.2f} GB",
+                    err=True,
+                )
                 shutil.rmtree(output)
     load_after = os.getloadavg()
 
@@ -152,17 +186,45 @@ def main(stage, teacher_dir, sizes, repeats, methods, source, workers):
 
     rows = {n: results[n][0]["rows"] for n in sizes}  # deterministic: the same in every round
     wall = {n: median(n, "wall") for n in sizes}
-    click.echo(f"kdaug {stage} --task sst2 --input {source} --max-rows N --methods {methods} --degrees 0.1,0.3,0.5 "
-               f"--copies 4 {' '.join(teacher)} --direct_num_workers {workers} --direct_running_mode multi_processing")
-    click.echo(f"{'median of ' + str(repeats) + ' interleaved rounds' if repeats > 1 else '1 run per size'}; "
-               f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    click.echo(table(
-        ["source rows", "output rows", "wall s", "rows/s", "pipeline s", "pipeline rows/s", "s per 1k output rows",
-         "peak tree RSS GB", "peak process RSS GB", "rounds (wall s)"],
-        [[n, rows[n], wall[n], round(rows[n] / wall[n]), median(n, "pipeline"), round(rows[n] / median(n, "pipeline")),
-          1000 * wall[n] / rows[n], median(n, "tree_gb"), median(n, "process_gb"),
-          ", ".join(f"{r['wall']:.1f}" for r in results[n])] for n in sizes],
-    ))
+    click.echo(
+        f"kdaug {stage} --task sst2 --input {source} --max-rows N --methods {methods} --degrees 0.1,0.3,0.5 "
+        f"--copies 4 {' '.join(teacher)} --direct_num_workers {workers} --direct_running_mode multi_processing"
+    )
+    click.echo(
+        f"{'median of ' + str(repeats) + ' interleaved rounds' if repeats > 1 else '1 run per size'}; "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after"
+    )
+    click.echo(
+        table(
+            [
+                "source rows",
+                "output rows",
+                "wall s",
+                "rows/s",
+                "pipeline s",
+                "pipeline rows/s",
+                "s per 1k output rows",
+                "peak tree RSS GB",
+                "peak process RSS GB",
+                "rounds (wall s)",
+            ],
+            [
+                [
+                    n,
+                    rows[n],
+                    wall[n],
+                    round(rows[n] / wall[n]),
+                    median(n, "pipeline"),
+                    round(rows[n] / median(n, "pipeline")),
+                    1000 * wall[n] / rows[n],
+                    median(n, "tree_gb"),
+                    median(n, "process_gb"),
+                    ", ".join(f"{r['wall']:.1f}" for r in results[n]),
+                ]
+                for n in sizes
+            ],
+        )
+    )
     if len(sizes) >= 2:
         x = np.array([rows[n] for n in sizes], dtype=float)
         y = np.array([wall[n] for n in sizes])
@@ -173,11 +235,15 @@ def main(stage, teacher_dir, sizes, repeats, methods, source, workers):
         if len(sizes) == 2:
             click.echo(f"{line} (2 sizes fit any line exactly: use 3 or more to judge linearity)")
         else:
-            click.echo(f"{line}; max deviation from the fit {deviation.max():.1%} "
-                       f"(at {sizes[int(deviation.argmax())]:,} source rows)")
+            click.echo(
+                f"{line}; max deviation from the fit {deviation.max():.1%} "
+                f"(at {sizes[int(deviation.argmax())]:,} source rows)"
+            )
         tree = [median(n, "tree_gb") for n in sizes]
-        click.echo(f"peak tree RSS from {sizes[0]:,} to {sizes[-1]:,} source rows: {tree[0]:.2f} → {tree[-1]:.2f} GB "
-                   f"(× {tree[-1] / tree[0]:.2f} for × {rows[sizes[-1]] / rows[sizes[0]]:.0f} rows)")
+        click.echo(
+            f"peak tree RSS from {sizes[0]:,} to {sizes[-1]:,} source rows: {tree[0]:.2f} → {tree[-1]:.2f} GB "
+            f"(× {tree[-1] / tree[0]:.2f} for × {rows[sizes[-1]] / rows[sizes[0]]:.0f} rows)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,16 @@ import statistics
 
 import click
 
-from distill.evaluate import read_labelled
-from distill.shards import Selection
-from distill.train import DistillConfig, distill
-from pipeline.report import table
+from kdaug.distill.evaluate import read_labelled
+from kdaug.distill.shards import Selection
+from kdaug.distill.train import DistillConfig, distill
+from kdaug.report import table
 
-STUDENTS = {"cnn": dict(student="cnn"), "bilstm": dict(student="bilstm"),
-            "transformer": dict(student=None, freeze_embeddings=True)}  # the 2-layer MiniLM default
+STUDENTS = {
+    "cnn": dict(student="cnn"),
+    "bilstm": dict(student="bilstm"),
+    "transformer": dict(student=None, freeze_embeddings=True),
+}  # the 2-layer MiniLM default
 
 
 @click.command()
@@ -39,17 +42,41 @@ def main(data, method, degree, copies, dev_path, test_path, students, seeds, mod
     for name in students.split(","):
         runs = []
         for seed in map(int, seeds.split(",")):
-            config = DistillConfig(mode=mode, seed=seed, batch_size=32, max_steps=20_000, eval_every=50, patience=6, threads=1,
-                                   **STUDENTS[name])
+            config = DistillConfig(
+                mode=mode,
+                seed=seed,
+                batch_size=32,
+                max_steps=20_000,
+                eval_every=50,
+                patience=6,
+                threads=1,
+                **STUDENTS[name],
+            )
             runs.append(distill(data, selection, config, dev, progress=False, test=test))
-            click.echo(f"{name} seed {seed}: {runs[-1]['steps']} steps, {runs[-1]['train_seconds']} s, "
-                       f"dev {runs[-1]['dev_accuracy']:.4f}, test {runs[-1]['test_accuracy']:.4f}", err=True)
+            click.echo(
+                f"{name} seed {seed}: {runs[-1]['steps']} steps, {runs[-1]['train_seconds']} s, "
+                f"dev {runs[-1]['dev_accuracy']:.4f}, test {runs[-1]['test_accuracy']:.4f}",
+                err=True,
+            )
         med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-        rows.append([name, runs[0]["train_rows"], med("steps"), med("best_step"), med("train_seconds"),
-                     f"{100 * med('dev_accuracy'):.1f}", f"{100 * med('test_accuracy'):.1f}",
-                     sum(r["hit_cap"] for r in runs)])
-    click.echo(table([f"{mode} student, 1 thread", "train rows", "steps", "best step", "seconds", "dev %", "test %",
-                      "hit cap"], rows))
+        rows.append(
+            [
+                name,
+                runs[0]["train_rows"],
+                med("steps"),
+                med("best_step"),
+                med("train_seconds"),
+                f"{100 * med('dev_accuracy'):.1f}",
+                f"{100 * med('test_accuracy'):.1f}",
+                sum(r["hit_cap"] for r in runs),
+            ]
+        )
+    click.echo(
+        table(
+            [f"{mode} student, 1 thread", "train rows", "steps", "best step", "seconds", "dev %", "test %", "hit cap"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

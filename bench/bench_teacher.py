@@ -18,10 +18,9 @@ import click
 import numpy as np
 import torch
 
-from pipeline.resources import resolve_teacher_dir
-from pipeline.sources import load_labelled
-from pipeline.teacher import Teacher
-from pipeline.sources import glue_file
+from kdaug.augment.resources import resolve_teacher_dir
+from kdaug.inputs.sources import glue_file, load_labelled
+from kdaug.teacher.model import Teacher
 
 
 @torch.inference_mode()
@@ -31,8 +30,9 @@ def plain_loop(teacher: Teacher, texts: list[str], batch_size: int, sort: bool) 
     out = np.empty((len(texts), teacher.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        batch = teacher.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                  max_length=teacher.max_length, return_tensors="pt")
+        batch = teacher.tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=teacher.max_length, return_tensors="pt"
+        )
         out[idx] = teacher.model(**batch).logits.numpy()
     return out
 
@@ -73,9 +73,13 @@ def main(teacher_dir, rows, threads, max_tokens, repeats):
     for name, seconds in best.items():
         click.echo(f"{name:<52} {rows / seconds:>8.1f} {rows / seconds / ceiling:>9.0%}")
     with torch.inference_mode():
-        direct = np.stack([teacher.model(**teacher.tokenizer(t, return_tensors="pt")).logits[0].numpy() for t in texts[:200]])
+        direct = np.stack(
+            [teacher.model(**teacher.tokenizer(t, return_tensors="pt")).logits[0].numpy() for t in texts[:200]]
+        )
     first = next(iter(outputs.values()))
-    click.echo(f"max |Teacher.logits - model(**tokenizer(text))| over 200 sentences: {np.abs(first[:200] - direct).max():.2e}")
+    click.echo(
+        f"max |Teacher.logits - model(**tokenizer(text))| over 200 sentences: {np.abs(first[:200] - direct).max():.2e}"
+    )
     click.echo(f"max |Teacher.logits - ceiling loop| over all rows: {np.abs(first - outputs[list(runs)[1]]).max():.2e}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.sources import TASKS, packaged_input
+from kdaug.inputs.sources import TASKS, packaged_input
 
 
 @click.command()
@@ -35,8 +35,11 @@ def main(out_dir, dev_rows, test_rows, seed):
             lines.append(line)
     order = list(range(len(lines)))
     random.Random(seed).shuffle(order)
-    splits = {"test": order[:test_rows], "dev": order[test_rows : test_rows + dev_rows],
-              "train": order[test_rows + dev_rows :]}
+    splits = {
+        "test": order[:test_rows],
+        "dev": order[test_rows : test_rows + dev_rows],
+        "train": order[test_rows + dev_rows :],
+    }
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():  # file order = the packaged order, so --max-rows N takes a prefix of it
         Path(out_dir, f"{name}.txt").write_bytes(b"".join(lines[i] for i in sorted(rows)))

@@ -1,6 +1,6 @@
 """Click commands `distill`, `evaluate` and `sweep`, for the main `kdaug` group.
 
-    from distill.cli import COMMANDS
+    from kdaug.distill.cli import COMMANDS
     for command in COMMANDS:
         main.add_command(command)
 
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import click
 
-from distill.evaluate import evaluate, read_labelled
-from distill.loss import MODES
-from distill.shards import Selection, ShardError
-from distill.sweep import grid, sweep
-from distill import word_students
-from distill.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
-from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_model_dir
+from kdaug.distill import word_students
+from kdaug.distill.evaluate import evaluate, read_labelled
+from kdaug.distill.loss import MODES
+from kdaug.distill.shards import Selection, ShardError
+from kdaug.distill.sweep import grid, sweep
+from kdaug.distill.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
+from kdaug.teacher.model import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_model_dir
 
 D = DistillConfig()
 
@@ -44,58 +44,115 @@ def _check_student(ctx, param, value):
         check_model_dir(value, "student")
     return value
 
-_TEST_HELP = ("Labelled test file the checkpoint selection never sees (e.g. SST-2's labelled test.tsv): the kept "
-              "model is scored there too (test_accuracy), an unflattered figure.")
+
+_TEST_HELP = (
+    "Labelled test file the checkpoint selection never sees (e.g. SST-2's labelled test.tsv): the kept "
+    "model is scored there too (test_accuracy), an unflattered figure."
+)
 
 _TRAINING_OPTIONS = [
-    click.option("--temperature", "-T", type=click.FloatRange(min=0, min_open=True), default=D.temperature,
-                 show_default=True,
-                 help="KD temperature T: both softmaxes use logits/T. T > 1 flattens them, so the student also "
-                      "learns how the teacher ranks the wrong classes (Hinton et al., 2015); the loss is scaled "
-                      "by T² to keep gradients comparable. 1 is TinyBERT's choice for the prediction layer."),
-    click.option("--alpha", type=click.FloatRange(min=0), default=D.alpha, show_default=True,
-                 help="KD only: weight α of an extra cross-entropy on gold labels (rows without one are "
-                      "skipped). 0 = pure KD: augmented rows carry their source's gold label, which a large "
-                      "edit can make wrong, while the teacher's soft label follows the edit."),
-    click.option("--student", callback=_check_student,
-                 help="Student: `bilstm` or `cnn` (fast CPU students over frozen GloVe 6B-50d word vectors: a "
-                      "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; ~20 ms a step on one core), a local "
-                      "from_pretrained directory, or a config .json (random init, the teacher base's tokenizer). "
-                      f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers."),
-    click.option("--layers", type=click.IntRange(min=1),
-                 help="Keep only the student's first k transformer layers. Default: 2 for the teacher base, "
-                      "all for --student."),
-    click.option("--freeze-embeddings", is_flag=True,
-                 help="Keep the student's word-piece embedding table fixed. It is ~75% of a 2-layer "
-                      "MiniLM's weights: freezing it makes a training step ~2x faster on CPU (no dense "
-                      "gradient or AdamW update over 30,522 x 384 values) and keeps rare words' "
-                      "pretrained vectors intact on small data."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-                 help=f"AdamW peak learning rate. Default: {TRANSFORMER_LR:g} for transformer students, "
-                      f"{word_students.DEFAULT_LR:g} for bilstm/cnn."),
+    click.option(
+        "--temperature",
+        "-T",
+        type=click.FloatRange(min=0, min_open=True),
+        default=D.temperature,
+        show_default=True,
+        help="KD temperature T: both softmaxes use logits/T. T > 1 flattens them, so the student also "
+        "learns how the teacher ranks the wrong classes (Hinton et al., 2015); the loss is scaled "
+        "by T² to keep gradients comparable. 1 is TinyBERT's choice for the prediction layer.",
+    ),
+    click.option(
+        "--alpha",
+        type=click.FloatRange(min=0),
+        default=D.alpha,
+        show_default=True,
+        help="KD only: weight α of an extra cross-entropy on gold labels (rows without one are "
+        "skipped). 0 = pure KD: augmented rows carry their source's gold label, which a large "
+        "edit can make wrong, while the teacher's soft label follows the edit.",
+    ),
+    click.option(
+        "--student",
+        callback=_check_student,
+        help="Student: `bilstm` or `cnn` (fast CPU students over frozen GloVe 6B-50d word vectors: a "
+        "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; ~20 ms a step on one core), a local "
+        "from_pretrained directory, or a config .json (random init, the teacher base's tokenizer). "
+        f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers.",
+    ),
+    click.option(
+        "--layers",
+        type=click.IntRange(min=1),
+        help="Keep only the student's first k transformer layers. Default: 2 for the teacher base, all for --student.",
+    ),
+    click.option(
+        "--freeze-embeddings",
+        is_flag=True,
+        help="Keep the student's word-piece embedding table fixed. It is ~75% of a 2-layer "
+        "MiniLM's weights: freezing it makes a training step ~2x faster on CPU (no dense "
+        "gradient or AdamW update over 30,522 x 384 values) and keeps rare words' "
+        "pretrained vectors intact on small data.",
+    ),
+    click.option(
+        "--lr",
+        type=click.FloatRange(min=0, min_open=True),
+        help=f"AdamW peak learning rate. Default: {TRANSFORMER_LR:g} for transformer students, "
+        f"{word_students.DEFAULT_LR:g} for bilstm/cnn.",
+    ),
     click.option("--weight-decay", type=float, default=D.weight_decay, show_default=True),
-    click.option("--warmup", type=click.FloatRange(0, 1), default=D.warmup, show_default=True,
-                 help="Fraction of steps with linear warm-up; the rate then decays linearly to 0."),
+    click.option(
+        "--warmup",
+        type=click.FloatRange(0, 1),
+        default=D.warmup,
+        show_default=True,
+        help="Fraction of steps with linear warm-up; the rate then decays linearly to 0.",
+    ),
     click.option("--batch-size", type=click.IntRange(min=1), default=D.batch_size, show_default=True),
-    click.option("--max-length", type=click.IntRange(min=8), default=D.max_length, show_default=True,
-                 help="Tokens per example (pairs share them); longer inputs are truncated."),
+    click.option(
+        "--max-length",
+        type=click.IntRange(min=8),
+        default=D.max_length,
+        show_default=True,
+        help="Tokens per example (pairs share them); longer inputs are truncated.",
+    ),
     click.option("--epochs", type=click.IntRange(min=1), default=D.epochs, show_default=True),
     click.option("--max-steps", type=click.IntRange(min=1), help="Train exactly this many steps (overrides --epochs)."),
-    click.option("--eval-every", type=click.IntRange(min=1), default=D.eval_every, show_default=True,
-                 help="Steps between training-loss logs and dev evaluations."),
-    click.option("--patience", type=click.IntRange(min=1), default=D.patience, show_default=True,
-                 help="Early stopping: dev evaluations without a better accuracy before training stops; the "
-                      "best student is kept."),
-    click.option("--buffer-rows", type=click.IntRange(min=1), default=D.buffer_rows, show_default=True,
-                 help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data."),
+    click.option(
+        "--eval-every",
+        type=click.IntRange(min=1),
+        default=D.eval_every,
+        show_default=True,
+        help="Steps between training-loss logs and dev evaluations.",
+    ),
+    click.option(
+        "--patience",
+        type=click.IntRange(min=1),
+        default=D.patience,
+        show_default=True,
+        help="Early stopping: dev evaluations without a better accuracy before training stops; the "
+        "best student is kept.",
+    ),
+    click.option(
+        "--buffer-rows",
+        type=click.IntRange(min=1),
+        default=D.buffer_rows,
+        show_default=True,
+        help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data.",
+    ),
     click.option("--device", default=D.device, show_default=True, help=f"Where the student trains: {DEVICE_HELP}."),
-    click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision, show_default=True,
-                 help="Weights and optimiser stay fp32 either way. " + PRECISION_HELP),
-    click.option("--threads", type=click.IntRange(min=1),
-                 help="torch threads for training. What a student learns depends on it (threads split float "
-                      "sums, and training amplifies the last bits), so a run is reproduced exactly only with "
-                      "the same count (metrics.json records it). Default: every CPU for distill; 1 per cell "
-                      "for sweep, whatever --jobs is."),
+    click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default=D.precision,
+        show_default=True,
+        help="Weights and optimiser stay fp32 either way. " + PRECISION_HELP,
+    ),
+    click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        help="torch threads for training. What a student learns depends on it (threads split float "
+        "sums, and training amplifies the last bits), so a run is reproduced exactly only with "
+        "the same count (metrics.json records it). Default: every CPU for distill; 1 per cell "
+        "for sweep, whatever --jobs is.",
+    ),
 ]
 
 
@@ -121,47 +178,94 @@ def expected_teacher(teacher_dir: str | None, teacher_fingerprint: str | None) -
     if teacher_dir and teacher_fingerprint:
         raise click.UsageError("give --teacher or --teacher-fingerprint, not both")
     if teacher_dir:
-        from pipeline.teacher import fingerprint
+        from kdaug.teacher.model import fingerprint
 
         return fingerprint(teacher_dir)
     return teacher_fingerprint.strip().lower() if teacher_fingerprint else None
 
 
-_UNFINISHED_HELP = ("Train on an output that has no published run (no _SUCCESS: a failed or running job), reading "
-                    "whatever shard files it holds. For forensics only: such rows may be partial or of two runs.")
+_UNFINISHED_HELP = (
+    "Train on an output that has no published run (no _SUCCESS: a failed or running job), reading "
+    "whatever shard files it holds. For forensics only: such rows may be partial or of two runs."
+)
 
-_MODE_HELP = ("kd: learn the teacher's stored logits (knowledge distillation). ft: plain cross-entropy on gold "
-              "labels, ignoring the teacher: the fine-tuning baseline the papers compare KD against.")
+_MODE_HELP = (
+    "kd: learn the teacher's stored logits (knowledge distillation). ft: plain cross-entropy on gold "
+    "labels, ignoring the teacher: the fine-tuning baseline the papers compare KD against."
+)
 
 
 @click.command("distill")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
-              help="A labelled kdaug output directory (OUT/method=M/degree=D/part-*.parquet).")
-@click.option("--output", required=True, type=click.Path(file_okay=False),
-              help="Where the best student, its tokenizer and metrics.json go.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A labelled kdaug output directory (OUT/method=M/degree=D/part-*.parquet).",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where the best student, its tokenizer and metrics.json go.",
+)
 @click.option("--mode", type=click.Choice(MODES), default=D.mode, show_default=True, help=_MODE_HELP)
 @click.option("--methods", help="Comma-separated augmentation methods to train on. Default: all in --data.")
 @click.option("--degrees", help="Comma-separated degrees (fraction of words changed). Default: all in --data.")
 @click.option("--copies", type=click.IntRange(min=1), help="Use augmented copies 0..N-1 of each example. Default: all.")
-@click.option("--originals/--no-originals", default=True, show_default=True,
-              help="Mix in the unaugmented examples (method `original`).")
-@click.option("--originals-only", is_flag=True, help="Train on the originals alone: degree 0, the no-augmentation baseline.")
-@click.option("--dev", "dev_path", type=click.Path(exists=True, dir_okay=False),
-              help="Labelled dev file (GLUE SST-2 or MRPC TSV): periodic evaluation, early stopping, best student kept. "
-                   "Without it the last weights are saved.")
+@click.option(
+    "--originals/--no-originals",
+    default=True,
+    show_default=True,
+    help="Mix in the unaugmented examples (method `original`).",
+)
+@click.option(
+    "--originals-only", is_flag=True, help="Train on the originals alone: degree 0, the no-augmentation baseline."
+)
+@click.option(
+    "--dev",
+    "dev_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labelled dev file (GLUE SST-2 or MRPC TSV): periodic evaluation, early stopping, best student kept. "
+    "Without it the last weights are saved.",
+)
 @click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), help=_TEST_HELP)
-@click.option("--seed", type=int, default=D.seed, show_default=True,
-              help="Drives the head initialisation, dropout and the shuffling: same seed, same student.")
-@click.option("--teacher", "teacher_dir", type=click.Path(exists=True, file_okay=False),
-              help="KD: the teacher directory the shards must have been labelled by; its fingerprint (hash of weights, "
-                   "tokenizer and label names) is compared with the one in the shards' _manifest.json, and other "
-                   "shards are refused. Shards of different teachers are always refused.")
-@click.option("--teacher-fingerprint", help="KD: the same check against a fingerprint (hex, as in the manifest's "
-                                            "teacher.fingerprint), when the teacher directory is not at hand.")
+@click.option(
+    "--seed",
+    type=int,
+    default=D.seed,
+    show_default=True,
+    help="Drives the head initialisation, dropout and the shuffling: same seed, same student.",
+)
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="KD: the teacher directory the shards must have been labelled by; its fingerprint (hash of weights, "
+    "tokenizer and label names) is compared with the one in the shards' _manifest.json, and other "
+    "shards are refused. Shards of different teachers are always refused.",
+)
+@click.option(
+    "--teacher-fingerprint",
+    help="KD: the same check against a fingerprint (hex, as in the manifest's "
+    "teacher.fingerprint), when the teacher directory is not at hand.",
+)
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
-def distill_command(data, output, methods, degrees, copies, originals, originals_only, dev_path, test_path, teacher_dir,
-                    teacher_fingerprint, allow_unfinished, **options):
+def distill_command(
+    data,
+    output,
+    methods,
+    degrees,
+    copies,
+    originals,
+    originals_only,
+    dev_path,
+    test_path,
+    teacher_dir,
+    teacher_fingerprint,
+    allow_unfinished,
+    **options,
+):
     """Train a small student on augmented, teacher-labelled shards (KD) or on gold labels (FT).
 
     \b
@@ -180,9 +284,16 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
     )
     dev = read_labelled(dev_path) if dev_path else None
     try:
-        metrics = distill(data, selection, _config(options), dev=dev, out_dir=output,
-                          teacher=expected_teacher(teacher_dir, teacher_fingerprint), allow_unfinished=allow_unfinished,
-                          test=read_labelled(test_path) if test_path else None)
+        metrics = distill(
+            data,
+            selection,
+            _config(options),
+            dev=dev,
+            out_dir=output,
+            teacher=expected_teacher(teacher_dir, teacher_fingerprint),
+            allow_unfinished=allow_unfinished,
+            test=read_labelled(test_path) if test_path else None,
+        )
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("history", "config")}, indent=2))
@@ -191,11 +302,17 @@ def distill_command(data, output, methods, degrees, copies, originals, originals
 @click.command("evaluate")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--max-length", type=click.IntRange(min=8),
-              help="Truncate inputs to this many tokens. Default: the model's position table.")
-@click.option("--max-tokens", type=click.IntRange(min=1),
-              help="Batch budget (rows x longest row): batches are length-sorted and filled up to it. "
-                   "Default: 1024 on the CPU, 16384 on CUDA.")
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=8),
+    help="Truncate inputs to this many tokens. Default: the model's position table.",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    help="Batch budget (rows x longest row): batches are length-sorted and filled up to it. "
+    "Default: 1024 on the CPU, 16384 on CUDA.",
+)
 @click.option("--device", default="auto", show_default=True, help=f"Where the model runs: {DEVICE_HELP}.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP)
 def evaluate_command(model_dir, file, max_length, max_tokens, device, precision):
@@ -203,7 +320,9 @@ def evaluate_command(model_dir, file, max_length, max_tokens, device, precision)
 
     MODEL_DIR is any local from_pretrained sequence classifier with its tokenizer: a student, a teacher.
     """
-    click.echo(json.dumps(evaluate(model_dir, read_labelled(file), max_length, max_tokens, device, precision), indent=2))
+    click.echo(
+        json.dumps(evaluate(model_dir, read_labelled(file), max_length, max_tokens, device, precision), indent=2)
+    )
 
 
 def _parse_data(ctx, param, values) -> dict[int, str]:
@@ -217,36 +336,82 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
 
 
 @click.command("sweep")
-@click.option("--data", required=True, multiple=True, callback=_parse_data,
-              help="size=N:PATH, the labelled output made from an N-example subset of the train file (repeat "
-                   "per size). The sweep only reads these; make them with `kdaug augment` and the labeller first.")
-@click.option("--dev", "dev_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Labelled dev file (GLUE SST-2 or MRPC TSV): selects every student's checkpoint (and is what the "
-                   "report shows without --test).")
-@click.option("--test", "test_path", type=click.Path(exists=True, dir_okay=False), help=_TEST_HELP + " The report shows it.")
-@click.option("--output", required=True, type=click.Path(file_okay=False),
-              help="Results directory: results.csv (resumable), results.md, results.png.")
+@click.option(
+    "--data",
+    required=True,
+    multiple=True,
+    callback=_parse_data,
+    help="size=N:PATH, the labelled output made from an N-example subset of the train file (repeat "
+    "per size). The sweep only reads these; make them with `kdaug augment` and the labeller first.",
+)
+@click.option(
+    "--dev",
+    "dev_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labelled dev file (GLUE SST-2 or MRPC TSV): selects every student's checkpoint (and is what the "
+    "report shows without --test).",
+)
+@click.option(
+    "--test", "test_path", type=click.Path(exists=True, dir_okay=False), help=_TEST_HELP + " The report shows it."
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Results directory: results.csv (resumable), results.md, results.png.",
+)
 @click.option("--methods", required=True, help="Comma-separated augmentation methods, e.g. knn,augpro-mix,eda.")
-@click.option("--degrees", default="0,0.1,0.3,0.5,0.7", show_default=True,
-              help="Comma-separated degrees; 0 = the originals alone, the no-augmentation baseline. Wang et al. find "
-                   "fine-tuning best near 0.1 while KD prefers larger shifts, the more so the smaller the data.")
+@click.option(
+    "--degrees",
+    default="0,0.1,0.3,0.5,0.7",
+    show_default=True,
+    help="Comma-separated degrees; 0 = the originals alone, the no-augmentation baseline. Wang et al. find "
+    "fine-tuning best near 0.1 while KD prefers larger shifts, the more so the smaller the data.",
+)
 @click.option("--modes", default="kd,ft", show_default=True, help="Comma-separated, from kd, ft. " + _MODE_HELP)
-@click.option("--copies", default="1", show_default=True,
-              help="Comma-separated numbers of augmented copies per example to train on, e.g. 1,4,16 (at most "
-                   "the output's copies); KD is expected to keep gaining from more data where fine-tuning stops.")
+@click.option(
+    "--copies",
+    default="1",
+    show_default=True,
+    help="Comma-separated numbers of augmented copies per example to train on, e.g. 1,4,16 (at most "
+    "the output's copies); KD is expected to keep gaining from more data where fine-tuning stops.",
+)
 @click.option("--seeds", default="0,1", show_default=True, help="Comma-separated seeds; results show mean ± std.")
-@click.option("--teacher", type=click.Path(exists=True, file_okay=False),
-              help="The teacher's model directory: its dev accuracy is reported next to the students', and KD cells "
-                   "refuse shards it did not label (fingerprint in each size's _manifest.json). Sizes labelled by "
-                   "different teachers are always refused.")
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False),
+    help="The teacher's model directory: its dev accuracy is reported next to the students', and KD cells "
+    "refuse shards it did not label (fingerprint in each size's _manifest.json). Sizes labelled by "
+    "different teachers are always refused.",
+)
 @click.option("--keep-models", is_flag=True, help="Save every student under OUTPUT/models (tens of MB each).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells trained at once, each in its own process with --threads torch threads; what a cell "
-                   "learns does not depend on it. Suits small students (bilstm, cnn): jobs x threads = CPUs.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cells trained at once, each in its own process with --threads torch threads; what a cell "
+    "learns does not depend on it. Suits small students (bilstm, cnn): jobs x threads = CPUs.",
+)
 @click.option("--allow-unfinished", is_flag=True, help=_UNFINISHED_HELP)
 @training_options
-def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, copies, seeds, teacher, keep_models,
-                  jobs, allow_unfinished, **options):
+def sweep_command(
+    data,
+    dev_path,
+    test_path,
+    output,
+    methods,
+    degrees,
+    modes,
+    copies,
+    seeds,
+    teacher,
+    keep_models,
+    jobs,
+    allow_unfinished,
+    **options,
+):
     """Train a grid of students: sizes x modes x methods x degrees x copies x seeds.
 
     Cells already in OUTPUT/results.csv are skipped, so re-running the same command resumes.
@@ -261,8 +426,18 @@ def sweep_command(data, dev_path, test_path, output, methods, degrees, modes, co
         raise click.BadParameter(f"unknown mode(s) {sorted(unknown)}: use {MODES}", param_hint="--modes")
     cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
     try:
-        rows = sweep(data, read_labelled(dev_path), output, cells, _config(options), teacher, keep_models,
-                     allow_unfinished=allow_unfinished, test=read_labelled(test_path) if test_path else None, jobs=jobs)
+        rows = sweep(
+            data,
+            read_labelled(dev_path),
+            output,
+            cells,
+            _config(options),
+            teacher,
+            keep_models,
+            allow_unfinished=allow_unfinished,
+            test=read_labelled(test_path) if test_path else None,
+            jobs=jobs,
+        )
     except ShardError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")

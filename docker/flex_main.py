@@ -38,7 +38,7 @@ def kdaug_args(argv: list[str], run_params, worker_image: str | None = None) -> 
 
 
 def main(argv: list[str] | None = None, cli=None) -> None:
-    from pipeline.cli import main as kdaug
+    from kdaug.cli import main as kdaug
 
     cli = cli or kdaug
     argv = sys.argv[1:] if argv is None else argv

@@ -36,7 +36,9 @@ def configure_logging(verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     for name in CHATTY:
-        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.CRITICAL if name == "apache_beam" else logging.ERROR)
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if verbose else logging.CRITICAL if name == "apache_beam" else logging.ERROR
+        )
     # transformers' "Loading weights" bars, once per model load and worker (read when it is imported,
     # and inherited by worker processes); kdaug's own bars are not Hugging Face's
     if verbose:
@@ -47,9 +49,10 @@ def configure_logging(verbose: bool = False) -> None:
 
 configure_logging()
 
-from pipeline import report, sources  # noqa: E402
-from pipeline.augmenters import REGISTRY, AugmentOptions  # noqa: E402
-from pipeline.teacher import DEVICE_HELP, PRECISION_HELP, PRECISIONS, QUANTIZE_CHOICES  # noqa: E402
+from kdaug import report
+from kdaug.augment import REGISTRY, AugmentOptions  # noqa: E402
+from kdaug.inputs import sources  # noqa: E402
+from kdaug.teacher.model import DEVICE_HELP, PRECISION_HELP, PRECISIONS, QUANTIZE_CHOICES  # noqa: E402
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
 
@@ -75,8 +78,12 @@ class StageGroup(click.Group):
     `kdaug --debug` or KDAUG_DEBUG=1.
     """
 
-    STAGE_COMMANDS = {"teacher": "pipeline.teacher_cli:teacher", "distill": "distill.cli:distill_command",
-                      "evaluate": "distill.cli:evaluate_command", "sweep": "distill.cli:sweep_command"}
+    STAGE_COMMANDS = {
+        "teacher": "kdaug.teacher.train:teacher",
+        "distill": "kdaug.distill.cli:distill_command",
+        "evaluate": "kdaug.distill.cli:evaluate_command",
+        "sweep": "kdaug.distill.cli:sweep_command",
+    }
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.STAGE_COMMANDS])
@@ -104,15 +111,25 @@ def user_error(err: BaseException) -> click.ClickException:
     """The one- or two-line error a person sees for `err`: a usage error (exit 2) for what the user
     can fix in the command, else a run error (exit 1). Beam wraps a step's exception in its own (with
     the worker's traceback as text): its last line is the message that matters."""
-    from pipeline import commit, sinks, splits
+    from kdaug import commit
+    from kdaug.beam import sinks
+    from kdaug.inputs import splits
 
     message = _root_message(err)
     if commit.disk_full(err):
-        return click.ClickException(f"{message}: the disk is full; this run's staged files were removed, free space "
-                                    "and run again (a killed run's are reclaimed by the next run or `kdaug recover`)")
+        return click.ClickException(
+            f"{message}: the disk is full; this run's staged files were removed, free space "
+            "and run again (a killed run's are reclaimed by the next run or `kdaug recover`)"
+        )
     if isinstance(err, (commit.UnfinishedOutput, commit.TargetRefused, FileNotFoundError, IsADirectoryError)):
         return click.UsageError(message)
-    explained = (commit.CommitError, commit.LeaseLost, commit.DamagedState, sinks.NoUsableRows, splits.InputChangedError)
+    explained = (
+        commit.CommitError,
+        commit.LeaseLost,
+        commit.DamagedState,
+        sinks.NoUsableRows,
+        splits.InputChangedError,
+    )
     # a worker's error reaches here as Beam's text: its class is named there
     if not isinstance(err, explained) and not any(f"{cls.__name__}: " in str(err) for cls in explained):
         message += "\n(for the traceback: kdaug --debug COMMAND ..., or KDAUG_DEBUG=1)"
@@ -124,9 +141,14 @@ def _root_message(err: BaseException) -> str:
 
     text = str(err).strip() or type(err).__name__
     lines = [line for line in text.splitlines() if line.strip()]
-    errors = [m for line in lines if (m := re.match(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Busy|Output|Rows)): (.+)$", line.strip()))]
+    errors = [
+        m
+        for line in lines
+        if (m := re.match(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Busy|Output|Rows)): (.+)$", line.strip()))
+    ]
     message = errors[-1].group(2) if len(lines) > 1 and errors else lines[0] if len(lines) > 1 else text
     return re.sub(r" \[while running '[^']*'\]$", "", message)
+
 
 @click.group(cls=StageGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kdaug")
@@ -161,23 +183,73 @@ def main(debug, verbose):
 def augment_options(fn):
     """The flags `augment` and `run` share (what to read, which methods, degrees and copies)."""
     options = [
-        click.option("--input", "inputs", multiple=True, help="Input file (TSV/CSV/JSONL/Parquet/TREC; local or gs://). Repeat for several. Default: the task's packaged data."),
-        click.option("--output", required=True, help="Output directory: replaced whole when the run succeeds, untouched when it fails; complete when OUT/_SUCCESS exists. Must be new, empty or a kdaug output."),
-        click.option("--task", "task_name", default=None, help=f"Task preset: {', '.join(sources.TASKS)} (default {sources.DEFAULT_TASK} when neither --input nor fields are given)."),
+        click.option(
+            "--input",
+            "inputs",
+            multiple=True,
+            help="Input file (TSV/CSV/JSONL/Parquet/TREC; local or gs://). Repeat for several. Default: the task's packaged data.",
+        ),
+        click.option(
+            "--output",
+            required=True,
+            help="Output directory: replaced whole when the run succeeds, untouched when it fails; complete when OUT/_SUCCESS exists. Must be new, empty or a kdaug output.",
+        ),
+        click.option(
+            "--task",
+            "task_name",
+            default=None,
+            help=f"Task preset: {', '.join(sources.TASKS)} (default {sources.DEFAULT_TASK} when neither --input nor fields are given).",
+        ),
         click.option("--text-field", default=None, help="Field/column holding the text (first text of a pair)."),
         click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style)."),
         click.option("--label-field", default=None, help="Field holding the gold label."),
-        click.option("--labels", default=None, help="Label values as they appear in the file, comma-separated, in class order."),
-        click.option("--format", "fmt", type=click.Choice(sources.FORMATS), default=None, help="Input format (default: from the extension, else the task preset's)."),
-        click.option("--methods", default="knn,synonym,eda,random,augpro-mix", show_default=True, callback=_names, help=f"Comma-separated methods: {', '.join(sorted(REGISTRY))}."),
-        click.option("--degrees", default="0.1,0.3,0.5", show_default=True, callback=_floats, help="Comma-separated fractions of word positions to change, each in (0, 1]."),
-        click.option("--copies", default=4, show_default=True, help="Augmented copies per example, per method and degree."),
-        click.option("--seed", default=0, show_default=True, help="Seed: same input + config + seed => same rows and ids."),
-        click.option("--knn-k", default=10, show_default=True, help="KNN methods: draw a replacement among the k nearest words."),
-        click.option("--glove-vocab", default=50_000, show_default=True, help="knn: the most frequent GloVe words that take part."),
+        click.option(
+            "--labels", default=None, help="Label values as they appear in the file, comma-separated, in class order."
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(sources.FORMATS),
+            default=None,
+            help="Input format (default: from the extension, else the task preset's).",
+        ),
+        click.option(
+            "--methods",
+            default="knn,synonym,eda,random,augpro-mix",
+            show_default=True,
+            callback=_names,
+            help=f"Comma-separated methods: {', '.join(sorted(REGISTRY))}.",
+        ),
+        click.option(
+            "--degrees",
+            default="0.1,0.3,0.5",
+            show_default=True,
+            callback=_floats,
+            help="Comma-separated fractions of word positions to change, each in (0, 1].",
+        ),
+        click.option(
+            "--copies", default=4, show_default=True, help="Augmented copies per example, per method and degree."
+        ),
+        click.option(
+            "--seed", default=0, show_default=True, help="Seed: same input + config + seed => same rows and ids."
+        ),
+        click.option(
+            "--knn-k", default=10, show_default=True, help="KNN methods: draw a replacement among the k nearest words."
+        ),
+        click.option(
+            "--glove-vocab",
+            default=50_000,
+            show_default=True,
+            help="knn: the most frequent GloVe words that take part.",
+        ),
         click.option("--mix-alpha", default=0.4, show_default=True, help="augpro-mix: lambda ~ Beta(alpha, alpha)."),
         click.option("--max-rows", type=int, default=None, help="Read only the first N data rows of each input file."),
-        click.option("--chunk-size", default=256, show_default=True, help="Examples per chunk: the unit of work travelling through Beam, and of output files (one Parquet file per chunk and partition, written as soon as it is made, so memory stays bounded by the chunk, not the corpus)."),
+        click.option(
+            "--chunk-size",
+            default=256,
+            show_default=True,
+            help="Examples per chunk: the unit of work travelling through Beam, and of output files (one Parquet file per chunk and partition, written as soon as it is made, so memory stays bounded by the chunk, not the corpus).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -187,26 +259,50 @@ def augment_options(fn):
 def teacher_options(fn):
     """The flags `run` and `label` share for the labelling teacher's inference."""
     options = [
-        click.option("--max-tokens", type=click.IntRange(min=1), default=None,
-                     help="Teacher batches hold at most this many padded tokens. Default: 1024 on the CPU, 16384 on CUDA."),
-        click.option("--device", default="auto", show_default=True, help=f"Where the teacher (and, in `run`, AugPro's "
-                     f"projection and gradients) runs: {DEVICE_HELP}. "
-                     "`auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
-                     "worker_accelerator) pass cuda. Recorded in the manifest."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP),
-        click.option("--share-teacher", type=click.Choice(("auto", "yes", "no")), default="auto", show_default=True,
-                     help="yes: one teacher per machine, which every worker process calls (RunInference's large_model); "
-                          "no: one per worker process. auto: shared when the runner starts several worker processes on a "
-                          "machine (DirectRunner multi_processing, Dataflow)."),
-        click.option("--teacher-threads", type=click.IntRange(min=1), default=None,
-                     help="torch threads per worker process. Default: the CPUs divided among the DirectRunner's worker "
-                          "processes (--direct_num_workers with multi_processing); 1 on Dataflow (one SDK process per vCPU); "
-                          "else all CPUs."),
-        click.option("--quantize", type=click.Choice(QUANTIZE_CHOICES), default=None,
-                     help="Run the teacher int8-quantised on CPU (torch dynamic quantisation of its encoder's Linear layers): "
-                          "faster labelling, logits a little off fp32 (see BENCHMARKS.md for the measured speed-up, argmax "
-                          "agreement and probability difference). Recorded in the manifest; the fingerprint stays the fp32 weights'. "
-                          "Default: fp32."),
+        click.option(
+            "--max-tokens",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Teacher batches hold at most this many padded tokens. Default: 1024 on the CPU, 16384 on CUDA.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help=f"Where the teacher (and, in `run`, AugPro's "
+            f"projection and gradients) runs: {DEVICE_HELP}. "
+            "`auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
+            "worker_accelerator) pass cuda. Recorded in the manifest.",
+        ),
+        click.option(
+            "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP
+        ),
+        click.option(
+            "--share-teacher",
+            type=click.Choice(("auto", "yes", "no")),
+            default="auto",
+            show_default=True,
+            help="yes: one teacher per machine, which every worker process calls (RunInference's large_model); "
+            "no: one per worker process. auto: shared when the runner starts several worker processes on a "
+            "machine (DirectRunner multi_processing, Dataflow).",
+        ),
+        click.option(
+            "--teacher-threads",
+            type=click.IntRange(min=1),
+            default=None,
+            help="torch threads per worker process. Default: the CPUs divided among the DirectRunner's worker "
+            "processes (--direct_num_workers with multi_processing); 1 on Dataflow (one SDK process per vCPU); "
+            "else all CPUs.",
+        ),
+        click.option(
+            "--quantize",
+            type=click.Choice(QUANTIZE_CHOICES),
+            default=None,
+            help="Run the teacher int8-quantised on CPU (torch dynamic quantisation of its encoder's Linear layers): "
+            "faster labelling, logits a little off fp32 (see BENCHMARKS.md for the measured speed-up, argmax "
+            "agreement and probability difference). Recorded in the manifest; the fingerprint stays the fp32 weights'. "
+            "Default: fp32.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -216,24 +312,46 @@ def teacher_options(fn):
 def version_options(fn):
     """The flags `augment`, `run` and `label` share for scheduled regeneration (pipeline.versioning)."""
     options = [
-        click.option("--versioned", is_flag=True, help="Treat --output as a root: each run is published as ROOT/runs/<UTC time>-<attempt>/ and ROOT/LATEST then names it (readers of ROOT follow it; one run per root at a time)."),
-        click.option("--if-changed", is_flag=True, help="Skip the run (exit 0) when the input fingerprint, config and teacher fingerprint equal those of LATEST's run. Implies --versioned."),
-        click.option("--keep", type=click.IntRange(min=1), default=None, help="After publishing, delete all but the newest N published runs (LATEST's always stays; never a run being written). Implies --versioned."),
+        click.option(
+            "--versioned",
+            is_flag=True,
+            help="Treat --output as a root: each run is published as ROOT/runs/<UTC time>-<attempt>/ and ROOT/LATEST then names it (readers of ROOT follow it; one run per root at a time).",
+        ),
+        click.option(
+            "--if-changed",
+            is_flag=True,
+            help="Skip the run (exit 0) when the input fingerprint, config and teacher fingerprint equal those of LATEST's run. Implies --versioned.",
+        ),
+        click.option(
+            "--keep",
+            type=click.IntRange(min=1),
+            default=None,
+            help="After publishing, delete all but the newest N published runs (LATEST's always stays; never a run being written). Implies --versioned.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versioned: bool, if_changed: bool,
-            keep: int | None, pipeline_args: list[str]) -> None:
+def execute(
+    command: str,
+    output: str,
+    inputs: list[str],
+    run_fn,
+    key_fn,
+    versioned: bool,
+    if_changed: bool,
+    keep: int | None,
+    pipeline_args: list[str],
+) -> None:
     """Write OUTPUT (or a new versioned run under it) under the commit protocol (`pipeline.commit`):
     refuse a target kdaug must not write, take the output's lease, `run_fn(attempt) -> manifest`
     stages and publishes, then print the summary. `key_fn()` gives the run key (--if-changed only).
     With --template_location (a Flex Template launch) only the job's graph is written here: the job
     holds the lease from then on and publishes when it runs."""
-    from pipeline import commit, versioning
-    from pipeline.job import template_location
+    from kdaug import commit, versioning
+    from kdaug.beam.engines import template_location
 
     versioned = versioned or if_changed or keep is not None
     log = lambda message: click.echo(message, err=True)  # noqa: E731
@@ -248,66 +366,39 @@ def execute(command: str, output: str, inputs: list[str], run_fn, key_fn, versio
         log(f"job graph written to {template}: the job holds the lease of {output} and publishes it when it finishes")
         return
     if versioned:
-        log(f"{output.rstrip('/')}/LATEST → {manifest['run']}" + ("" if keep is None else f" (keeping {keep} published runs)"))
+        log(
+            f"{output.rstrip('/')}/LATEST → {manifest['run']}"
+            + ("" if keep is None else f" (keeping {keep} published runs)")
+        )
     click.echo(report.summary(manifest))
     click.echo("\n" + report.metrics(manifest["metrics"]))
 
 
 def label_config(teacher_dir: str, max_tokens, teacher_threads, quantize, device, precision, share, pipeline_args):
     """The `LabelConfig` of `run`'s and `label`'s teacher flags, checked before anything starts."""
-    from pipeline.job import pipeline_options
-    from pipeline.label_job import LabelConfig
-    from pipeline.teacher import resolve_device
+    from kdaug.beam.engines import pipeline_options, processes_per_machine, threads_per_worker
+    from kdaug.beam.label_job import LabelConfig
+    from kdaug.teacher.model import resolve_device
 
     try:
         device = resolve_device(device, here=False)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--device") from None
     if quantize and (device != "cpu" or precision == "bf16"):
-        raise click.UsageError(f"--quantize {quantize} runs on the CPU in fp32 only (asked: --device {device} --precision {precision})")
+        raise click.UsageError(
+            f"--quantize {quantize} runs on the CPU in fp32 only (asked: --device {device} --precision {precision})"
+        )
     options = pipeline_options(pipeline_args)
     processes = processes_per_machine(options)
-    return LabelConfig(teacher_dir, max_tokens, quantize, threads_per_worker(teacher_threads, options, processes),
-                       device, precision, processes > 1 if share == "auto" else share == "yes")
-
-
-def processes_per_machine(options) -> int:
-    """Worker processes the runner starts on one machine, as far as the launcher can tell: the
-    DirectRunner's `--direct_num_workers` in multi_processing mode, one per vCPU on Dataflow (unless
-    `no_use_multiple_sdk_containers`), 1 otherwise (in process; Dask, whose workers' layout kdaug
-    does not know)."""
-    from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, StandardOptions
-
-    from pipeline.job import runner_name
-    from pipeline.teacher import default_num_threads
-
-    if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
-        single = "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or [])
-        return 1 if single else 2  # one per vCPU: at least 2 on any multi-core worker
-    direct = options.view_as(DirectOptions)
-    if runner_name(options) != "DirectRunner" or direct.direct_running_mode != "multi_processing":
-        return 1
-    return direct.direct_num_workers or default_num_threads()  # 0: one per CPU
-
-
-def threads_per_worker(requested: int | None, options, processes: int) -> int | None:
-    """The teacher's torch threads per worker process: as requested; else 1 on Dask, whose workers
-    run a thread per core between them, and on Dataflow, which runs one SDK process per vCPU unless
-    told otherwise; else the CPUs shared among the DirectRunner's `processes` worker processes (each
-    would otherwise take them all: 2 workers on 2 cores ran 4 threads, half as fast); else None
-    (every CPU of the process)."""
-    from apache_beam.options.pipeline_options import StandardOptions
-
-    from pipeline.job import runner_name
-    from pipeline.teacher import default_num_threads
-
-    if requested:
-        return requested
-    if runner_name(options) == "DaskRunner":  # Dask's advice for CPU-bound work: a thread per core in all
-        return 1
-    if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
-        return None if processes == 1 else 1
-    return None if processes == 1 else max(1, default_num_threads() // processes)
+    return LabelConfig(
+        teacher_dir,
+        max_tokens,
+        quantize,
+        threads_per_worker(teacher_threads, options, processes),
+        device,
+        precision,
+        processes > 1 if share == "auto" else share == "yes",
+    )
 
 
 def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
@@ -318,7 +409,7 @@ def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
     one line, exit 2."""
     from pathlib import Path
 
-    from pipeline.teacher import LOCAL_ONLY, ModelDirError, check_model_dir
+    from kdaug.teacher.model import LOCAL_ONLY, ModelDirError, check_model_dir
 
     def refuse(why: str):
         raise ModelDirError(f"teacher {teacher_dir}: {why}")
@@ -343,40 +434,78 @@ def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
     # more tokens than embeddings: ids out of range; far fewer: the vocabulary is missing (transformers
     # then builds a tokenizer of special tokens only and every word becomes [UNK]) or another model's
     if not 0.9 * config.vocab_size <= len(tokenizer) <= config.vocab_size:
-        refuse(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding table {config.vocab_size}: "
-               "the vocabulary is missing or belongs to another model")
+        refuse(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's embedding table {config.vocab_size}: "
+            "the vocabulary is missing or belongs to another model"
+        )
     if labels and config.num_labels != len(labels):
         refuse(f"the model has {config.num_labels} classes but the data {len(labels)} ({', '.join(map(str, labels))})")
 
 
-def augment_config(teacher_dir, device, inputs, output, task_name, text_field, text_b_field, label_field, labels, fmt,
-                   methods, degrees, copies, seed, knn_k, glove_vocab, mix_alpha, max_rows, chunk_size):
+def augment_config(
+    teacher_dir,
+    device,
+    inputs,
+    output,
+    task_name,
+    text_field,
+    text_b_field,
+    label_field,
+    labels,
+    fmt,
+    methods,
+    degrees,
+    copies,
+    seed,
+    knn_k,
+    glove_vocab,
+    mix_alpha,
+    max_rows,
+    chunk_size,
+):
     """An AugmentConfig from the shared flags; bad flags become a usage error. `device`: where
     AugPro's projection and gradients run (resolved here, so the manifest says which)."""
-    from pipeline.job import AugmentConfig
-    from pipeline.teacher import resolve_device
+    from kdaug.beam.augment_job import AugmentConfig
+    from kdaug.teacher.model import resolve_device
 
     preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
     try:
         label_values = tuple(labels.split(",")) if labels else None
         task = sources.make_task(preset, text_field, text_b_field, label_field, label_values, fmt)
         paths = list(inputs) or [sources.packaged_input(task)]
-        options = AugmentOptions(seed=seed, teacher_dir=teacher_dir, knn_k=knn_k, glove_vocab=glove_vocab, mix_alpha=mix_alpha,
-                                 device=resolve_device(device, here=False))
+        options = AugmentOptions(
+            seed=seed,
+            teacher_dir=teacher_dir,
+            knn_k=knn_k,
+            glove_vocab=glove_vocab,
+            mix_alpha=mix_alpha,
+            device=resolve_device(device, here=False),
+        )
         config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, max_rows)
         config.validate()
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from None
-    click.echo(f"{', '.join(paths)} → {output} ({len(methods)} methods × {len(degrees)} degrees × {copies} copies)", err=True)
+    click.echo(
+        f"{', '.join(paths)} → {output} ({len(methods)} methods × {len(degrees)} degrees × {copies} copies)", err=True
+    )
     return config
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
 @augment_options
 @version_options
-@click.option("--teacher", "teacher_dir", default=None, help="Model directory whose word-piece table knn-teacher and augpro-mix use. Default: packaged all-MiniLM-L6-v2.")
-@click.option("--device", default="auto", show_default=True,
-              help=f"Where AugPro's projection search and FGSM's gradients run: {DEVICE_HELP}. Recorded in the manifest.")
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    default=None,
+    help="Model directory whose word-piece table knn-teacher and augpro-mix use. Default: packaged all-MiniLM-L6-v2.",
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help=f"Where AugPro's projection search and FGSM's gradients run: {DEVICE_HELP}. Recorded in the manifest.",
+)
 @click.pass_context
 def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     """Augment a labelled dataset at several degrees with several methods.
@@ -390,53 +519,106 @@ def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     Unknown flags go to Beam (e.g. --runner DataflowRunner --project P --region R
     --temp_location gs://...). Without --runner the local DirectRunner is used.
     """
-    from pipeline import versioning
-    from pipeline.job import run_augment
-    from pipeline.teacher import check_model_dir
+    from kdaug import versioning
+    from kdaug.beam.augment_job import run_augment
+    from kdaug.teacher.model import check_model_dir
 
     if teacher_dir:
         check_model_dir(teacher_dir, "teacher")
     config = augment_config(teacher_dir, device, **flags)
-    execute("augment", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, attempt=attempt),
-            lambda: versioning.augment_key(config), versioned, if_changed, keep, ctx.args)
+    execute(
+        "augment",
+        config.output,
+        config.inputs,
+        lambda attempt: run_augment(config, ctx.args, attempt),
+        lambda: versioning.augment_key(config),
+        versioned,
+        if_changed,
+        keep,
+        ctx.args,
+    )
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
 @augment_options
 @version_options
-@click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.")
+@click.option(
+    "--teacher",
+    "teacher_dir",
+    required=True,
+    help="Fine-tuned teacher directory (`kdaug teacher train`): labels every row and provides the word-piece table.",
+)
 @teacher_options
 @click.pass_context
-def run(ctx, teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, versioned, if_changed, keep,
-        **flags):
+def run(
+    ctx,
+    teacher_dir,
+    max_tokens,
+    teacher_threads,
+    quantize,
+    device,
+    precision,
+    share_teacher,
+    versioned,
+    if_changed,
+    keep,
+    **flags,
+):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
 
     Same flags and outputs as `augment`, and every row (originals included) gets
     `teacher_logits`: raw float32 logits, one per class. The manifest records the teacher's
     fingerprint (hash of weights and tokenizer).
     """
-    from pipeline import versioning
-    from pipeline.job import run_augment
-    from pipeline.teacher import check_model_dir
+    from kdaug import versioning
+    from kdaug.beam.augment_job import run_augment
+    from kdaug.teacher.model import check_model_dir
 
     if teacher_dir:
         check_model_dir(teacher_dir, "teacher")
     config = augment_config(teacher_dir, device, **flags)
     check_teacher(teacher_dir, config.task.labels)
     label = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
-    execute("run", config.output, config.inputs, lambda attempt: run_augment(config, ctx.args, label, attempt),
-            lambda: versioning.augment_key(config, label), versioned, if_changed, keep, ctx.args)
+    execute(
+        "run",
+        config.output,
+        config.inputs,
+        lambda attempt: run_augment(config, ctx.args, attempt, label),
+        lambda: versioning.augment_key(config, label),
+        versioned,
+        if_changed,
+        keep,
+        ctx.args,
+    )
 
 
 @main.command(context_settings=BEAM_PASSTHROUGH)
-@click.option("--input", "source", required=True, help="A finished kdaug output (has _SUCCESS), or a root of versioned runs (its LATEST run is read).")
+@click.option(
+    "--input",
+    "source",
+    required=True,
+    help="A finished kdaug output (has _SUCCESS), or a root of versioned runs (its LATEST run is read).",
+)
 @click.option("--output", required=True, help="Where the labelled shards go (same layout); may not lie inside --input.")
 @click.option("--teacher", "teacher_dir", required=True, help="Fine-tuned teacher directory (`kdaug teacher train`).")
 @teacher_options
 @version_options
 @click.pass_context
-def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher,
-          versioned, if_changed, keep):
+def label(
+    ctx,
+    source,
+    output,
+    teacher_dir,
+    max_tokens,
+    teacher_threads,
+    quantize,
+    device,
+    precision,
+    share_teacher,
+    versioned,
+    if_changed,
+    keep,
+):
     """Label the shards of an `augment` output with the teacher's logits.
 
     Beam's RunInference step with kdaug's model handler: the teacher loads once per worker
@@ -445,23 +627,38 @@ def label(ctx, source, output, teacher_dir, max_tokens, teacher_threads, quantiz
     the temperature is the consumer's choice. Rows of a chunk the teacher fails on go to
     OUT/_failed_inference/ with the error, counted in the summary.
     """
-    from pipeline import commit, versioning
-    from pipeline.label_job import run_label
+    from kdaug import commit, versioning
+    from kdaug.beam.label_job import run_label
 
     try:
         published = commit.published(source)
     except commit.UnfinishedOutput as err:
         raise click.UsageError(f"--input {err}") from None
     check_teacher(teacher_dir, (published.manifest.get("config") or {}).get("labels"))
-    config = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
-    execute("label", output, [source], lambda attempt: run_label(source, output, config, ctx.args, attempt),
-            lambda: versioning.label_key(published.manifest, config), versioned, if_changed, keep, ctx.args)
+    config = label_config(
+        teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args
+    )
+    execute(
+        "label",
+        output,
+        [source],
+        lambda attempt: run_label(source, config, ctx.args, attempt),
+        lambda: versioning.label_key(published.manifest, config),
+        versioned,
+        if_changed,
+        keep,
+        ctx.args,
+    )
 
 
 @main.command("inspect")
 @click.argument("output")
 @click.option("--samples", default=3, show_default=True, help="Sample rows per method and degree.")
-@click.option("--allow-unfinished", is_flag=True, help="Read an output that has no published run (forensics): whatever shard files it holds.")
+@click.option(
+    "--allow-unfinished",
+    is_flag=True,
+    help="Read an output that has no published run (forensics): whatever shard files it holds.",
+)
 def inspect_cmd(output, samples, allow_unfinished):
     """Show an output's partitions, row counts, measured changed_frac and sample rows."""
     click.echo(report.inspect(output, samples, allow_unfinished))
@@ -476,7 +673,7 @@ def recover(output):
     areas of dead runs and versioned runs that were never published are deleted. The next kdaug run
     on OUTPUT does the same before it starts, so this is only needed to read OUTPUT before that.
     """
-    from pipeline import commit
+    from kdaug import commit
 
     commit.recover_output(output, log=lambda message: click.echo(message, err=True))
     click.echo(f"{output}: nothing left to recover")

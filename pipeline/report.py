@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline import schema
-from pipeline.words import Words, only_words
+from kdaug import schema
+from kdaug.augment.words import Words, only_words
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -54,8 +54,10 @@ def summary(manifest: dict) -> str:
     if counts["dead_letters"]:
         lines.append(f"dead letters (file, line, reason) are in {schema.DEAD_LETTER_DIR}/")
     if counts.get("failed_inference"):
-        lines.append(f"the teacher failed on {counts['failed_inference']:,} rows: they are in {schema.FAILED_INFERENCE_DIR}/, "
-                     f"each with the error (the warnings above say which chunks)")
+        lines.append(
+            f"the teacher failed on {counts['failed_inference']:,} rows: they are in {schema.FAILED_INFERENCE_DIR}/, "
+            f"each with the error (the warnings above say which chunks)"
+        )
     if "wall_seconds" in manifest:
         seconds = manifest["wall_seconds"]
         lines.append(f"wall time {seconds:.1f} s, {written:,} rows written ({written / seconds:,.0f} rows/s)")
@@ -78,11 +80,16 @@ def inspect(output: str, samples: int = 3, allow_unfinished: bool = False, width
     Short texts cannot honour small degrees (one changed word of five is 20%), so the mean is also
     shown over texts of at least LONG_TEXT_WORDS words, where it should sit near the degree.
     """
-    data = schema.open_dataset(output, allow_unfinished).to_table(
-        columns=["id", "source_id", "method", "degree", "changed_frac", "text_a", "text_b"]
-    ).to_pylist()
+    data = (
+        schema.open_dataset(output, allow_unfinished)
+        .to_table(columns=["id", "source_id", "method", "degree", "changed_frac", "text_a", "text_b"])
+        .to_pylist()
+    )
     originals = {r["source_id"]: r for r in data if r["method"] == "original"}
-    words = {sid: sum(len(only_words(Words.split(t))) for t in (r["text_a"], r["text_b"]) if t) for sid, r in originals.items()}
+    words = {
+        sid: sum(len(only_words(Words.split(t))) for t in (r["text_a"], r["text_b"]) if t)
+        for sid, r in originals.items()
+    }
 
     groups: dict[tuple, list[dict]] = {}
     for r in data:

@@ -90,7 +90,7 @@ def open_dataset(path: str, allow_unfinished: bool = False) -> ds.Dataset:
     (`pipeline.commit.UnfinishedOutput`); `allow_unfinished` reads whatever shard files the
     directory holds instead (forensics).
     """
-    from pipeline import commit
+    from kdaug import commit
 
     tries = _OPEN_TRIES
     while True:
@@ -110,22 +110,30 @@ _OPEN_TRIES = 3  # a publish overlapping an open is retried this often (each tak
 
 def _pinned(run) -> ds.Dataset:
     """The run's shard files, opened now, as one dataset (partition values from their paths)."""
-    from pipeline import commit
+    from kdaug import commit
 
     store = commit.Store(run.dir)
     fmt = ds.ParquetFileFormat()
-    fragments = [fmt.make_fragment(store.fs.open_input_file(store._path(rel)),
-                                   partition_expression=PARTITIONING.parse(rel))
-                 for rel in run.rels if rel.startswith("method=")]
+    fragments = [
+        fmt.make_fragment(store.fs.open_input_file(store._path(rel)), partition_expression=PARTITIONING.parse(rel))
+        for rel in run.rels
+        if rel.startswith("method=")
+    ]
     return ds.FileSystemDataset(fragments, ROW_SCHEMA, fmt)
 
 
 def open_published(run) -> ds.Dataset:
     """The shard files of a `pipeline.commit.Published` run as one typed dataset, by path (kdaug's own
     readers call `run.check_current()` after reading instead of holding every file open)."""
-    from pipeline import commit
+    from kdaug import commit
 
     store = commit.Store(run.dir)
     shards = [store._path(rel) for rel in run.rels if rel.startswith("method=")]
-    return ds.dataset(shards, format="parquet", partitioning=PARTITIONING, partition_base_dir=store.base,
-                      schema=ROW_SCHEMA, filesystem=store.fs)
+    return ds.dataset(
+        shards,
+        format="parquet",
+        partitioning=PARTITIONING,
+        partition_base_dir=store.base,
+        schema=ROW_SCHEMA,
+        filesystem=store.fs,
+    )

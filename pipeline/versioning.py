@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import json
 
-from pipeline import commit, schema
+from kdaug import commit, schema
 
 # --- run keys ------------------------------------------------------------------------------------
 
 
 def manifest_key(manifest: dict) -> dict:
     """The run key of a finished run, from its manifest (a `label` run's input is its source's key)."""
-    teacher = manifest.get("teacher") or {}
-    teacher = {"teacher": teacher.get("fingerprint"), "teacher_quantize": teacher.get("quantize")}
+    ran = manifest.get("teacher")
+    teacher = {"teacher": None, "teacher_quantize": None, "teacher_device": None, "teacher_precision": None}
+    if ran:  # runs from before the device and precision options ran on the CPU in fp32
+        teacher = {
+            "teacher": ran.get("fingerprint"),
+            "teacher_quantize": ran.get("quantize"),
+            "teacher_device": ran.get("device", "cpu"),
+            "teacher_precision": ran.get("precision", "fp32"),
+        }
     if manifest["kind"] == "label":
         source = manifest_key(manifest["source"]["manifest"])
         return {"kind": "label", "schema_version": manifest["schema_version"], "source": source, **teacher}
@@ -35,25 +42,33 @@ def manifest_key(manifest: dict) -> dict:
 
 
 def _teacher_key(label) -> dict:
-    """The teacher's part of a run key: the fp32 weights' fingerprint and how they were run
-    (quantised logits differ a little, so `--quantize` is a change like any config change).
-    Manifests written before `quantize` existed read as fp32 (None), so their key is unchanged."""
+    """The teacher's part of a run key: the fp32 weights' fingerprint and how they were run: quantised,
+    bf16 or GPU logits differ a little from fp32 CPU ones, so `--quantize`, `--precision` and the device
+    are changes like any config change. Manifests written before `quantize` existed read as fp32 (None),
+    so their key is unchanged."""
     if label is None:
-        return {"teacher": None, "teacher_quantize": None}
-    return {"teacher": label.fingerprint, "teacher_quantize": label.quantize}
+        return {"teacher": None, "teacher_quantize": None, "teacher_device": None, "teacher_precision": None}
+    return {
+        "teacher": label.fingerprint,
+        "teacher_quantize": label.quantize,
+        "teacher_device": label.device,
+        "teacher_precision": label.precision,
+    }
 
 
 def augment_key(config, label=None) -> dict:
     """The run key `kdaug augment` (or, with `label`, `kdaug run`) would record for `config`."""
-    from pipeline.job import input_fingerprint
+    from kdaug.inputs.splits import input_fingerprint
 
-    return _plain({
-        "kind": "augment" if label is None else "run",
-        "schema_version": schema.SCHEMA_VERSION,
-        "input_fingerprint": input_fingerprint(config.inputs),
-        "config": config.to_dict(),
-        **_teacher_key(label),
-    })
+    return _plain(
+        {
+            "kind": "augment" if label is None else "run",
+            "schema_version": schema.SCHEMA_VERSION,
+            "input_fingerprint": input_fingerprint(config.inputs),
+            "config": config.to_dict(),
+            **_teacher_key(label),
+        }
+    )
 
 
 def label_key(source_manifest: dict, label) -> dict:
@@ -70,7 +85,9 @@ def _plain(value):
 def _differences(old, new, prefix: str = "") -> list[str]:
     """Dotted paths of the entries that differ, e.g. ["config.degrees", "config.options.seed"]."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in sorted(old.keys() | new.keys()) for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
+        return [
+            d for k in sorted(old.keys() | new.keys()) for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")
+        ]
     return [] if old == new else [prefix.rstrip(".")]
 
 
@@ -90,7 +107,11 @@ def compare(root: str, key: dict) -> tuple[bool, str]:
     differs = _differences(old, key)
     if differs:
         return False, f"changed since {name}: {', '.join(differs)} differ"
-    same = ["source run key"] if key["kind"] == "label" else [f"input fingerprint {key['input_fingerprint'][:12]}", "config"]
+    same = (
+        ["source run key"]
+        if key["kind"] == "label"
+        else [f"input fingerprint {key['input_fingerprint'][:12]}", "config"]
+    )
     if key.get("teacher"):
         same.append(f"teacher fingerprint {key['teacher'][:12]} ({key['teacher_quantize'] or 'fp32'})")
     return True, f"unchanged since {name}: same {', '.join(same[:-1])} and {same[-1]}"

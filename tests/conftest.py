@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from pipeline.resources import resolve_teacher_dir
+from kdaug.augment.resources import resolve_teacher_dir
 
 
 def make_tiny_teacher(path: Path, num_labels: int = 3, seed: int = 0) -> Path:
@@ -22,9 +22,14 @@ def make_tiny_teacher(path: Path, num_labels: int = 3, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=AutoTokenizer.from_pretrained(path).vocab_size,
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=128, num_labels=num_labels,
-        id2label={i: f"label{i}" for i in range(num_labels)}, label2id={f"label{i}": i for i in range(num_labels)},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+        id2label={i: f"label{i}" for i in range(num_labels)},
+        label2id={f"label{i}": i for i in range(num_labels)},
     )
     BertForSequenceClassification(config).save_pretrained(path)
     return path
@@ -42,7 +47,7 @@ def publish_by_hand(root: Path, manifest: dict) -> None:
     changing what an output records)."""
     import json
 
-    from pipeline import commit, schema
+    from kdaug import commit, schema
 
     if (root / schema.SUCCESS_FILE).exists():
         path = root / schema.MANIFEST_FILE
@@ -54,4 +59,17 @@ def publish_by_hand(root: Path, manifest: dict) -> None:
             staged = root / attempt.staging / rel
             staged.parent.mkdir(parents=True, exist_ok=True)
             (root / rel).rename(staged)
-        commit.publish(attempt, {"kind": "run"} | manifest, [{"path": rel, "staged": f"{attempt.staging}/{rel}"} for rel in files])
+        commit.publish(
+            attempt, {"kind": "run"} | manifest, [{"path": rel, "staged": f"{attempt.staging}/{rel}"} for rel in files]
+        )
+
+
+def write_augment(config, pipeline_args=(), label=None) -> dict:
+    """`run_augment` under the commit protocol, as `kdaug augment` (or `kdaug run`) runs it."""
+    from kdaug import commit
+    from kdaug.beam.augment_job import run_augment
+
+    command = "augment" if label is None else "run"
+    return commit.write(
+        config.output, command, config.inputs, lambda a: run_augment(config, list(pipeline_args), a, label)
+    )

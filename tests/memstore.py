@@ -3,7 +3,7 @@
 protocol and every reader). No directories: a "directory" is a name prefix, `exists` is true for
 objects only, a rename is a copy and a delete, and nothing is a symbolic link.
 
-`use(monkeypatch)` routes ``memfs://`` URIs of `pipeline.commit` to it and returns the dict.
+`use(monkeypatch)` routes ``memfs://`` URIs of `kdaug.commit` to it and returns the dict.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class _Handler(pafs.FileSystemHandler):
 
 def use(monkeypatch) -> dict[str, bytes]:
     """Route memfs:// URIs of the commit protocol to the dict (emptied) and return it."""
-    from pipeline import commit
+    from kdaug import commit
 
     OBJECTS.clear()
     local = commit.filesystem
@@ -172,5 +172,5 @@ def use(monkeypatch) -> dict[str, bytes]:
             return pafs.PyFileSystem(_Handler()), _key(root), False
         return local(root)
 
-    monkeypatch.setattr(commit, "filesystem", filesystem)
+    monkeypatch.setattr(commit.storage, "filesystem", filesystem)  # where Store finds it
     return OBJECTS

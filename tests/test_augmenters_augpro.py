@@ -9,9 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import projection, resources
-from pipeline.augmenters import REGISTRY, AugmentOptions, create
-from pipeline.words import target_count
+from kdaug.augment import REGISTRY, AugmentOptions, create, projection, resources
+from kdaug.augment.words import target_count
 
 OPTIONS = AugmentOptions(seed=5)
 SENTENCES = [
@@ -179,11 +178,13 @@ def test_same_rows_in_another_process(mixer):
     examples = chunk(SENTENCES)
     code = (
         "import json, sys\n"
-        "from pipeline.augmenters import AugmentOptions, create\n"
+        "from kdaug.augment import AugmentOptions, create\n"
         "a = create('augpro-mix', AugmentOptions(seed=5)); a.setup()\n"
         "print(json.dumps(a.augment_chunk(json.loads(sys.stdin.read()), 0.3, 0)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(examples), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(examples), capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == json.loads(json.dumps(mixer.augment_chunk(examples, 0.3, 0)))
 
 
@@ -221,7 +222,7 @@ def test_a_shorter_partner_is_avoided_when_a_longer_one_exists(mixer):
 
 def test_splice_keeps_the_rest_of_the_text_and_the_case(mixer):
     text = "Hello, Wörld 🙂 secretions!"
-    (own, spans), = mixer._encode([text])
+    ((own, spans),) = mixer._encode([text])
     pieces = [mixer.vocab[i] for i in own]
     assert pieces == ["hello", ",", "world", "[UNK]", "secret", "##ions", "!"]
     new = own.copy()

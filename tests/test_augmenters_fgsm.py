@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import projection, resources
-from pipeline.augmenters import AugmentOptions, create
-from pipeline.augmenters.augpro_fgsm import K
-from pipeline.words import target_count
+from kdaug.augment import AugmentOptions, create, projection, resources
+from kdaug.augment.augpro_fgsm import K
+from kdaug.augment.words import target_count
 
 SENTENCES = [
     "the movie was good and the actors were great but the story felt long and slow",
@@ -23,8 +22,10 @@ PAIRS = [
 
 
 def chunk(texts):
-    return [{"source_id": f"s{i}", "text_a": a, "text_b": b, "label": i % 2}
-            for i, (a, b) in enumerate(t if isinstance(t, tuple) else (t, None) for t in texts)]
+    return [
+        {"source_id": f"s{i}", "text_a": a, "text_b": b, "label": i % 2}
+        for i, (a, b) in enumerate(t if isinstance(t, tuple) else (t, None) for t in texts)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,9 @@ def test_degree_and_changed_pieces(fgsm, degree):
         n = int(fgsm.is_word[own].sum())
         changed = np.flatnonzero(new != own)
         assert len(changed) == target_count(degree, n)  # short texts, every word piece has candidates
-        assert all(fgsm.is_word[new[changed]]) and all(fgsm.is_continuation[new[changed]] == fgsm.is_continuation[own[changed]])
+        assert all(fgsm.is_word[new[changed]]) and all(
+            fgsm.is_continuation[new[changed]] == fgsm.is_continuation[own[changed]]
+        )
         assert row["text_a"] != ex["text_a"] and row["changed_frac"] == pytest.approx(len(changed) / n)
         assert row["partner_id"] is None and row["mix_lambda"] is None
 

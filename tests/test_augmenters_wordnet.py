@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from pipeline.augmenters import AugmentOptions, create
-from pipeline.augmenters.eda import random_deletion, random_insertion, random_swap
-from pipeline.augmenters.synonym import STOP_WORDS, synonyms
-from pipeline.words import Words, changed_words, is_word, only_words, target_count
+from kdaug.augment import AugmentOptions, create
+from kdaug.augment.eda import random_deletion, random_insertion, random_swap
+from kdaug.augment.synonym import STOP_WORDS, synonyms
+from kdaug.augment.words import Words, changed_words, is_word, only_words, target_count
 
 SST = "it 's a charming and often affecting journey . "
 SST_ELIGIBLE = {3: "charming", 5: "often", 6: "affecting", 7: "journey"}  # token index → word
@@ -33,12 +33,15 @@ def rows_of(augmenter, examples: list[dict]) -> list[list]:  # its source also r
     return [[r["text_a"], r["text_b"], r["id"]] for c in range(3) for r in augmenter.augment_chunk(examples, 0.3, c)]
 
 
-_OTHER_PROCESS = inspect.getsource(rows_of) + """
+_OTHER_PROCESS = (
+    inspect.getsource(rows_of)
+    + """
 import json, sys
-from pipeline.augmenters import AugmentOptions, create
+from kdaug.augment import AugmentOptions, create
 examples = json.loads(sys.argv[1])
 print(json.dumps({name: rows_of(create(name, AugmentOptions(seed=3)), examples) for name in ("synonym", "eda")}))
 """
+)
 
 
 @pytest.fixture(scope="module", autouse=True)

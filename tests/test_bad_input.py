@@ -24,13 +24,16 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import schema, sources
-from pipeline.augmenters import AugmentOptions, create
-from pipeline.cli import main
-from pipeline.job import AugmentConfig, run_augment
-from tests.conftest import make_tiny_teacher, publish_by_hand
+from kdaug import schema
+from kdaug.augment import AugmentOptions, create
+from kdaug.beam.augment_job import AugmentConfig
+from kdaug.cli import main
+from kdaug.inputs import sources
+from tests.conftest import make_tiny_teacher, publish_by_hand, write_augment
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 TASK = sources.make_task("sst2")  # text in `sentence`, labels "0", "1"
 LABELS = st.sampled_from(["0", "1", "1", "2", "-1", "pos", "", " 1 ", "1.0", "NaN", "1e400"])
 TEXTS = st.one_of(st.text(max_size=40), st.sampled_from(["a fine film", "", "   ", "\t", '"', "a,b", "\ufeffbom"]))
@@ -43,8 +46,10 @@ def text_line(fmt: str):
     shaped = {
         "tsv": row.map(lambda r: f"{r[0]}\t{r[1]}"),
         "csv": st.one_of(row.map(lambda r: f"{r[0]},{r[1]}"), row.map(quoted_csv)),
-        "jsonl": st.one_of(row.map(lambda r: json.dumps({"sentence": r[0], "label": r[1]})),
-                           st.sampled_from(["{", "[1]", "null", '{"sentence": 5}', "1" * 5000, "[" * 3000])),
+        "jsonl": st.one_of(
+            row.map(lambda r: json.dumps({"sentence": r[0], "label": r[1]})),
+            st.sampled_from(["{", "[1]", "null", '{"sentence": 5}', "1" * 5000, "[" * 3000]),
+        ),
         "trec": row.map(lambda r: f"{r[1]}:fine {r[0]}"),
     }[fmt]
     wrong_columns = st.lists(TEXTS, max_size=4).map(("\t" if fmt == "tsv" else ",").join)
@@ -137,8 +142,9 @@ PARQUET_LABELS = {
 def test_parquet_gives_every_row_once(data):
     label_type, labels = PARQUET_LABELS[data.draw(st.sampled_from(sorted(PARQUET_LABELS)))]
     rows = data.draw(st.lists(st.tuples(st.one_of(st.none(), TEXTS), st.one_of(st.none(), labels)), max_size=10))
-    table = pa.table({"sentence": pa.array([r[0] for r in rows], pa.string()),
-                      "label": pa.array([r[1] for r in rows], label_type)})
+    table = pa.table(
+        {"sentence": pa.array([r[0] for r in rows], pa.string()), "label": pa.array([r[1] for r in rows], label_type)}
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink)
     assert check_every_row_once("in.parquet", sink.getvalue(), "parquet", None, list(range(1, len(rows) + 1))) is None
@@ -150,12 +156,25 @@ def test_parquet_gives_every_row_once(data):
 
 def test_dirty_file_through_the_job_counts_add_up(tmp_path):
     path = tmp_path / "dirty.tsv"
-    path.write_bytes(b"\n".join([
-        b"sentence\tlabel", b"a fine film\t1", b"\xff\xfe bad bytes\t0", b"word " * 30_000 + b"\t1", b"\t1",
-        b"too\tmany\tcolumns", b"unknown label\t7", b"", b"another fine film\t0", b"\x00\t1",
-    ]) + b"\n")
+    path.write_bytes(
+        b"\n".join(
+            [
+                b"sentence\tlabel",
+                b"a fine film\t1",
+                b"\xff\xfe bad bytes\t0",
+                b"word " * 30_000 + b"\t1",
+                b"\t1",
+                b"too\tmany\tcolumns",
+                b"unknown label\t7",
+                b"",
+                b"another fine film\t0",
+                b"\x00\t1",
+            ]
+        )
+        + b"\n"
+    )
     config = AugmentConfig([str(path)], str(tmp_path / "out"), TASK, ["random"], [0.5], copies=1)
-    manifest = run_augment(config, [])
+    manifest = write_augment(config, [])
     counts = manifest["counts"]
     assert counts["rows_read"] == 9 == counts["originals"] + counts["dead_letters"] and counts["originals"] == 2
     assert manifest["metrics"]["kdaug/dead_letters"] == counts["dead_letters"]
@@ -169,7 +188,7 @@ def test_unreadable_file_fails_the_job_naming_it(tmp_path):
     headless = tmp_path / "headless.tsv"
     headless.write_bytes(b"\xff\xfe\tlabel\n")
     with pytest.raises(Exception, match=f"{headless}: unreadable header"):
-        run_augment(AugmentConfig([str(headless)], str(tmp_path / "out"), TASK, ["random"], [0.5]), [])
+        write_augment(AugmentConfig([str(headless)], str(tmp_path / "out"), TASK, ["random"], [0.5]), [])
     assert not (tmp_path / "out" / schema.SUCCESS_FILE).exists()
 
 
@@ -182,8 +201,11 @@ def augmenters():
 
 
 @settings(SETTINGS, max_examples=40)
-@given(text_a=st.one_of(st.text(min_size=1), st.just("a long text with many words . " * 50)).filter(str.strip),
-       text_b=st.one_of(st.none(), st.text(min_size=1).filter(str.strip)), degree=st.sampled_from([0.1, 0.5, 1.0]))
+@given(
+    text_a=st.one_of(st.text(min_size=1), st.just("a long text with many words . " * 50)).filter(str.strip),
+    text_b=st.one_of(st.none(), st.text(min_size=1).filter(str.strip)),
+    degree=st.sampled_from([0.1, 0.5, 1.0]),
+)
 def test_augmenters_take_any_text(augmenters, text_a, text_b, degree):
     """Texts stay below ~400 words: `words.changed_words` is quadratic in the text length (one
     4,000-word row takes 8 s with synonym and 34 s with eda), which bounds what one test may draw."""
@@ -197,7 +219,7 @@ def test_augmenters_take_any_text(augmenters, text_a, text_b, degree):
 
 @pytest.fixture(scope="module")
 def teacher(tiny_teacher_dir):
-    from pipeline.teacher import Teacher
+    from kdaug.teacher.model import Teacher
 
     return Teacher.load(tiny_teacher_dir, max_tokens=256)
 
@@ -213,8 +235,21 @@ def write_shards(root: Path, logits: list[list[float]]) -> Path:
     """A one-shard kdaug output whose rows carry `logits`."""
     part = root / "method=original" / "degree=0.00" / schema.shard_file_name(0, 1)
     part.parent.mkdir(parents=True)
-    rows = [{"id": f"{i:05d}", "source_id": f"s-{i}", "text_a": "x", "text_b": None, "label": 0, "copy": 0,
-             "changed_frac": 0.0, "partner_id": None, "mix_lambda": None, "teacher_logits": lg} for i, lg in enumerate(logits)]
+    rows = [
+        {
+            "id": f"{i:05d}",
+            "source_id": f"s-{i}",
+            "text_a": "x",
+            "text_b": None,
+            "label": 0,
+            "copy": 0,
+            "changed_frac": 0.0,
+            "partner_id": None,
+            "mix_lambda": None,
+            "teacher_logits": lg,
+        }
+        for i, lg in enumerate(logits)
+    ]
     pq.write_table(pa.Table.from_pylist(rows, schema=schema.SHARD_FILE_SCHEMA), part)
     teacher = {"dir": "t", "fingerprint": "0" * 32}
     publish_by_hand(root, {"schema_version": schema.SCHEMA_VERSION, "teacher": teacher})
@@ -224,7 +259,7 @@ def write_shards(root: Path, logits: list[list[float]]) -> Path:
 @SETTINGS
 @given(logits=st.lists(st.lists(st.floats(width=32), min_size=2, max_size=2), min_size=1, max_size=20))
 def test_distill_reader_refuses_non_finite_logits(logits):
-    from distill.shards import ShardReader
+    from kdaug.distill.shards import ShardReader
 
     with tempfile.TemporaryDirectory() as tmp:
         part = write_shards(Path(tmp), logits)
@@ -243,7 +278,9 @@ def invoke(*args):
 
 def test_missing_input_file_is_a_clear_usage_error(tmp_path):
     missing = tmp_path / "nope.tsv"
-    result = invoke("augment", "--task", "sst2", "--input", missing, "--output", tmp_path / "out", "--methods", "random")
+    result = invoke(
+        "augment", "--task", "sst2", "--input", missing, "--output", tmp_path / "out", "--methods", "random"
+    )
     assert result.exit_code == 2 and f"input file not found: {missing}" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -252,8 +289,21 @@ def test_missing_input_file_is_a_clear_usage_error(tmp_path):
 def finished_output(tmp_path_factory):
     root = tmp_path_factory.mktemp("aug")
     (root / "train.tsv").write_text("sentence\tlabel\na fine film\t1\na dull film\t0\n")
-    result = invoke("augment", "--task", "sst2", "--input", root / "train.tsv", "--output", root / "out",
-                    "--methods", "random", "--degrees", "0.5", "--copies", "1")
+    result = invoke(
+        "augment",
+        "--task",
+        "sst2",
+        "--input",
+        root / "train.tsv",
+        "--output",
+        root / "out",
+        "--methods",
+        "random",
+        "--degrees",
+        "0.5",
+        "--copies",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     return root / "out"
 
@@ -276,13 +326,19 @@ def broken_teacher(tmp_path, tiny_teacher_dir, how: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how, message", [
-    ("no-config", "no config.json"),
-    ("no-weights", "no model weights"),
-    ("no-vocab", "the tokenizer has 5 tokens but the model's embedding table 30522: the vocabulary is missing"),
-    ("small-embeddings", "the tokenizer has 30522 tokens but the model's embedding table 1000: the vocabulary is missing or belongs"),
-    ("three-classes", "the model has 3 classes but the data 2 (0, 1)"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("no-config", "no config.json"),
+        ("no-weights", "no model weights"),
+        ("no-vocab", "the tokenizer has 5 tokens but the model's embedding table 30522: the vocabulary is missing"),
+        (
+            "small-embeddings",
+            "the tokenizer has 30522 tokens but the model's embedding table 1000: the vocabulary is missing or belongs",
+        ),
+        ("three-classes", "the model has 3 classes but the data 2 (0, 1)"),
+    ],
+)
 def test_mismatched_teacher_is_refused_before_the_job(finished_output, tmp_path, tiny_teacher_dir, how, message):
     teacher = broken_teacher(tmp_path, tiny_teacher_dir, how)
     result = invoke("label", "--input", finished_output, "--output", tmp_path / "lab", "--teacher", teacher)

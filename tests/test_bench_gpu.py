@@ -12,8 +12,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_gpu_runs_on_the_cpu_and_reports_every_figure(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_gpu.py"), "--device", "cpu", "--quick",
-                          "--json", str(tmp_path / "gpu.json")], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "bench_gpu.py"),
+            "--device",
+            "cpu",
+            "--quick",
+            "--json",
+            str(tmp_path / "gpu.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((tmp_path / "gpu.json").read_text())
     results = report["results"]

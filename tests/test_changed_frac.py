@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from pipeline.augmenters import AugmentOptions, create
-from pipeline.augmenters.base import split_once, word_change_fraction
+from kdaug.augment import AugmentOptions, create
+from kdaug.augment.base import split_once, word_change_fraction
 
 TEXTS = [
     "it 's a charming and often affecting journey .",
@@ -32,7 +32,10 @@ def test_counted_changes_match_the_resplit_measure(method):
                     assert row["changed_frac"] == pytest.approx(measured), (method, row)
                 else:  # a multi-word synonym counts per slot; the edit distance may align its words
                     # with neighbours and find fewer: never more
-                    assert row["changed_frac"] == pytest.approx(measured) or row["changed_frac"] > measured, (method, row)
+                    assert row["changed_frac"] == pytest.approx(measured) or row["changed_frac"] > measured, (
+                        method,
+                        row,
+                    )
 
 
 @pytest.mark.parametrize("method", ["knn", "synonym", "eda", "random"])

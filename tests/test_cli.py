@@ -6,13 +6,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import schema
-from pipeline.cli import main
-from pipeline.teacher import Teacher, fingerprint
+from kdaug import schema
+from kdaug.cli import main
+from kdaug.teacher.model import Teacher, fingerprint
 from tests.conftest import make_tiny_teacher
 
-SENTENCES = ["a gorgeous , witty , seductive movie .", "bad", "it 's a charming and often affecting journey .",
-             "the film is strictly routine and its long middle section never finds a rhythm"]
+SENTENCES = [
+    "a gorgeous , witty , seductive movie .",
+    "bad",
+    "it 's a charming and often affecting journey .",
+    "the film is strictly routine and its long middle section never finds a rhythm",
+]
 
 
 @pytest.fixture
@@ -39,9 +43,26 @@ def test_main_help_explains_degrees():
 
 
 def test_bad_flags_are_usage_errors(sst2_file, tmp_path):
-    result = CliRunner().invoke(main, ["augment", "--input", sst2_file, "--task", "sst2", "--output", str(tmp_path / "o"), "--methods", "nope"])
+    result = CliRunner().invoke(
+        main, ["augment", "--input", sst2_file, "--task", "sst2", "--output", str(tmp_path / "o"), "--methods", "nope"]
+    )
     assert result.exit_code == 2 and "unknown method 'nope'" in result.output
-    result = CliRunner().invoke(main, ["augment", "--input", sst2_file, "--task", "sst2", "--output", str(tmp_path / "o"), "--methods", "random", "--degrees", "0,2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "augment",
+            "--input",
+            sst2_file,
+            "--task",
+            "sst2",
+            "--output",
+            str(tmp_path / "o"),
+            "--methods",
+            "random",
+            "--degrees",
+            "0,2",
+        ],
+    )
     assert result.exit_code == 2 and "degrees must be in (0, 1]" in result.output
 
 
@@ -50,7 +71,20 @@ def labelled(output):
 
 
 def test_augment_then_label_equals_run(sst2_file, tmp_path, tiny_teacher_dir):
-    common = ["--input", sst2_file, "--task", "sst2", "--methods", "random,eda", "--degrees", "0.3", "--copies", "2", "--seed", "5"]
+    common = [
+        "--input",
+        sst2_file,
+        "--task",
+        "sst2",
+        "--methods",
+        "random,eda",
+        "--degrees",
+        "0.3",
+        "--copies",
+        "2",
+        "--seed",
+        "5",
+    ]
     out = invoke("augment", *common, "--output", tmp_path / "aug")
     assert "rows read 9 = originals 8 + dead letters 1" in out
 
@@ -78,22 +112,51 @@ def test_augment_then_label_equals_run(sst2_file, tmp_path, tiny_teacher_dir):
 
 def test_fingerprint_follows_the_teacher(sst2_file, tmp_path, tiny_teacher_dir):
     other = str(make_tiny_teacher(tmp_path / "other", num_labels=2, seed=1))
-    invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--degrees", "0.3", "--output", tmp_path / "aug")
+    invoke(
+        "augment",
+        "--input",
+        sst2_file,
+        "--task",
+        "sst2",
+        "--methods",
+        "random",
+        "--degrees",
+        "0.3",
+        "--output",
+        tmp_path / "aug",
+    )
     invoke("label", "--input", tmp_path / "aug", "--output", tmp_path / "a", "--teacher", tiny_teacher_dir)
     invoke("label", "--input", tmp_path / "aug", "--output", tmp_path / "b", "--teacher", other)
-    fingerprints = [json.loads((tmp_path / n / schema.MANIFEST_FILE).read_text())["teacher"]["fingerprint"] for n in "ab"]
+    fingerprints = [
+        json.loads((tmp_path / n / schema.MANIFEST_FILE).read_text())["teacher"]["fingerprint"] for n in "ab"
+    ]
     assert fingerprints[0] != fingerprints[1]
 
 
 def test_label_refuses_unfinished_input(tmp_path, tiny_teacher_dir):
     (tmp_path / "aug").mkdir()
-    result = CliRunner().invoke(main, ["label", "--input", str(tmp_path / "aug"), "--output", str(tmp_path / "o"),
-                                       "--teacher", tiny_teacher_dir], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["label", "--input", str(tmp_path / "aug"), "--output", str(tmp_path / "o"), "--teacher", tiny_teacher_dir],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 2 and "has no _SUCCESS" in result.output and not (tmp_path / "o").exists()
 
 
 def test_inspect(sst2_file, tmp_path):
-    invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--degrees", "0.5", "--output", tmp_path / "aug")
+    invoke(
+        "augment",
+        "--input",
+        sst2_file,
+        "--task",
+        "sst2",
+        "--methods",
+        "random",
+        "--degrees",
+        "0.5",
+        "--output",
+        tmp_path / "aug",
+    )
     out = invoke("inspect", tmp_path / "aug")
     assert "random    0.50" in out and "→" in out
 
@@ -102,7 +165,7 @@ def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
     """transformers 5 saves only tokenizer.json after fine-tuning: the vocabulary must still load."""
     import shutil
 
-    from pipeline import resources
+    from kdaug.augment import resources
 
     saved = tmp_path / "saved"
     shutil.copytree(tiny_teacher_dir, saved)
@@ -111,8 +174,8 @@ def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
 
 
 def test_teacher_threads_and_sharing_follow_the_worker_processes(monkeypatch):
-    from pipeline import teacher
-    from pipeline.cli import label_config
+    from kdaug.cli import label_config
+    from kdaug.teacher import model as teacher
 
     def config(*args, threads=None, share="auto"):
         made = label_config("T", None, threads, None, "auto", "fp32", share, list(args))

@@ -36,15 +36,15 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit, schema
-from pipeline.cli import main
+from kdaug import commit, schema
+from kdaug.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = "the a film movie story actor plot scene good bad great dull charming witty long music camera funny sad".split()
 READER = """
 import hashlib, json, sys
 import pyarrow as pa
-from pipeline import commit, schema
+from kdaug import commit, schema
 try:
     run = commit.published(sys.argv[1])
     table = schema.open_published(run).to_table(columns=["id", "text_a", "method", "degree"])
@@ -59,20 +59,41 @@ print(json.dumps({"seed": run.manifest["config"]["options"]["seed"], "sha": hash
 
 def write_input(path: Path, rows: int = 800) -> Path:
     rng = random.Random(0)
-    path.write_text("sentence\tlabel\n" + "".join(
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 25))) + f"\t{i % 2}\n" for i in range(rows)))
+    path.write_text(
+        "sentence\tlabel\n"
+        + "".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 25))) + f"\t{i % 2}\n" for i in range(rows))
+    )
     return path
 
 
 def augment_args(input_file, output, seed=0, *flags):
     """A run that writes for a second or more (~17,000 rows in 48 files)."""
-    return ["augment", "--task", "sst2", "--input", str(input_file), "--output", str(output), "--methods", "random",
-            "--degrees", "0.1,0.2,0.3,0.4,0.5", "--copies", "4", "--chunk-size", "100", "--seed", str(seed), *flags]
+    return [
+        "augment",
+        "--task",
+        "sst2",
+        "--input",
+        str(input_file),
+        "--output",
+        str(output),
+        "--methods",
+        "random",
+        "--degrees",
+        "0.1,0.2,0.3,0.4,0.5",
+        "--copies",
+        "4",
+        "--chunk-size",
+        "100",
+        "--seed",
+        str(seed),
+        *flags,
+    ]
 
 
 def kdaug(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "kdaug", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -82,8 +103,14 @@ def error_lines(stderr: str) -> list[str]:
 
 def start(*args, log: Path, env: dict | None = None) -> subprocess.Popen:
     with open(log, "wb") as f:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env and dict(os.environ, **env))
+        return subprocess.Popen(
+            [sys.executable, "-m", "kdaug", *map(str, args)],
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env and dict(os.environ, **env),
+        )
 
 
 @contextmanager
@@ -143,8 +170,11 @@ def world(tmp_path_factory):
         assert result.returncode == 0, result.stderr
         table = schema.open_dataset(str(out)).to_table(columns=["id", "text_a", "method", "degree"])
         rows = sorted(json.dumps(r, sort_keys=True) for r in table.to_pylist())
-        clean[seed] = {"dir": out, "files": published_files(out)[1],
-                       "sha": hashlib.sha256("\n".join(rows).encode()).hexdigest()}
+        clean[seed] = {
+            "dir": out,
+            "files": published_files(out)[1],
+            "sha": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
+        }
     assert clean[0]["files"].keys() == clean[1]["files"].keys() and clean[0]["files"] != clean[1]["files"]
     big = write_input(root / "big.tsv", rows=6000)  # a writer that runs for several seconds after its claim
     return {"data": data, "clean": clean, "seconds": max(took), "big": big}
@@ -173,7 +203,10 @@ def test_a_second_writer_is_refused_naming_the_first(world, tmp_path):
         second = kdaug(*augment_args(world["data"], out, 1))
     assert first.wait() == 0, (tmp_path / "first.log").read_text()
     assert second.returncode == 1
-    assert f"is being written by another kdaug run: attempt {claim['attempt']} (`kdaug augment`, pid {first.pid}" in second.stderr
+    assert (
+        f"is being written by another kdaug run: attempt {claim['attempt']} (`kdaug augment`, pid {first.pid}"
+        in second.stderr
+    )
     assert "Traceback" not in second.stderr and len(error_lines(second.stderr)) <= 2
     assert commit.published(str(out)).manifest["attempt"] == claim["attempt"]
 
@@ -213,7 +246,9 @@ def test_symbolic_links_are_never_followed(world, tmp_path):
     published = out / "method=random" / "degree=0.30" / "part-00000-of-00008.parquet"  # a listed file made a link
     published.unlink()
     published.symlink_to(victim / "degree=0.30" / "part-00000-of-00010.parquet")
-    assert "method=random/degree=0.30/part-00000-of-00008.parquet" in invoke(*augment_args(world["data"], out, 1), code=2)
+    assert "method=random/degree=0.30/part-00000-of-00008.parquet" in invoke(
+        *augment_args(world["data"], out, 1), code=2
+    )
     with pytest.raises(commit.CommitError, match="is a symbolic link"):  # and the store itself refuses it
         commit.Store(str(out)).delete("method=random/degree=0.30/part-00000-of-00008.parquet")
     with pytest.raises(commit.CommitError, match="leaves the output"):
@@ -243,7 +278,9 @@ def test_keep_never_deletes_a_live_run_and_latest_never_moves_back(world, tmp_pa
         commit.publish(stale, {}, [])
     lease = commit.Lease(store, "test").acquire()
     try:
-        stale = commit.Attempt(str(root), lease.attempt, versioned=True, run_name="20000101T000000.000000Z-" + lease.attempt)
+        stale = commit.Attempt(
+            str(root), lease.attempt, versioned=True, run_name="20000101T000000.000000Z-" + lease.attempt
+        )
         with pytest.raises(commit.CommitError, match="LATEST never moves back in time"):
             commit.publish(stale, {}, [])
     finally:
@@ -301,8 +338,20 @@ def test_readers_refuse_an_unfinished_output(world, tmp_path):
     result = invoke("distill", "--data", out, "--mode", "ft", "--output", tmp_path / "student", code=2)
     assert "has no _SUCCESS" in result and not (tmp_path / "student").exists()
     (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
-    result = invoke("sweep", "--data", f"size=8:{out}", "--dev", tmp_path / "dev.tsv", "--methods", "random",
-                    "--modes", "ft", "--output", tmp_path / "sweep", code=2)
+    result = invoke(
+        "sweep",
+        "--data",
+        f"size=8:{out}",
+        "--dev",
+        tmp_path / "dev.tsv",
+        "--methods",
+        "random",
+        "--modes",
+        "ft",
+        "--output",
+        tmp_path / "sweep",
+        code=2,
+    )
     assert "has no _SUCCESS" in result
 
     # the output of a live writer says who is writing it
@@ -407,7 +456,11 @@ def test_a_detached_job_holds_the_lease_until_its_publish(world, tmp_path, monke
     monkeypatch.setattr(commit, "heartbeat", lambda attempt: beats.append(attempt.attempt) or heartbeat(attempt))
     claims = []
     release = commit.release
-    monkeypatch.setattr(commit, "release", lambda store, attempt: claims.extend(store.files(commit.CLAIMS_DIR)) or release(store, attempt))
+    monkeypatch.setattr(
+        commit.publishing,  # where the job's publish finds it
+        "release",
+        lambda store, attempt: claims.extend(store.files(commit.CLAIMS_DIR)) or release(store, attempt),
+    )
     result = invoke(*augment_args(world["data"], out, 0), "--template_location", tmp_path / "job.json")
     assert "job graph written to" in result and "publishes it when it finishes" in result
     assert beats and len(set(beats)) == 1
@@ -468,14 +521,23 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
             fault = rng.choice([signal.SIGKILL, signal.SIGKILL, signal.SIGSTOP])
             runs_before = set(os.listdir(real / "runs")) if (real / "runs").is_dir() else set()
             log = tmp_path / f"{trial}-{step}-{i}.log"
-            proc = start(*augment_args(world["data"], out, seed, *flags), log=log, env={"KDAUG_LEASE_SECONDS": str(LEASE)})
+            proc = start(
+                *augment_args(world["data"], out, seed, *flags), log=log, env={"KDAUG_LEASE_SECONDS": str(LEASE)}
+            )
             procs.append((proc, trigger(phase, time.monotonic(), runs_before), phase, fault))
             time.sleep(rng.uniform(0, 1.5))
         readers = []
         for i in range(rng.choice([0, 1, 2])):
             time.sleep(rng.uniform(0, 2))
-            readers.append(subprocess.Popen([sys.executable, "-c", READER, str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, text=True))
+            readers.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", READER, str(out)],
+                    cwd=REPO,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         pending, paused_until = list(procs), {}  # pid -> when to SIGCONT it
         while pending:
             for entry in list(pending):
@@ -527,7 +589,9 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
     assert assert_clean_run(out, world)["config"]["options"]["seed"] == seed
     assert tree(sentinel) == guarded
     assert not (real / "_kdaug").exists() and not list(real.glob("**/*.tmp"))
-    print(f"trial {trial}: {'versioned ' + ' '.join(flags) if versioned else 'plain'}, faults (step, phase, signal, left a journal): {kills}")
+    print(
+        f"trial {trial}: {'versioned ' + ' '.join(flags) if versioned else 'plain'}, faults (step, phase, signal, left a journal): {kills}"
+    )
 
 
 @pytest.mark.parametrize("trial", range(3))

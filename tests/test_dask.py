@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit, job
-from pipeline.cli import main
+from kdaug import commit
+from kdaug.beam import engines
+from kdaug.cli import main
 
 distributed = pytest.importorskip("distributed")
 dask_bag = pytest.importorskip("dask.bag")
@@ -24,8 +25,12 @@ WORDS = "the a film movie story actor plot scene good bad great dull charming wi
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local, distributed.Client(local) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as local,
+        distributed.Client(local) as client,
+    ):
         yield local.scheduler_address, client
 
 
@@ -38,12 +43,23 @@ def inputs(tmp_path_factory):
     """Two TSV files and a JSONL file with bad rows, and one larger TSV file."""
     root = tmp_path_factory.mktemp("inputs")
     rng = random.Random(1)
-    (root / "a.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 90)))
-                                + "bad\tline\tthree\n\t1\nunknown\t7\n")
-    (root / "b.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 40))))
-    (root / "c.jsonl").write_text("".join(json.dumps({"sentence": s, "label": str(i % 2)}) + "\n" for i, s in enumerate(sentences(rng, 30)))
-                                  + "{not json\n" + json.dumps({"sentence": 5, "label": "1"}) + "\n")
-    (root / "one.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 400))))
+    (root / "a.tsv").write_text(
+        "sentence\tlabel\n"
+        + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 90)))
+        + "bad\tline\tthree\n\t1\nunknown\t7\n"
+    )
+    (root / "b.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 40)))
+    )
+    (root / "c.jsonl").write_text(
+        "".join(json.dumps({"sentence": s, "label": str(i % 2)}) + "\n" for i, s in enumerate(sentences(rng, 30)))
+        + "{not json\n"
+        + json.dumps({"sentence": 5, "label": "1"})
+        + "\n"
+    )
+    (root / "one.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 400)))
+    )
     return root
 
 
@@ -56,10 +72,17 @@ def invoke(*args):
 def published(output) -> tuple[dict, dict[str, str]]:
     """(manifest without what differs by attempt, {file: sha256}) of an output's published run."""
     run = commit.published(str(output))
-    files = {rel: hashlib.sha256((Path(run.dir) / rel).read_bytes()).hexdigest() for rel in commit.manifest_files(run.manifest)}
+    files = {
+        rel: hashlib.sha256((Path(run.dir) / rel).read_bytes()).hexdigest()
+        for rel in commit.manifest_files(run.manifest)
+    }
     manifest = {k: v for k, v in run.manifest.items() if k not in ("attempt", "published_at")}
     if "source" in manifest:
-        manifest["source"] = {"manifest": {k: v for k, v in manifest["source"]["manifest"].items() if k not in ("attempt", "published_at")}}
+        manifest["source"] = {
+            "manifest": {
+                k: v for k, v in manifest["source"]["manifest"].items() if k not in ("attempt", "published_at")
+            }
+        }
     return manifest, files
 
 
@@ -72,8 +95,22 @@ def on_both(tmp_path, cluster, *args) -> tuple:
 
 
 def augment_args(*files, methods="random,eda,knn"):
-    return ["augment", "--task", "sst2", *[a for f in files for a in ("--input", f)], "--methods", methods,
-            "--degrees", "0.2,0.5", "--copies", "2", "--chunk-size", "16", "--seed", "3"]
+    return [
+        "augment",
+        "--task",
+        "sst2",
+        *[a for f in files for a in ("--input", f)],
+        "--methods",
+        methods,
+        "--degrees",
+        "0.2,0.5",
+        "--copies",
+        "2",
+        "--chunk-size",
+        "16",
+        "--seed",
+        "3",
+    ]
 
 
 def test_augment_on_dask_equals_the_direct_runner(inputs, cluster, tmp_path):
@@ -81,7 +118,9 @@ def test_augment_on_dask_equals_the_direct_runner(inputs, cluster, tmp_path):
     assert dask == direct
     manifest, files = dask
     assert manifest["counts"]["dead_letters"] == 5 and manifest["counts"]["rows_read"] == 93 + 40 + 32
-    assert [f["file"] for f in manifest["counts"]["per_file"]] == [str(inputs / n) for n in ("a.tsv", "b.tsv", "c.jsonl")]
+    assert [f["file"] for f in manifest["counts"]["per_file"]] == [
+        str(inputs / n) for n in ("a.tsv", "b.tsv", "c.jsonl")
+    ]
     assert any(f.startswith("_dead_letter/") for f in files)
     metrics = json.loads((tmp_path / "dask" / commit.METRICS_FILE).read_text())
     assert metrics["runner"] == "DaskRunner" and metrics["counters"] is None
@@ -93,7 +132,7 @@ def test_one_file_is_split_across_both_workers(inputs, cluster, tmp_path):
         direct, dask = on_both(tmp_path, cluster, *augment_args(inputs / "one.tsv", methods="random"))
     assert dask == direct and len([f for f in dask[1] if f.startswith("method=original/")]) == 25  # 400 rows / 16
     # 25 splits in (up to) PARTITIONS_PER_THREAD partitions per worker thread; the steps over them run on both workers
-    partitions = dask_bag.from_sequence(range(25), npartitions=job.PARTITIONS_PER_THREAD * 2).npartitions
+    partitions = dask_bag.from_sequence(range(25), npartitions=engines.PARTITIONS_PER_THREAD * 2).npartitions
     by_step: dict[str, set] = {}
     for task in stream.data:
         key = task.get("key")
@@ -111,5 +150,6 @@ def test_run_and_label_on_dask_equal_the_direct_runner(inputs, cluster, tmp_path
     invoke(*augment_args(inputs / "a.tsv", inputs / "c.jsonl", methods="random"), "--output", tmp_path / "aug")
     direct, dask = on_both(tmp_path / "label", cluster, "label", "--input", tmp_path / "aug", *teacher)
     assert dask == direct
-    assert dask[0]["counts"]["rows_read"] == sum(f["rows"] for f in commit.published(str(tmp_path / "aug")).manifest["files"]
-                                                if f["path"].startswith("method="))
+    assert dask[0]["counts"]["rows_read"] == sum(
+        f["rows"] for f in commit.published(str(tmp_path / "aug")).manifest["files"] if f["path"].startswith("method=")
+    )

@@ -18,21 +18,53 @@ from apache_beam.options.pipeline_options import PipelineOptions, WorkerOptions
 from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from pipeline import commit, sources
-from pipeline.augmenters import REGISTRY, AugmentOptions
-from pipeline.job import AugmentConfig, build
-from pipeline.label_job import LabelConfig
+from kdaug import commit
+from kdaug.augment import REGISTRY, AugmentOptions
+from kdaug.beam.augment_job import AugmentConfig, build
+from kdaug.beam.label_job import LabelConfig
+from kdaug.inputs import sources
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "us-docker.pkg.dev/kdaug-test/kdaug/worker:test"
-DATAFLOW = ["--runner", "DataflowRunner", "--project", "kdaug-test", "--region", "us-central1",
-            "--temp_location", "gs://kdaug-test-bucket/tmp", "--sdk_container_image", IMAGE,
-            "--job_name", "kdaug-graph-test", "--dry_run", "True"]
-STEPS = {"Splits", "Read", "Chunks", "Spread", "Augment", "Label", "Write", "DeadLetters", "WriteDeadLetters", "Files",
-         "Stats", "Summaries", "Gather", "Finalize"}
+DATAFLOW = [
+    "--runner",
+    "DataflowRunner",
+    "--project",
+    "kdaug-test",
+    "--region",
+    "us-central1",
+    "--temp_location",
+    "gs://kdaug-test-bucket/tmp",
+    "--sdk_container_image",
+    IMAGE,
+    "--job_name",
+    "kdaug-graph-test",
+    "--dry_run",
+    "True",
+]
+STEPS = {
+    "Splits",
+    "Read",
+    "Chunks",
+    "Spread",
+    "Augment",
+    "Label",
+    "Write",
+    "DeadLetters",
+    "WriteDeadLetters",
+    "Files",
+    "Stats",
+    "Summaries",
+    "Gather",
+    "Finalize",
+}
 DEGREES, COPIES = [0.1, 0.3], 2
-SENTENCES = ["a gorgeous , witty , seductive movie .", "the film is strictly routine and never finds a rhythm",
-             "it 's a charming and often affecting journey .", "an ugly , pointless , stupid movie"]
+SENTENCES = [
+    "a gorgeous , witty , seductive movie .",
+    "the film is strictly routine and never finds a rhythm",
+    "it 's a charming and often affecting journey .",
+    "an ugly , pointless , stupid movie",
+]
 
 # Run as a separate process: the DoFns of the graph, unpickled as a Dataflow worker does.
 WORKER = """
@@ -52,7 +84,7 @@ socket.socket.connect, socket.getaddrinfo = connect, lookup
 
 from apache_beam.internal import pickler
 from apache_beam.io.filesystems import FileSystems
-from pipeline import sources, splits
+from kdaug.inputs import sources, splits
 work = Path(sys.argv[1])
 read, augment, label = (pickler.loads((work / f"{step}.pkl").read_bytes())[0] for step in ("Read", "Augment", "Label"))
 for fn in (read, augment, label):
@@ -103,8 +135,16 @@ def job(tmp_path_factory, tiny_teacher_dir):
     data = tmp / "train.tsv"
     data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES)))
     options = AugmentOptions(seed=1, teacher_dir=tiny_teacher_dir, glove_vocab=5_000)
-    config = AugmentConfig([str(data)], "gs://kdaug-test-bucket/out", sources.make_task("sst2"), sorted(REGISTRY),
-                           DEGREES, COPIES, options, chunk_size=3)
+    config = AugmentConfig(
+        [str(data)],
+        "gs://kdaug-test-bucket/out",
+        sources.make_task("sst2"),
+        sorted(REGISTRY),
+        DEGREES,
+        COPIES,
+        options,
+        chunk_size=3,
+    )
     config.validate()
     with pytest.MonkeyPatch.context() as monkeypatch:
         refuse_network(monkeypatch)
@@ -131,7 +171,11 @@ def do_fn_payloads(proto) -> dict[str, bytes]:
 def step_fn(payloads: dict[str, bytes], step: str) -> bytes:
     """The pickled DoFn of a top-level step (`Read` is `Read/ParDo(ReadChunks)` in the graph, the
     teacher's DoFn of `Label` is `Label/RunInference/BeamML_RunInference`)."""
-    (name,) = [n for n in payloads if n == step or n.startswith(f"{step}/ParDo(") or n == f"{step}/RunInference/BeamML_RunInference"]
+    (name,) = [
+        n
+        for n in payloads
+        if n == step or n.startswith(f"{step}/ParDo(") or n == f"{step}/RunInference/BeamML_RunInference"
+    ]
     return payloads[name]
 
 
@@ -140,8 +184,10 @@ def test_dataflow_graph_has_the_job_steps_on_the_worker_image(job):
     proto = runner.proto_pipeline
     top = {t.unique_name for t in transforms(proto) if "/" not in t.unique_name}
     assert STEPS <= top, f"missing steps: {STEPS - top}"
-    images = {beam_runner_api_pb2.DockerPayload.FromString(env.payload).container_image
-              for env in proto.components.environments.values()}
+    images = {
+        beam_runner_api_pb2.DockerPayload.FromString(env.payload).container_image
+        for env in proto.components.environments.values()
+    }
     assert images == {IMAGE}
     assert all(t.environment_id in proto.components.environments for t in transforms(proto) if t.environment_id)
     for step in ("Read", "Augment", "Label", "Write", "Finalize"):
@@ -152,8 +198,10 @@ def test_dataflow_graph_has_the_job_steps_on_the_worker_image(job):
 def test_real_dataflow_client_built_the_job(job):
     runner, result, _, real = job
     if not real:
-        pytest.skip("apache-beam[gcp] is not installed (pip install '.[gcp]'): the graph went through "
-                    "DataflowRunner up to a stand-in Job")
+        pytest.skip(
+            "apache-beam[gcp] is not installed (pip install '.[gcp]'): the graph went through "
+            "DataflowRunner up to a stand-in Job"
+        )
     from apache_beam.runners.dataflow.internal.apiclient import Job
 
     assert isinstance(result.job, Job) and result.job.proto_pipeline is runner.proto_pipeline
@@ -168,7 +216,10 @@ def test_no_large_objects_pickled_into_the_graph(job):
     assert len(proto.SerializeToString()) < 1 << 20
     for step in ("Augment", "Label"):  # models, vectors and WordNet load in setup, on the worker
         fn = pickler.loads(step_fn(payloads, step))[0]
-        assert not {"augmenters", "teacher", "_model"} & {k for k, v in vars(fn).items() if v is not None}, (step, sorted(vars(fn)))
+        assert not {"augmenters", "teacher", "_model"} & {k for k, v in vars(fn).items() if v is not None}, (
+            step,
+            sorted(vars(fn)),
+        )
 
 
 def test_worker_setup_loads_everything_offline(job, tmp_path):
@@ -176,10 +227,18 @@ def test_worker_setup_loads_everything_offline(job, tmp_path):
     payloads = do_fn_payloads(runner.proto_pipeline)
     for step in ("Read", "Augment", "Label"):
         (tmp_path / f"{step}.pkl").write_bytes(step_fn(payloads, step))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HOME": str(tmp_path / "home"),
-           "HF_HOME": str(tmp_path / "hf"), "KDAUG_DATA_DIR": str(tmp_path / "kdaug-data"), "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path), data], env=env, capture_output=True,
-                         text=True, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HOME": str(tmp_path / "home"),
+        "HF_HOME": str(tmp_path / "hf"),
+        "KDAUG_DATA_DIR": str(tmp_path / "kdaug-data"),
+        "PYTHONPATH": str(ROOT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER, str(tmp_path), data], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["attempts"] == []

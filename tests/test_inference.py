@@ -16,17 +16,25 @@ import torch
 from apache_beam.options.pipeline_options import PipelineOptions
 from click.testing import CliRunner
 
-from pipeline import commit, schema
-from pipeline.cli import main
-from pipeline.inference import LabelChunks, TeacherHandler
-from pipeline.teacher import Teacher, check_precision, resolve_device
+from kdaug import commit, schema
+from kdaug.beam.inference import LabelChunks, TeacherHandler
+from kdaug.cli import main
+from kdaug.teacher.model import Teacher, check_precision, resolve_device
 
-SENTENCES = ["a gorgeous , witty , seductive movie .", "bad", "it 's a charming and often affecting journey .",
-             "ok .", "the film is strictly routine , and its long , rambling middle section never finds a rhythm ."]
+SENTENCES = [
+    "a gorgeous , witty , seductive movie .",
+    "bad",
+    "it 's a charming and often affecting journey .",
+    "ok .",
+    "the film is strictly routine , and its long , rambling middle section never finds a rhythm .",
+]
 
 
 def rows(prefix: str, texts_b=None) -> list[dict]:
-    return [{"id": f"{prefix}{i}", "text_a": a, "text_b": None if texts_b is None else texts_b[i]} for i, a in enumerate(SENTENCES)]
+    return [
+        {"id": f"{prefix}{i}", "text_a": a, "text_b": None if texts_b is None else texts_b[i]}
+        for i, a in enumerate(SENTENCES)
+    ]
 
 
 class FailingHandler(TeacherHandler):
@@ -53,7 +61,11 @@ def run(handler, elements, tmp_path):
     _ = out | beam.Map(lambda e, d=str(tmp_path): (Path(d) / uuid.uuid4().hex).write_bytes(pickle.dumps(e)))
     result = pipeline.run()
     result.wait_until_finish()
-    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"] if c.key.metric.namespace == "teacher"}
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query()["counters"]
+        if c.key.metric.namespace == "teacher"
+    }
     return [pickle.loads(p.read_bytes()) for p in tmp_path.iterdir()], counters
 
 
@@ -82,7 +94,9 @@ def test_a_failing_chunk_becomes_dead_letters_and_the_rest_is_labelled(tiny_teac
     assert all(r["teacher_logits"] for r in by_key[("method=original/degree=0.00", "k0")])
     failed = by_key[(f"{schema.FAILED_INFERENCE_DIR}/method=original/degree=0.00", "k1")]
     assert [r["id"] for r in failed] == [r["id"] for r in bad]
-    assert all(r["reason"] == "RuntimeError: CUDA out of memory (simulated)" and "teacher_logits" not in r for r in failed)
+    assert all(
+        r["reason"] == "RuntimeError: CUDA out of memory (simulated)" and "teacher_logits" not in r for r in failed
+    )
     assert counters["rows_failed"] == len(bad) and counters["rows_labelled"] == len(SENTENCES)
 
 
@@ -90,22 +104,51 @@ def test_failed_inference_is_published_beside_the_rows_and_counted(tiny_teacher_
     """`kdaug label` end to end with a teacher that fails on one chunk: the job succeeds, the failed
     rows are in _failed_inference/ with their error, and the counts add up."""
     data = tmp_path / "in.tsv"
-    data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES * 4)) + "a boom here\t1\n")
-    result = CliRunner().invoke(main, ["augment", "--task", "sst2", "--input", str(data), "--output", str(tmp_path / "aug"),
-                                       "--methods", "random", "--degrees", "0.3", "--copies", "1", "--chunk-size", "8"])
+    data.write_text(
+        "sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES * 4)) + "a boom here\t1\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "augment",
+            "--task",
+            "sst2",
+            "--input",
+            str(data),
+            "--output",
+            str(tmp_path / "aug"),
+            "--methods",
+            "random",
+            "--degrees",
+            "0.3",
+            "--copies",
+            "1",
+            "--chunk-size",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    monkeypatch.setattr("pipeline.inference.TeacherHandler", FailingHandler)
-    result = CliRunner().invoke(main, ["label", "--input", str(tmp_path / "aug"), "--output", str(tmp_path / "lab"),
-                                       "--teacher", tiny_teacher_dir])
+    monkeypatch.setattr("kdaug.beam.inference.TeacherHandler", FailingHandler)
+    result = CliRunner().invoke(
+        main,
+        ["label", "--input", str(tmp_path / "aug"), "--output", str(tmp_path / "lab"), "--teacher", tiny_teacher_dir],
+    )
     assert result.exit_code == 0, result.output
     assert "the teacher failed on" in result.output
     manifest = commit.published(str(tmp_path / "lab")).manifest
     failed = [f for f in manifest["files"] if f["path"].startswith(schema.FAILED_INFERENCE_DIR + "/")]
     assert failed and manifest["counts"]["failed_inference"] == sum(f["rows"] for f in failed) > 0
-    assert manifest["counts"]["rows_read"] == sum(f["rows"] for f in manifest["files"] if not f["path"].startswith("_manifest"))
+    assert manifest["counts"]["rows_read"] == sum(
+        f["rows"] for f in manifest["files"] if not f["path"].startswith("_manifest")
+    )
     table = pq.read_table(tmp_path / "lab" / failed[0]["path"])
-    assert table.schema.equals(schema.FAILED_INFERENCE_SCHEMA) and "boom" in " ".join(table.column("text_a").to_pylist())
-    assert len(schema.open_dataset(str(tmp_path / "lab")).to_table()) == manifest["counts"]["rows_read"] - manifest["counts"]["failed_inference"]
+    assert table.schema.equals(schema.FAILED_INFERENCE_SCHEMA) and "boom" in " ".join(
+        table.column("text_a").to_pylist()
+    )
+    assert (
+        len(schema.open_dataset(str(tmp_path / "lab")).to_table())
+        == manifest["counts"]["rows_read"] - manifest["counts"]["failed_inference"]
+    )
     assert manifest["teacher"]["device"] == "cpu" and manifest["teacher"]["precision"] == "fp32"
 
 

@@ -15,23 +15,43 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit, job, schema
-from pipeline.cli import main
+from kdaug import commit, schema
+from kdaug.beam import augment_job as job
+from kdaug.cli import main
 
 ROWS = [f"a {word} film about {n} people\t{n % 2}" for n, word in enumerate(["fine", "dull", "long", "witty"] * 10)]
 MULTI = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
 
 
 def augment(path: Path, out: Path, *extra: str):
-    args = ["augment", "--task", "sst2", "--input", path, "--output", out, "--methods", "random", "--degrees", "0.1",
-            "--copies", "1", "--chunk-size", "8", *extra]
+    args = [
+        "augment",
+        "--task",
+        "sst2",
+        "--input",
+        path,
+        "--output",
+        out,
+        "--methods",
+        "random",
+        "--degrees",
+        "0.1",
+        "--copies",
+        "1",
+        "--chunk-size",
+        "8",
+        *extra,
+    ]
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def files(root: Path) -> dict[str, str]:
     """Every file under ROOT but kdaug's state (where a failed attempt's staging area may stay), hashed."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "_kdaug"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] != "_kdaug"
+    }
 
 
 @pytest.fixture
@@ -48,8 +68,9 @@ def published(tmp_path):
 def dask_address():
     """A one-worker `dask.distributed` cluster (a separate process) to run the job on."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -59,7 +80,11 @@ def test_an_input_truncated_after_planning_fails_the_run_naming_it(published, mo
     rows than planned in a file of another size."""
     path, out, before = published
     runner_args = {"in_memory": [], "multi_processing": MULTI}.get(runner) or [
-        "--runner", "dask", "--dask_client_address", request.getfixturevalue("dask_address")]
+        "--runner",
+        "dask",
+        "--dask_client_address",
+        request.getfixturevalue("dask_address"),
+    ]
     size = path.stat().st_size
     real_plan = job.plan
 
@@ -80,7 +105,10 @@ def test_an_input_truncated_after_planning_fails_the_run_naming_it(published, mo
 def test_a_parquet_input_truncated_after_planning_fails_the_run_naming_it(tmp_path, monkeypatch):
     """Its readers fail to parse what is left of it: the error says why."""
     path, out = tmp_path / "train.parquet", tmp_path / "out"
-    parquet(path, {"sentence": pa.array([r.split("\t")[0] for r in ROWS]), "label": pa.array([n % 2 for n in range(len(ROWS))])})
+    parquet(
+        path,
+        {"sentence": pa.array([r.split("\t")[0] for r in ROWS]), "label": pa.array([n % 2 for n in range(len(ROWS))])},
+    )
     size = path.stat().st_size
     real_plan = job.plan
     monkeypatch.setattr(job, "plan", lambda config: (real_plan(config), os.truncate(path, size - 8))[0])
@@ -143,16 +171,20 @@ def test_an_input_without_data_rows_is_refused_before_the_job(tmp_path, name):
 WRONG_FIELDS = {
     "no-column.parquet": (
         lambda p: parquet(p, {"text": pa.array(["a film"]), "label": pa.array([1])}),
-        "no column 'sentence' (its columns: text (string), label (int64))"),
+        "no column 'sentence' (its columns: text (string), label (int64))",
+    ),
     "int-column.parquet": (
         lambda p: parquet(p, {"sentence": pa.array([5]), "label": pa.array([1])}),
-        "column 'sentence' is int64, not a string (its columns: sentence (int64), label (int64))"),
+        "column 'sentence' is int64, not a string (its columns: sentence (int64), label (int64))",
+    ),
     "no-field.jsonl": (
         lambda p: p.write_text("\n" + json.dumps({"text": "a film", "label": 1}) + "\n"),
-        "line 2, the first row, has no field 'sentence' (its fields: text, label)"),
+        "line 2, the first row, has no field 'sentence' (its fields: text, label)",
+    ),
     "no-label.tsv": (
         lambda p: p.write_text("sentence\tgrade\na film\t1\n"),
-        "no column 'label' (its columns: sentence, grade)"),
+        "no column 'label' (its columns: sentence, grade)",
+    ),
 }
 
 
@@ -168,8 +200,11 @@ def test_an_input_without_the_tasks_fields_is_refused_before_the_job(tmp_path, n
 
 def test_a_later_jsonl_row_without_the_field_is_still_a_dead_letter(tmp_path):
     path, out = tmp_path / "later.jsonl", tmp_path / "out"
-    path.write_text("".join(json.dumps({"sentence": f"a film {n}", "label": n % 2}) + "\n" for n in range(5))
-                    + json.dumps({"text": "no sentence", "label": 1}) + "\n")
+    path.write_text(
+        "".join(json.dumps({"sentence": f"a film {n}", "label": n % 2}) + "\n" for n in range(5))
+        + json.dumps({"text": "no sentence", "label": 1})
+        + "\n"
+    )
     result = augment(path, out)
     assert result.exit_code == 0, result.output
     dead = pq.read_table(out / schema.DEAD_LETTER_DIR).to_pylist()

@@ -6,9 +6,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import schema, sources
-from pipeline.augmenters import REGISTRY, AugmentOptions
-from pipeline.job import AugmentConfig, run_augment
+from kdaug import schema
+from kdaug.augment import REGISTRY, AugmentOptions
+from kdaug.beam.augment_job import AugmentConfig
+from kdaug.inputs import sources
+from tests.conftest import write_augment
 
 SENTENCES = [
     "it 's a charming and often affecting journey .",
@@ -33,8 +35,9 @@ def sst2_file(tmp_path):
 
 def config(inputs, output, methods=("random",), degrees=(0.1, 0.5), **kw):
     kw.setdefault("options", AugmentOptions(seed=7))
-    return AugmentConfig(list(inputs), str(output), sources.make_task("sst2"), list(methods), list(degrees),
-                         copies=2, chunk_size=5, **kw)
+    return AugmentConfig(
+        list(inputs), str(output), sources.make_task("sst2"), list(methods), list(degrees), copies=2, chunk_size=5, **kw
+    )
 
 
 def rows(output):
@@ -44,12 +47,15 @@ def rows(output):
 
 def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
     out = tmp_path / "out"
-    manifest = run_augment(config([sst2_file], out), [])
+    manifest = write_augment(config([sst2_file], out), [])
 
     assert (out / schema.SUCCESS_FILE).exists()
     assert not (out / "_kdaug").exists()  # no staging area, claim or journal left
     assert sorted(manifest["partitions"]) == [
-        "_dead_letter", "method=original/degree=0.00", "method=random/degree=0.10", "method=random/degree=0.50"
+        "_dead_letter",
+        "method=original/degree=0.00",
+        "method=random/degree=0.10",
+        "method=random/degree=0.50",
     ]
     for part in out.glob("method=*/degree=*/*.parquet"):
         assert pq.read_schema(part).remove_metadata() == schema.SHARD_FILE_SCHEMA
@@ -59,8 +65,13 @@ def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
     assert lines == [list(range(2 + 5 * i, min(26, 7 + 5 * i))) for i in range(5)]  # file i: chunk i (lines 2-25)
 
     counts = manifest["counts"]
-    assert counts == {"rows_read": 27, "originals": 24, "dead_letters": 3, "failed_inference": 0,
-                      "per_file": [{"file": sst2_file, "rows_read": 27, "dead_letters": 3}]}
+    assert counts == {
+        "rows_read": 27,
+        "originals": 24,
+        "dead_letters": 3,
+        "failed_inference": 0,
+        "per_file": [{"file": sst2_file, "rows_read": 27, "dead_letters": 3}],
+    }
     assert manifest["partitions"]["method=random/degree=0.50"]["rows"] == 24 * 2
     assert json.loads((out / schema.MANIFEST_FILE).read_text())["partitions"] == manifest["partitions"]
 
@@ -83,29 +94,32 @@ def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
 
 def test_rerun_replaces_and_crash_never_looks_complete(sst2_file, tmp_path):
     out = tmp_path / "out"
-    run_augment(config([sst2_file], out), [])
+    write_augment(config([sst2_file], out), [])
     left = out / "_kdaug" / "attempts" / "0123456789ab" / "method=random" / "degree=0.10"  # what a killed run leaves
     left.mkdir(parents=True)
     (left / "x.parquet").write_bytes(b"half a file")
-    manifest = run_augment(config([sst2_file], out, degrees=(0.3,)), [])
+    manifest = write_augment(config([sst2_file], out, degrees=(0.3,)), [])
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("method=*/degree=*")) == [
-        "method=original/degree=0.00", "method=random/degree=0.30"
+        "method=original/degree=0.00",
+        "method=random/degree=0.30",
     ]
     assert not (out / "_kdaug").exists()
-    assert len(rows(out)) == 24 + 24 * 2 == sum(
-        p["rows"] for k, p in manifest["partitions"].items() if k != "_dead_letter"
+    assert (
+        len(rows(out))
+        == 24 + 24 * 2
+        == sum(p["rows"] for k, p in manifest["partitions"].items() if k != "_dead_letter")
     )
 
     with pytest.raises(Exception):
-        run_augment(config([sst2_file, str(tmp_path / "missing.tsv")], tmp_path / "out2"), [])
+        write_augment(config([sst2_file, str(tmp_path / "missing.tsv")], tmp_path / "out2"), [])
     assert not (tmp_path / "out2" / schema.SUCCESS_FILE).exists()
 
 
 def test_same_rows_with_one_and_two_workers(sst2_file, tmp_path):
     methods = sorted(REGISTRY)
     options = AugmentOptions(seed=3, glove_vocab=20_000)
-    run_augment(config([sst2_file], tmp_path / "one", methods, options=options), ["--direct_num_workers", "1"])
-    run_augment(
+    write_augment(config([sst2_file], tmp_path / "one", methods, options=options), ["--direct_num_workers", "1"])
+    write_augment(
         config([sst2_file], tmp_path / "two", methods, options=options),
         ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
     )
@@ -115,10 +129,12 @@ def test_same_rows_with_one_and_two_workers(sst2_file, tmp_path):
 
 
 def test_seed_changes_texts_not_originals(sst2_file, tmp_path):
-    run_augment(config([sst2_file], tmp_path / "a"), [])
-    run_augment(config([sst2_file], tmp_path / "b", options=AugmentOptions(seed=8)), [])
+    write_augment(config([sst2_file], tmp_path / "a"), [])
+    write_augment(config([sst2_file], tmp_path / "b", options=AugmentOptions(seed=8)), [])
     a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
-    text = lambda data, method: sorted((r["source_id"], r["copy"], r["degree"], r["text_a"]) for r in data if r["method"] == method)
+    text = lambda data, method: sorted(
+        (r["source_id"], r["copy"], r["degree"], r["text_a"]) for r in data if r["method"] == method
+    )
     assert text(a, "original") == text(b, "original")
     assert text(a, "random") != text(b, "random")
 
@@ -127,7 +143,7 @@ def test_consumers_read_the_output(sst2_file, tmp_path):
     pd = pytest.importorskip("pandas")
     duckdb = pytest.importorskip("duckdb")
     out = tmp_path / "out"
-    run_augment(config([sst2_file], out), [])
+    write_augment(config([sst2_file], out), [])
     frame = pd.read_parquet(out)
     assert len(frame) == 24 * 5 and set(frame["method"].astype(str)) == {"original", "random"}
     counts = duckdb.sql(
@@ -151,10 +167,17 @@ def test_a_partition_short_of_rows_fails_the_run_before_anything_is_published(tm
     """The finaliser's count check: every method × degree partition holds originals × copies rows
     (a runner that loses a step's outputs — Beam 2.77's DaskRunner drops finish_bundle's — must fail
     the run, not publish a partial one); rows the teacher failed on count where they came from."""
-    from pipeline import commit, sinks
+    from kdaug import commit
+    from kdaug.beam import sinks
 
     def summary(partition: str, rows: int) -> dict:
-        return {"partition": partition, "key": "k0", "staged": f"x/{partition}/k0.parquet", "rows": rows, "changed_sum": 0.0}
+        return {
+            "partition": partition,
+            "key": "k0",
+            "staged": f"x/{partition}/k0.parquet",
+            "rows": rows,
+            "changed_sum": 0.0,
+        }
 
     config = {"methods": ["random"], "degrees": [0.3], "copies": 2}
     manifest = {"kind": "run", "config": config}
@@ -169,6 +192,8 @@ def test_a_partition_short_of_rows_fails_the_run_before_anything_is_published(tm
     assert not (tmp_path / "out").exists()
     # 8 rows labelled + 12 whose labelling failed = 20: the check passes and the run is published
     monkeypatch.setattr(commit, "publish", lambda attempt, manifest, files: {**manifest, "files": files})
-    published = sinks.finalize([summary(original, 10), summary(random_part, 8), summary(failed, 12)], stats, attempt, manifest)
+    published = sinks.finalize(
+        [summary(original, 10), summary(random_part, 8), summary(failed, 12)], stats, attempt, manifest
+    )
     assert published["counts"]["failed_inference"] == 12 and published["counts"]["originals"] == 10
     assert sorted(f["path"].rsplit("/", 1)[0] for f in published["files"]) == sorted([failed, original, random_part])

@@ -16,14 +16,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit, resources
-from pipeline.cli import main
-from pipeline.teacher import ModelDirError, Teacher, check_model_dir
+from kdaug import commit
+from kdaug.augment import resources
+from kdaug.cli import main
+from kdaug.teacher.model import ModelDirError, Teacher, check_model_dir
 from tests.conftest import publish_by_hand
 
 REPO = Path(__file__).resolve().parents[1]
-CUSTOM_CODE = ("declares custom code (auto_map in config.json): kdaug never runs a model's own code; use a directory "
-               "saved from a standard transformers class")
+CUSTOM_CODE = (
+    "declares custom code (auto_map in config.json): kdaug never runs a model's own code; use a directory "
+    "saved from a standard transformers class"
+)
 UNFINISHED = "kdaug has not finished writing it ("
 
 
@@ -54,8 +57,10 @@ def custom_code_dir(teacher: str, path: Path, sentinel: Path) -> Path:
     shutil.copytree(teacher, path)
     (path / "evil.py").write_text(f"open({str(sentinel)!r}, 'w').write('imported')\n")
     config = json.loads((path / "config.json").read_text())
-    config.update(model_type="kdaug-evil", auto_map={"AutoConfig": "evil.EvilConfig",
-                                                     "AutoModelForSequenceClassification": "evil.EvilModel"})
+    config.update(
+        model_type="kdaug-evil",
+        auto_map={"AutoConfig": "evil.EvilConfig", "AutoModelForSequenceClassification": "evil.EvilModel"},
+    )
     (path / "config.json").write_text(json.dumps(config))
     return path
 
@@ -90,11 +95,16 @@ def unfinished_dir(teacher: str, path: Path, state: str = "never published", mon
         return path
     published_model(teacher, path)
     if state == "publishing":  # killed past the commit point of a second publish: the journal stays
+
         def killed(*args, **kwargs):
             raise Killed
 
-        with monkeypatch.context() as patch, pytest.raises(Killed), commit.Writer(str(path), "teacher train") as attempt:
-            patch.setattr(commit, "apply_journal", killed)
+        with (
+            monkeypatch.context() as patch,
+            pytest.raises(Killed),
+            commit.Writer(str(path), "teacher train") as attempt,
+        ):
+            patch.setattr(commit.publishing, "apply_journal", killed)
             shutil.copytree(teacher, attempt.staging_uri, dirs_exist_ok=True)
             commit.publish_dir(attempt, {"kind": "teacher"})
         assert (path / commit.JOURNAL_FILE).exists()
@@ -118,8 +128,23 @@ def train_tsv(tmp_path) -> Path:
 
 
 def run_args(train_tsv: Path, output: Path, teacher: Path) -> list:
-    return ["run", "--task", "sst2", "--input", train_tsv, "--output", output, "--teacher", teacher,
-            "--methods", "random", "--degrees", "0.5", "--copies", "1"]
+    return [
+        "run",
+        "--task",
+        "sst2",
+        "--input",
+        train_tsv,
+        "--output",
+        output,
+        "--teacher",
+        teacher,
+        "--methods",
+        "random",
+        "--degrees",
+        "0.5",
+        "--copies",
+        "1",
+    ]
 
 
 def test_custom_code_is_refused_and_never_run_nor_prompted_for(tmp_path, tiny_teacher_dir, train_tsv):
@@ -127,21 +152,30 @@ def test_custom_code_is_refused_and_never_run_nor_prompted_for(tmp_path, tiny_te
     sentinel = tmp_path / "ran"
     teacher = custom_code_dir(tiny_teacher_dir, tmp_path / "custom", sentinel)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "hf-modules")}
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, run_args(train_tsv, tmp_path / "out", teacher))],
-                          input="y\n", capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kdaug", *map(str, run_args(train_tsv, tmp_path / "out", teacher))],
+        input="y\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"Error: teacher {teacher}: {CUSTOM_CODE}"
     assert "Usage:" not in proc.stderr
     assert not sentinel.exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("make, error, message", [(custom_code_dir, ValueError, "contains custom code"),
-                                                   (pickled_dir, OSError, "no file named model.safetensors")],
-                         ids=["custom-code", "pickle"])
+@pytest.mark.parametrize(
+    "make, error, message",
+    [(custom_code_dir, ValueError, "contains custom code"), (pickled_dir, OSError, "no file named model.safetensors")],
+    ids=["custom-code", "pickle"],
+)
 def test_loading_runs_no_code_even_past_the_check(tmp_path, tiny_teacher_dir, monkeypatch, make, error, message):
     """Defence in depth: were the check skipped, transformers is still told never to run a directory's
     code (trust_remote_code=False, so no prompt) nor to unpickle weights (use_safetensors=True)."""
-    from pipeline import teacher as teacher_module
+    from kdaug.teacher import model as teacher_module
 
     sentinel = tmp_path / "ran"
     model_dir = make(tiny_teacher_dir, tmp_path / "model", sentinel)
@@ -153,14 +187,18 @@ def test_loading_runs_no_code_even_past_the_check(tmp_path, tiny_teacher_dir, mo
 
 
 def test_pickled_weights_are_refused_before_any_job(tmp_path, tiny_teacher_dir, train_tsv, monkeypatch):
-    import pipeline.job
+    import kdaug.beam.augment_job
 
     sentinel = tmp_path / "ran"
     teacher = pickled_dir(tiny_teacher_dir, tmp_path / "pickled", sentinel)
-    monkeypatch.setattr(pipeline.job, "run_augment", lambda *args, **kwargs: pytest.fail("a Beam job started"))
+    monkeypatch.setattr(
+        kdaug.beam.augment_job, "run_augment", lambda *args, **kwargs: pytest.fail("a Beam job started")
+    )
     line = refusal(invoke(*run_args(train_tsv, tmp_path / "out", teacher)))
-    assert line == (f"Error: teacher {teacher}: its weights are pickles (pytorch_model.bin), which can run code when "
-                    "loaded; kdaug reads model.safetensors only (save_pretrained writes it by default)")
+    assert line == (
+        f"Error: teacher {teacher}: its weights are pickles (pytorch_model.bin), which can run code when "
+        "loaded; kdaug reads model.safetensors only (save_pretrained writes it by default)"
+    )
     assert not sentinel.exists() and not (tmp_path / "out").exists()
 
 
@@ -169,11 +207,19 @@ def _evaluate(tmp_path, model, train_tsv):
 
 
 def _distill_student(tmp_path, model, train_tsv):
-    return "student", ["distill", "--data", tmp_path, "--output", tmp_path / "out", "--student", model], tmp_path / "out"
+    return (
+        "student",
+        ["distill", "--data", tmp_path, "--output", tmp_path / "out", "--student", model],
+        tmp_path / "out",
+    )
 
 
 def _distill_teacher(tmp_path, model, train_tsv):
-    return "teacher", ["distill", "--data", tmp_path, "--output", tmp_path / "out", "--teacher", model], tmp_path / "out"
+    return (
+        "teacher",
+        ["distill", "--data", tmp_path, "--output", tmp_path / "out", "--teacher", model],
+        tmp_path / "out",
+    )
 
 
 def _label(tmp_path, model, train_tsv):
@@ -185,8 +231,11 @@ def _run(tmp_path, model, train_tsv):
     return "teacher", run_args(train_tsv, tmp_path / "out", model), tmp_path / "out"
 
 
-@pytest.mark.parametrize("command", [_evaluate, _distill_student, _distill_teacher, _label, _run],
-                         ids=["evaluate", "distill --student", "distill --teacher", "label", "run"])
+@pytest.mark.parametrize(
+    "command",
+    [_evaluate, _distill_student, _distill_teacher, _label, _run],
+    ids=["evaluate", "distill --student", "distill --teacher", "label", "run"],
+)
 def test_every_command_refuses_a_half_published_model(tmp_path, tiny_teacher_dir, train_tsv, command):
     model = unfinished_dir(tiny_teacher_dir, tmp_path / "model")
     what, args, output = command(tmp_path, model, train_tsv)
@@ -206,8 +255,9 @@ def test_each_unfinished_state_is_refused(tmp_path, tiny_teacher_dir, monkeypatc
 def test_a_dataset_passed_as_teacher_is_refused_naming_its_kind(tmp_path):
     source = published_augment_output(tmp_path / "aug")
     line = refusal(invoke("label", "--input", source, "--output", tmp_path / "out", "--teacher", source))
-    assert line == (f"Error: teacher {source}: it is an augmented dataset (_manifest.json kind 'augment'), "
-                    "not a model directory")
+    assert line == (
+        f"Error: teacher {source}: it is an augmented dataset (_manifest.json kind 'augment'), not a model directory"
+    )
     assert not (tmp_path / "out").exists()
 
 

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import sources
+from kdaug.inputs import sources
 
 
 def read(path, data, task, max_rows=None):
@@ -15,7 +15,7 @@ def read(path, data, task, max_rows=None):
 
 
 def test_glue_single_sentence_and_ids():
-    data = b"sentence\tlabel\nit 's a charming journey . \t1\na dull , \"quoted\" mess \t0\n"
+    data = b'sentence\tlabel\nit \'s a charming journey . \t1\na dull , "quoted" mess \t0\n'
     examples, dead = read("dir/train.tsv", data, sources.make_task("sst2"))
     assert dead == []
     assert examples == [
@@ -25,10 +25,7 @@ def test_glue_single_sentence_and_ids():
 
 
 def test_glue_pairs_keep_quotes():
-    data = (
-        "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-        '1\t1\t2\tHe said "yes" today.\tToday he said "yes".\n'
-    ).encode()
+    data = b'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tHe said "yes" today.\tToday he said "yes".\n'
     examples, dead = read("mrpc/train.tsv", data, sources.make_task("mrpc"))
     assert dead == []
     assert examples[0]["text_a"] == 'He said "yes" today.'
@@ -121,14 +118,18 @@ def read_file(path, task):
 
 
 def test_csv_quoted_line_breaks_stay_in_the_field_and_lines_count_on(tmp_path):
-    path = write(tmp_path, "q.csv", (
-        b'sentence,label\n'
-        b'"two\nlines",1\n'                       # lines 2-3
-        b'plain,0\n'                               # line 4
-        b'"three\r\n""quoted""\r\nlines",0\r\n'   # lines 5-7, CRLF kept inside the field
-        b'"",1\n'                                  # line 8
-        b'last,1'                                   # line 9, no final line break
-    ))
+    path = write(
+        tmp_path,
+        "q.csv",
+        (
+            b"sentence,label\n"
+            b'"two\nlines",1\n'  # lines 2-3
+            b"plain,0\n"  # line 4
+            b'"three\r\n""quoted""\r\nlines",0\r\n'  # lines 5-7, CRLF kept inside the field
+            b'"",1\n'  # line 8
+            b"last,1"  # line 9, no final line break
+        ),
+    )
     examples, dead = read_file(path, SST2)
     assert [(e["source_id"], e["text_a"], e["label"]) for e in examples] == [
         ("q-0000002", "two\nlines", 1),
@@ -143,18 +144,22 @@ def test_csv_quoted_line_breaks_stay_in_the_field_and_lines_count_on(tmp_path):
 
 
 def test_csv_bad_records_are_dead_letters_at_their_first_line(tmp_path):
-    path = write(tmp_path, "bad.csv", (
-        b'sentence,label\n'
-        b'ok,1\n'                        # 2
-        b'bad \xff bytes,0\n'            # 3
-        b'"spans \xfe an\n'              # 4-5: the quoted field holds an undecodable line
-        b'undecodable line",1\n'
-        b'\n'                            # 6
-        b'one,two,three\n'               # 7
-        b'"ok ""again""",0\n'            # 8
-        b'"never closed,1\n'             # 9-10: the quote runs to the end of the file
-        b'still inside,0\n'
-    ))
+    path = write(
+        tmp_path,
+        "bad.csv",
+        (
+            b"sentence,label\n"
+            b"ok,1\n"  # 2
+            b"bad \xff bytes,0\n"  # 3
+            b'"spans \xfe an\n'  # 4-5: the quoted field holds an undecodable line
+            b'undecodable line",1\n'
+            b"\n"  # 6
+            b"one,two,three\n"  # 7
+            b'"ok ""again""",0\n'  # 8
+            b'"never closed,1\n'  # 9-10: the quote runs to the end of the file
+            b"still inside,0\n"
+        ),
+    )
     examples, dead = read_file(path, SST2)
     assert [(e["source_id"], e["text_a"]) for e in examples] == [("bad-0000002", "ok"), ("bad-0000008", 'ok "again"')]
     assert [(d["line"], d["reason"]) for d in dead] == [
@@ -174,8 +179,8 @@ def test_csv_bad_records_are_dead_letters_at_their_first_line(tmp_path):
 def test_csv_header_problems_refuse_the_file(tmp_path):
     cases = {
         b'"sentence,label\nx,1\n': "unreadable header: unterminated quoted field",
-        b'sent\xffence,label\nx,1\n': "unreadable header: undecodable bytes",
-        b'': "the file is empty",
+        b"sent\xffence,label\nx,1\n": "unreadable header: undecodable bytes",
+        b"": "the file is empty",
     }
     for data, message in cases.items():
         with pytest.raises(ValueError, match=f"h.csv: {message}"):
@@ -224,13 +229,17 @@ def test_an_unknown_extension_without_a_preset_format_is_refused(tmp_path):
 
 
 def test_texts_without_printable_characters_are_dead_letters(tmp_path):
-    path = write(tmp_path, "ctl.tsv", (
-        b"sentence\tlabel\n"
-        b"\x00\x00\t1\n"
-        b"\x01 \x02\t0\n"
-        b"\x1b\xe2\x80\x8b\x7f\t1\n"      # ESC, zero-width space, DEL
-        b"a \x00 b\x07\t0\n"                 # control characters among words stay
-    ))
+    path = write(
+        tmp_path,
+        "ctl.tsv",
+        (
+            b"sentence\tlabel\n"
+            b"\x00\x00\t1\n"
+            b"\x01 \x02\t0\n"
+            b"\x1b\xe2\x80\x8b\x7f\t1\n"  # ESC, zero-width space, DEL
+            b"a \x00 b\x07\t0\n"  # control characters among words stay
+        ),
+    )
     examples, dead = read_file(path, SST2)
     assert [(e["source_id"], e["text_a"]) for e in examples] == [("ctl-0000005", "a \x00 b\x07")]
     assert [(d["line"], d["reason"]) for d in dead] == [(n, "no printable text in field 'sentence'") for n in (2, 3, 4)]

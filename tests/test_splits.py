@@ -13,10 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import sources, splits
+from kdaug.inputs import sources, splits
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-PIECES = st.sampled_from(["a", "b c", "\t", ",", '"', '""', "\r", "\n", "\r\n", "\ufeff", "é", "x:y z", "{}", '{"s": "t"}'])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+PIECES = st.sampled_from(
+    ["a", "b c", "\t", ",", '"', '""', "\r", "\n", "\r\n", "\ufeff", "é", "x:y z", "{}", '{"s": "t"}']
+)
 BAD = st.sampled_from([b"\xff", b"\xfe\xff", b"\n", b'"', b"\r\n"])
 CONTENT = st.lists(st.one_of(PIECES.map(str.encode), BAD), max_size=40).map(b"".join)
 
@@ -47,8 +51,13 @@ CHUNK = [1]
 
 @pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "trec"])
 @SETTINGS
-@given(data=CONTENT, chunk=st.integers(1, 4), block=st.integers(1, 9), max_splits=st.integers(1, 4),
-       max_rows=st.one_of(st.none(), st.integers(1, 6)))
+@given(
+    data=CONTENT,
+    chunk=st.integers(1, 4),
+    block=st.integers(1, 9),
+    max_splits=st.integers(1, 4),
+    max_rows=st.one_of(st.none(), st.integers(1, 6)),
+)
 def test_splits_read_the_records_of_the_whole_file(monkeypatch, fmt, data, chunk, block, max_splits, max_rows):
     monkeypatch.setattr(splits, "BLOCK_BYTES", block)
     monkeypatch.setattr(splits, "MAX_SPLITS", max_splits)

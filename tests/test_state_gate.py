@@ -10,6 +10,7 @@ changed."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import os
 import shutil
 import signal
@@ -21,8 +22,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit, schema
-from pipeline.cli import main
+from kdaug import commit, schema
+from kdaug.cli import main
 from tests.test_commit import REPO, sha, tree
 
 WORDS = "the a film movie story actor plot scene good bad great dull charming witty long".split()
@@ -44,14 +45,32 @@ def one_line(output: str) -> str:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("gate") / "train.tsv"
-    path.write_text("sentence\tlabel\n" + "".join(
-        " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3 + i % 9)) + f"\t{i % 2}\n" for i in range(60)))
+    path.write_text(
+        "sentence\tlabel\n"
+        + "".join(
+            " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3 + i % 9)) + f"\t{i % 2}\n" for i in range(60)
+        )
+    )
     return path
 
 
 def augment_args(data: Path, out: Path, *flags) -> list:
-    return ["augment", "--task", "sst2", "--input", data, "--output", out, "--methods", "random",
-            "--degrees", "0.3", "--copies", "2", *flags]
+    return [
+        "augment",
+        "--task",
+        "sst2",
+        "--input",
+        data,
+        "--output",
+        out,
+        "--methods",
+        "random",
+        "--degrees",
+        "0.3",
+        "--copies",
+        "2",
+        *flags,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +116,18 @@ def test_a_crafted_journal_is_refused_by_recover_and_the_next_run(world, data):
     attempt = manifest_of(out)["attempt"]
     staged = f"_kdaug/attempts/{attempt}"
     for journal in (
-        {"attempt": attempt, "moves": [[f"{staged}/x", str(sentinel)]], "manifest": f"{staged}/_manifest.json", "remove": []},
-        {"attempt": attempt, "moves": [], "manifest": f"{staged}/_manifest.json", "remove": [str(victim / "deep" / "precious.parquet")]},
+        {
+            "attempt": attempt,
+            "moves": [[f"{staged}/x", str(sentinel)]],
+            "manifest": f"{staged}/_manifest.json",
+            "remove": [],
+        },
+        {
+            "attempt": attempt,
+            "moves": [],
+            "manifest": f"{staged}/_manifest.json",
+            "remove": [str(victim / "deep" / "precious.parquet")],
+        },
         {"attempt": attempt, "moves": [], "manifest": str(sentinel), "remove": []},
         {"attempt": attempt, "moves": [], "manifest": f"{staged}/_manifest.json", "remove": ["../victim/_SUCCESS"]},
         {"attempt": "../../victim", "moves": [], "manifest": "x", "remove": []},
@@ -112,7 +141,7 @@ def test_a_crafted_journal_is_refused_by_recover_and_the_next_run(world, data):
 
 
 def test_a_crafted_manifest_is_refused_and_never_deletes_outside(world, data):
-    out, victim, sentinel = world["out"], world["victim"], world["sentinel"]
+    out, sentinel = world["out"], world["sentinel"]
     original = (out / schema.MANIFEST_FILE).read_bytes()
     for path in (str(sentinel), "../victim/_SUCCESS", "_kdaug/claims/x.json", ""):
         manifest = manifest_of(out)
@@ -164,10 +193,12 @@ def test_a_symlink_in_the_state_folder_is_refused_before_any_work(world, data, w
 def test_damaged_claims_and_stray_state_never_lock_the_output(world, data, monkeypatch):
     out = world["out"]
     claims = out / commit.CLAIMS_DIR
-    good = json.loads(json.dumps(commit.asdict(commit.Claim.new("a0a0a0a0a0a0", "augment"))))
-    good["pid"] = 2 ** 22 + 12345  # no such process: dead
+    good = json.loads(json.dumps(asdict(commit.Claim.new("a0a0a0a0a0a0", "augment"))))
+    good["pid"] = 2**22 + 12345  # no such process: dead
     claims.mkdir(parents=True)
-    write_json(claims / "b1b1b1b1b1b1.json", good | {"attempt": "b1b1b1b1b1b1", "extra": "field"})  # an extra field: parsed
+    write_json(
+        claims / "b1b1b1b1b1b1.json", good | {"attempt": "b1b1b1b1b1b1", "extra": "field"}
+    )  # an extra field: parsed
     (out / commit.TEMP_DIR).mkdir(parents=True)
     (out / commit.TEMP_DIR / "stray").write_text("not kdaug's name")  # ignored, never deleted
     (out / commit.ATTEMPTS_DIR / "not-an-attempt").mkdir(parents=True)
@@ -176,8 +207,10 @@ def test_damaged_claims_and_stray_state_never_lock_the_output(world, data, monke
     assert not (claims / "b1b1b1b1b1b1.json").exists() and not (out / commit.ATTEMPTS_DIR / "c2c2c2c2c2c2").exists()
     assert (out / commit.TEMP_DIR / "stray").exists() and (out / commit.ATTEMPTS_DIR / "not-an-attempt").exists()
 
-    for name, body in (("d3d3d3d3d3d3.json", '{"attempt": "d3d3d3d3d3d3", "pid": '),  # truncated
-                       ("e4e4e4e4e4e4.json", json.dumps(good | {"attempt": "e4e4e4e4e4e4", "pid": "12"}))):  # a string pid
+    for name, body in (
+        ("d3d3d3d3d3d3.json", '{"attempt": "d3d3d3d3d3d3", "pid": '),  # truncated
+        ("e4e4e4e4e4e4.json", json.dumps(good | {"attempt": "e4e4e4e4e4e4", "pid": "12"})),
+    ):  # a string pid
         claims.mkdir(parents=True, exist_ok=True)
         (claims / name).write_text(body)
         line = one_line(invoke(*augment_args(data, out), code=1))
@@ -220,12 +253,12 @@ def test_outputs_never_nest_nor_replace_another_kind(world, data, tmp_path):
 
 
 def test_a_full_disk_leaves_no_staging_and_says_so(world, data, monkeypatch):
-    from pipeline import job
+    from kdaug.beam import augment_job as job
 
     out = world["out"]
     before = manifest_of(out)["attempt"]
 
-    def full(config, pipeline_args, label=None, attempt=None):
+    def full(config, pipeline_args, attempt, label=None):
         staged = Path(attempt.staging_uri) / "method=random" / "x.parquet"
         staged.parent.mkdir(parents=True)
         staged.write_bytes(b"half")
@@ -243,8 +276,14 @@ LEASE = 4.0  # seconds: a writer that stops beating for this long has lost the o
 def start(*args, log: Path) -> subprocess.Popen:
     env = dict(os.environ, KDAUG_LEASE_SECONDS=str(LEASE))
     with open(log, "wb") as f:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *map(str, args)], cwd=REPO, stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "kdaug", *map(str, args)],
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
 
 
 def pause_when(proc: subprocess.Popen, ready, log: Path) -> None:
@@ -257,8 +296,14 @@ def pause_when(proc: subprocess.Popen, ready, log: Path) -> None:
 
 def rerun(data: Path, out: Path, seed: int) -> subprocess.CompletedProcess:
     env = dict(os.environ, KDAUG_LEASE_SECONDS=str(LEASE))
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, augment_args(data, out, "--seed", seed))],
-                          cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "kdaug", *map(str, augment_args(data, out, "--seed", seed))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("moment", ["staging", "publishing"])

@@ -13,10 +13,10 @@ import torch
 from click.testing import CliRunner
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from distill.train import parameter_groups
-from pipeline.cli import main
-from pipeline.resources import resolve_teacher_dir
-from pipeline.teacher import Teacher, fingerprint, length_batches
+from kdaug.augment.resources import resolve_teacher_dir
+from kdaug.cli import main
+from kdaug.distill.train import parameter_groups
+from kdaug.teacher.model import Teacher, fingerprint, length_batches
 
 SENTENCES = [
     "a gorgeous , witty , seductive movie .",
@@ -39,9 +39,14 @@ def make_tiny_teacher(path: Path, num_labels: int = 3, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=AutoTokenizer.from_pretrained(path).vocab_size,
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=128, num_labels=num_labels,
-        id2label={i: f"label{i}" for i in range(num_labels)}, label2id={f"label{i}": i for i in range(num_labels)},
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+        id2label={i: f"label{i}" for i in range(num_labels)},
+        label2id={f"label{i}": i for i in range(num_labels)},
     )
     BertForSequenceClassification(config).save_pretrained(path)
     return path
@@ -109,8 +114,26 @@ def test_teacher_train_is_the_distill_loop_in_ft_mode(tiny_dir, tmp_path):
     data.write_text("sentence\tlabel\n" + "".join(f"{a}\t{i % 2}\n" for i, a in enumerate(SENTENCES * 6)))
     dev = tmp_path / "dev.tsv"
     dev.write_text("sentence\tlabel\n" + "".join(f"{a}\t{i % 2}\n" for i, a in enumerate(SENTENCES)))
-    args = ["teacher", "train", "--task", "sst2", "--train", str(data), "--dev", str(dev), "--base", tiny_dir,
-            "--epochs", "2", "--batch-size", "8", "--max-length", "32", "--seed", "3"]
+    args = [
+        "teacher",
+        "train",
+        "--task",
+        "sst2",
+        "--train",
+        str(data),
+        "--dev",
+        str(dev),
+        "--base",
+        tiny_dir,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "32",
+        "--seed",
+        "3",
+    ]
     result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "<- saved" in result.output and "on cpu (fp32" in result.output
@@ -132,9 +155,25 @@ def test_teacher_train_for_a_task_without_glue_files(tiny_dir, tmp_path):
     (tmp_path / "train.txt").write_text("".join(lines))
     result = CliRunner().invoke(main, ["teacher", "train", "--task", "trec", "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "pass --train and --dev" in result.output
-    result = CliRunner().invoke(main, ["teacher", "train", "--task", "trec", "--train", str(tmp_path / "train.txt"),
-                                       "--dev", str(tmp_path / "train.txt"), "--base", tiny_dir, "--batch-size", "8",
-                                       "--output", str(tmp_path / "trec")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "teacher",
+            "train",
+            "--task",
+            "trec",
+            "--train",
+            str(tmp_path / "train.txt"),
+            "--dev",
+            str(tmp_path / "train.txt"),
+            "--base",
+            tiny_dir,
+            "--batch-size",
+            "8",
+            "--output",
+            str(tmp_path / "trec"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert Teacher.load(str(tmp_path / "trec")).label_names == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 

@@ -3,18 +3,23 @@
 end on an object store (tests/memstore.py: no directories, no renames of directories)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 
-from pipeline import commit, schema, versioning
-from pipeline.cli import main
-from pipeline.label_job import LabelConfig
+from kdaug import commit, schema, versioning
+from kdaug.beam.label_job import LabelConfig
+from kdaug.cli import main
 from tests import memstore
 from tests.conftest import make_tiny_teacher
 
-SENTENCES = ["a gorgeous , witty , seductive movie .", "it 's a charming and often affecting journey .",
-             "the film is strictly routine and its long middle section never finds a rhythm", "bleak"]
+SENTENCES = [
+    "a gorgeous , witty , seductive movie .",
+    "it 's a charming and often affecting journey .",
+    "the film is strictly routine and its long middle section never finds a rhythm",
+    "bleak",
+]
 
 
 @pytest.fixture
@@ -31,8 +36,22 @@ def invoke(*args, code=0):
 
 
 def augment(sst2_file, root, *flags, degrees="0.3"):
-    return invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--degrees", degrees,
-                  "--copies", "2", "--output", root, *flags)
+    return invoke(
+        "augment",
+        "--input",
+        sst2_file,
+        "--task",
+        "sst2",
+        "--methods",
+        "random",
+        "--degrees",
+        degrees,
+        "--copies",
+        "2",
+        "--output",
+        root,
+        *flags,
+    )
 
 
 def latest(root):
@@ -72,8 +91,15 @@ def test_versioned_runs_if_changed_and_keep(sst2_file, tmp_path):
 
     out = augment(sst2_file, root, "--if-changed", "--keep", "1", degrees="0.5")
     second = latest(root)
-    assert f"changed since {first}: config.degrees differ" in out and f"LATEST → {second} (keeping 1 published runs)" in out
-    assert second > first and published_runs(root) == [second] and sorted(p.name for p in (root / "runs").iterdir()) == [second]
+    assert (
+        f"changed since {first}: config.degrees differ" in out
+        and f"LATEST → {second} (keeping 1 published runs)" in out
+    )
+    assert (
+        second > first
+        and published_runs(root) == [second]
+        and sorted(p.name for p in (root / "runs").iterdir()) == [second]
+    )
     assert {r["degree"] for r in rows(root)} == {0.0, 0.5}
 
     sst2_file.write_text(sst2_file.read_text() + "one more line\t1\n")
@@ -84,26 +110,61 @@ def test_versioned_runs_if_changed_and_keep(sst2_file, tmp_path):
 
 def test_label_reads_latest_and_skips_when_unchanged(sst2_file, tmp_path, tiny_teacher_dir):
     augment(sst2_file, tmp_path / "aug", "--versioned")
-    label = ["label", "--input", tmp_path / "aug", "--output", tmp_path / "lab", "--teacher", tiny_teacher_dir, "--if-changed"]
+    label = [
+        "label",
+        "--input",
+        tmp_path / "aug",
+        "--output",
+        tmp_path / "lab",
+        "--teacher",
+        tiny_teacher_dir,
+        "--if-changed",
+    ]
     out = invoke(*label)
     assert "no published run yet" in out and "teacher/rows_labelled" in out
     assert all(len(r["teacher_logits"]) == 2 for r in rows(tmp_path / "lab"))
     source = commit.published(str(tmp_path / "aug"))
-    assert commit.published(str(tmp_path / "lab")).manifest["source"]["dir"] == source.dir == str(tmp_path / "aug" / "runs" / latest(tmp_path / "aug"))
+    assert (
+        commit.published(str(tmp_path / "lab")).manifest["source"]["dir"]
+        == source.dir
+        == str(tmp_path / "aug" / "runs" / latest(tmp_path / "aug"))
+    )
 
     assert "same source run key and teacher fingerprint" in invoke(*label)
     other = str(make_tiny_teacher(tmp_path / "other", num_labels=2, seed=1))
-    unchanged, why = versioning.compare(str(tmp_path / "lab"), versioning.label_key(source.manifest, LabelConfig(other)))
+    unchanged, why = versioning.compare(
+        str(tmp_path / "lab"), versioning.label_key(source.manifest, LabelConfig(other))
+    )
     assert not unchanged and why.endswith(": teacher differ")
+    # how the teacher ran is part of the key: bf16 logits differ a little from fp32 ones
+    same = LabelConfig(tiny_teacher_dir, device="cpu", precision="fp32")
+    assert versioning.compare(str(tmp_path / "lab"), versioning.label_key(source.manifest, same))[0]
+    for how in ({"precision": "bf16"}, {"device": "cuda:0"}):
+        unchanged, why = versioning.compare(
+            str(tmp_path / "lab"), versioning.label_key(source.manifest, replace(same, **how))
+        )
+        assert not unchanged and why.endswith(f": teacher_{next(iter(how))} differ"), why
 
 
 def test_layouts_do_not_mix(sst2_file, tmp_path):
     augment(sst2_file, tmp_path / "plain")
-    assert "holds a plain output" in invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random",
-                                            "--output", tmp_path / "plain", "--versioned", code=2)
+    assert "holds a plain output" in invoke(
+        "augment",
+        "--input",
+        sst2_file,
+        "--task",
+        "sst2",
+        "--methods",
+        "random",
+        "--output",
+        tmp_path / "plain",
+        "--versioned",
+        code=2,
+    )
     augment(sst2_file, tmp_path / "root", "--versioned")
-    assert "pass --versioned" in invoke("augment", "--input", sst2_file, "--task", "sst2", "--methods", "random",
-                                        "--output", tmp_path / "root", code=2)
+    assert "pass --versioned" in invoke(
+        "augment", "--input", sst2_file, "--task", "sst2", "--methods", "random", "--output", tmp_path / "root", code=2
+    )
 
 
 def test_versioned_runs_on_an_object_store(sst2_file, monkeypatch):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from distill import word_students
-from distill.cli import main as cli
-from distill.train import DistillConfig, ExampleReader, _train
+from kdaug.distill import word_students
+from kdaug.distill.cli import main as cli
+from kdaug.distill.train import DistillConfig, ExampleReader, _train
 from tests.test_distill import BAD, GOOD, output  # noqa: F401  (the labelled-output fixture)
 
 EXAMPLES = [(text, None, 1) for text in GOOD] + [(text, None, 0) for text in BAD]
@@ -20,8 +20,16 @@ PROBES = ["a great film", "truly awful , and a waste of time", "well-acted -LRB-
 
 @pytest.mark.parametrize("kind", word_students.KINDS)
 def test_word_students_train_and_improve_the_loss(kind):
-    config = DistillConfig(mode="ft", student=kind, label_names=("negative", "positive"), batch_size=8,
-                           max_steps=60, eval_every=15, patience=100, seed=0)
+    config = DistillConfig(
+        mode="ft",
+        student=kind,
+        label_names=("negative", "positive"),
+        batch_size=8,
+        max_steps=60,
+        eval_every=15,
+        patience=100,
+        seed=0,
+    )
     metrics = _train(ExampleReader(EXAMPLES * 4, 2), config, EXAMPLES, progress=False, about={})
     losses = [h["train_loss"] for h in metrics["history"]]
     assert losses[-1] < 0.6 * losses[0], losses
@@ -60,7 +68,14 @@ def test_tokenizer_splits_like_the_augmenters_and_reads_hyphens_and_ptb_brackets
     _, tokenizer = word_students.build("cnn", 2)
     vocab = tokenizer.vocab
     assert tokenizer.ids("A well-acted -LRB- film -RRB- !") == [
-        vocab["a"], vocab["well"], vocab["acted"], vocab["("], vocab["film"], vocab[")"], vocab["!"]]
+        vocab["a"],
+        vocab["well"],
+        vocab["acted"],
+        vocab["("],
+        vocab["film"],
+        vocab[")"],
+        vocab["!"],
+    ]
     assert tokenizer.ids("xyzzyq") == [word_students.UNK]
     pair = tokenizer(["good"], ["bad"])["input_ids"][0]
     assert pair == [vocab["good"], word_students.SEP, vocab["bad"]]
@@ -76,12 +91,30 @@ def test_load_refuses_another_glove_table(tmp_path):
 
 
 def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):  # noqa: F811
-    (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) +
-                                      "".join(f"{t}\t0\n" for t in BAD))
+    (tmp_path / "dev.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) + "".join(f"{t}\t0\n" for t in BAD)
+    )
     student = tmp_path / "student"
-    result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "bilstm", "--dev",
-                                      str(tmp_path / "dev.tsv"), "--max-steps", "30", "--eval-every", "10",
-                                      "--batch-size", "8", "--output", str(student)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "distill",
+            "--data",
+            str(output),
+            "--student",
+            "bilstm",
+            "--dev",
+            str(tmp_path / "dev.tsv"),
+            "--max-steps",
+            "30",
+            "--eval-every",
+            "10",
+            "--batch-size",
+            "8",
+            "--output",
+            str(student),
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["config"]["student"] == "bilstm" and (student / word_students.CONFIG_FILE).is_file()
@@ -92,10 +125,13 @@ def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):  # no
 
 
 def test_transformer_only_options_are_refused_for_word_students(output, tmp_path):  # noqa: F811
-    result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "cnn", "--layers", "2",
-                                      "--output", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        cli, ["distill", "--data", str(output), "--student", "cnn", "--layers", "2", "--output", str(tmp_path / "s")]
+    )
     assert result.exit_code == 2 and "transformer students" in result.output
-    result = CliRunner().invoke(cli, ["distill", "--data", str(output), "--student", "lstm", "--output", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        cli, ["distill", "--data", str(output), "--student", "lstm", "--output", str(tmp_path / "s")]
+    )
     assert result.exit_code == 2 and "neither bilstm nor cnn" in result.output
 
 
@@ -103,11 +139,30 @@ def test_sweep_with_two_jobs_matches_one_job(output, tmp_path):  # noqa: F811
     """Cells trained in worker processes learn what they learn in this one: the same results, each
     cell with one torch thread whatever --jobs is (the thread count changes a student's last bits);
     this process gets its own thread count back."""
-    (tmp_path / "dev.tsv").write_text("sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) +
-                                      "".join(f"{t}\t0\n" for t in BAD))
-    args = ["sweep", "--data", f"size=8:{output}", "--dev", str(tmp_path / "dev.tsv"), "--methods", "knn",
-            "--degrees", "0,0.3", "--seeds", "0,1", "--student", "cnn", "--max-steps", "12", "--eval-every", "4",
-            "--batch-size", "4"]
+    (tmp_path / "dev.tsv").write_text(
+        "sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) + "".join(f"{t}\t0\n" for t in BAD)
+    )
+    args = [
+        "sweep",
+        "--data",
+        f"size=8:{output}",
+        "--dev",
+        str(tmp_path / "dev.tsv"),
+        "--methods",
+        "knn",
+        "--degrees",
+        "0,0.3",
+        "--seeds",
+        "0,1",
+        "--student",
+        "cnn",
+        "--max-steps",
+        "12",
+        "--eval-every",
+        "4",
+        "--batch-size",
+        "4",
+    ]
     tables, threads = [], torch.get_num_threads()
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs-{jobs}"

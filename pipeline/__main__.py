@@ -1,0 +1,5 @@
+"""`python -m kdaug`: the `kdaug` command."""
+
+from kdaug.cli import main
+
+main()

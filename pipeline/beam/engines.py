@@ -1,0 +1,194 @@
+"""The engines: which runner, with which options (Dask partitions, worker processes and teacher
+threads per machine), running a pipeline and reading its counters. Every command runs its graph here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from kdaug import commit
+from kdaug.beam import progress
+
+
+def template_location(pipeline_args: list[str]) -> str | None:
+    """Where Dataflow writes the job's graph instead of running it (a Flex Template launch), if so."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return PipelineOptions(pipeline_args).view_as(GoogleCloudOptions).template_location
+
+
+#: `--runner` short names; any other value goes to Beam as it is.
+RUNNERS = {
+    "direct": "DirectRunner",
+    "dataflow": "DataflowRunner",
+    "dask": "apache_beam.runners.dask.dask_runner.DaskRunner",
+}
+
+
+def pipeline_options(pipeline_args: list[str], elements: int | None = None) -> PipelineOptions:
+    """Beam options from the pass-through flags: `--runner` may be a short name (direct, dask,
+    dataflow); DirectRunner unless one is named (Beam's default, Prism, downloads a binary and cannot
+    run offline). On Dask, a job of `elements` splits (or shards) gets `dask_partitions` partitions
+    unless --dask_npartitions or --dask_partition_size say otherwise."""
+    args = list(pipeline_args)
+    for i, arg in enumerate(args):
+        if arg == "--runner" and i + 1 < len(args):
+            args[i + 1] = RUNNERS.get(args[i + 1].lower(), args[i + 1])
+        elif arg.startswith("--runner="):
+            args[i] = "--runner=" + RUNNERS.get(arg.split("=", 1)[1].lower(), arg.split("=", 1)[1])
+    if not any(a == "--runner" or a.startswith("--runner=") for a in args):
+        args += ["--runner", "DirectRunner"]
+    options = PipelineOptions(args)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO and not any(
+        a.startswith("--default_sdk_harness_log_level") for a in args
+    )
+    if (
+        runner_name(options) == "DirectRunner" and quiet
+    ):  # its worker processes log at INFO unless told (`kdaug --verbose`)
+        options = PipelineOptions(args := args + ["--default_sdk_harness_log_level", "WARNING"])
+    chosen = any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args)
+    if runner_name(options) == "DaskRunner" and elements and not chosen:
+        options = PipelineOptions(args + ["--dask_npartitions", str(dask_partitions(options, elements))])
+    return options
+
+
+#: Dask partitions per worker thread: enough for the scheduler to balance uneven splits.
+PARTITIONS_PER_THREAD = 4
+
+
+def dask_partitions(options: PipelineOptions, elements: int) -> int:
+    """Dask partitions for a job of `elements` splits: `PARTITIONS_PER_THREAD` per worker thread of
+    the cluster, at most one per split.
+
+    Beam's DaskRunner keeps its Create's partitions through every step and ends with a task-based
+    shuffle for the GroupByKey, whose task count grows faster than the partitions: measured on one
+    worker, 79 one-split partitions spent 27 of a job's 45 s in ~9,000 shuffle tasks. Beam's own
+    default (128 elements per partition) goes the other way: a job of fewer splits is one task on
+    one worker.
+    """
+    import os
+
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    address = options.view_as(DaskOptions).address
+    if address:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            threads = sum(client.nthreads().values())
+    else:  # the DaskRunner starts a local cluster of one worker per CPU
+        threads = os.cpu_count() or 1
+    return max(1, min(elements, PARTITIONS_PER_THREAD * threads))
+
+
+def runner_name(options: PipelineOptions) -> str:
+    """The runner's class name, e.g. DirectRunner, DaskRunner, DataflowRunner."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    return (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
+
+
+def processes_per_machine(options) -> int:
+    """Worker processes the runner starts on one machine, as far as the launcher can tell: the
+    DirectRunner's `--direct_num_workers` in multi_processing mode, one per vCPU on Dataflow (unless
+    `no_use_multiple_sdk_containers`), 1 otherwise (in process; Dask, whose workers' layout kdaug
+    does not know)."""
+    from apache_beam.options.pipeline_options import DebugOptions, DirectOptions, StandardOptions
+
+    from kdaug.teacher.model import default_num_threads
+
+    if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
+        single = "no_use_multiple_sdk_containers" in (options.view_as(DebugOptions).experiments or [])
+        return 1 if single else 2  # one per vCPU: at least 2 on any multi-core worker
+    direct = options.view_as(DirectOptions)
+    if runner_name(options) != "DirectRunner" or direct.direct_running_mode != "multi_processing":
+        return 1
+    return direct.direct_num_workers or default_num_threads()  # 0: one per CPU
+
+
+def threads_per_worker(requested: int | None, options, processes: int) -> int | None:
+    """The teacher's torch threads per worker process: as requested; else 1 on Dask, whose workers
+    run a thread per core between them, and on Dataflow, which runs one SDK process per vCPU unless
+    told otherwise; else the CPUs shared among the DirectRunner's `processes` worker processes (each
+    would otherwise take them all: 2 workers on 2 cores ran 4 threads, half as fast); else None
+    (every CPU of the process)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from kdaug.teacher.model import default_num_threads
+
+    if requested:
+        return requested
+    if runner_name(options) == "DaskRunner":  # Dask's advice for CPU-bound work: a thread per core in all
+        return 1
+    if "Dataflow" in (options.view_as(StandardOptions).runner or ""):
+        return None if processes == 1 else 1
+    return None if processes == 1 else max(1, default_num_threads() // processes)
+
+
+def run_pipeline(
+    attempt: commit.Attempt, pipeline_args: list[str], build_fn, bar=None, elements: int | None = None
+) -> dict:
+    """Run the pipeline `build_fn(pipeline)` builds (its last step publishes `attempt`) and return the
+    published manifest with the wall time and the Beam counters added (None for a detached attempt,
+    whose job runs later: a Dataflow template). `bar`: (total rows, description, partitions counted)
+    of the progress bar (`pipeline.progress`); `elements`: how many the job's Create holds (splits or
+    shards; for `pipeline_options`).
+
+    The counters also go to `_metrics.json` beside the published manifest, not into it: they are
+    known only once the pipeline has finished, and the manifest is final once `_SUCCESS` exists.
+    Runners without counters (Beam's DaskRunner) record None.
+    """
+    options = pipeline_options(pipeline_args, elements)
+    started = time.monotonic()
+    with progress.StagedRows(attempt, *bar) if bar and not attempt.detached else contextlib.nullcontext():
+        with beam.Pipeline(options=options) as pipeline:
+            build_fn(pipeline)
+    if attempt.detached:  # only the job's graph was written; the job publishes when it runs
+        return None
+    manifest = commit.published(attempt.published_dir).manifest
+    if manifest.get("attempt") != attempt.attempt:
+        raise commit.CommitError(
+            f"{attempt.published_dir} holds attempt {manifest.get('attempt')}, not {attempt.attempt}"
+        )
+    manifest["wall_seconds"] = time.monotonic() - started
+    manifest["metrics"] = counters(pipeline.result)
+    manifest["runner"] = runner_name(options)
+    commit.write_metrics(
+        attempt,
+        {
+            "attempt": attempt.attempt,
+            "wall_seconds": manifest["wall_seconds"],
+            "runner": manifest["runner"],
+            "counters": manifest["metrics"],
+        },
+    )
+    return manifest
+
+
+def counters(result: beam.runners.runner.PipelineResult) -> dict[str, int] | None:
+    """The finished pipeline's `kdaug/*` and `teacher/*` counters as {"namespace/name": value},
+    summed over steps (committed values where the runner has them), and RunInference's timings
+    (`teacher/*_milli_secs`, `*_micro_secs`: distributions) as their mean and max; None when the
+    runner has no metrics (Beam's DaskRunner)."""
+    try:
+        queried = result.metrics().query()
+    except NotImplementedError:
+        return None
+    found: dict[str, int] = {}
+    for counter in queried["counters"]:
+        name = counter.key.metric
+        if name.namespace in ("kdaug", "teacher"):
+            value = counter.committed if counter.committed is not None else counter.attempted
+            key = f"{name.namespace}/{name.name}"
+            found[key] = found.get(key, 0) + value
+    for distribution in queried["distributions"]:
+        name = distribution.key.metric
+        value = distribution.committed if distribution.committed is not None else distribution.attempted
+        if name.namespace == "teacher" and name.name.endswith(("_milli_secs", "_micro_secs")) and value and value.count:
+            found[f"teacher/{name.name} (mean)"] = round(value.sum / value.count)
+            found[f"teacher/{name.name} (max)"] = value.max
+    return dict(sorted(found.items()))

@@ -1,0 +1,152 @@
+"""The teacher-labelling job (`kdaug label`): shards of an earlier run → the same shards with
+`teacher_logits`, and the shared teacher step that `kdaug run` puts between augment and sink.
+
+Logits are stored raw and lossless (float32); the temperature is the consumer's choice.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import posixpath
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from kdaug import commit, schema
+from kdaug.beam import sinks
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Which teacher labels and how: its padded batch budget (None: `teacher.default_max_tokens` of
+    the device), quantisation (None: off; "int8": see `pipeline.teacher.quantize_int8`), torch
+    threads per worker process (None: every CPU the process may use, which oversubscribes the cores
+    when several worker processes share them: with N workers on C cores pass C // N), the device
+    and precision (`pipeline.teacher.resolve_device`, `check_precision`: resolved where the job is
+    launched, so the manifest says what labelled; a worker without the device fails loudly), and
+    whether one teacher serves all worker processes of a machine (`share`, RunInference's
+    `large_model`). Threads and sharing change the speed, not the logits (at most float rounding in
+    the last bits), so they are not part of the manifest or the run key; device and precision are."""
+
+    teacher_dir: str
+    max_tokens: int | None = None
+    quantize: str | None = None
+    num_threads: int | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    share: bool = False
+
+    def transform(self) -> beam.PTransform:
+        """Beam's `RunInference` with kdaug's `TeacherHandler` (`pipeline.inference.LabelChunks`)."""
+        from kdaug.beam.inference import LabelChunks, TeacherHandler
+
+        return LabelChunks(
+            TeacherHandler(
+                self.teacher_dir,
+                self.max_tokens,
+                self.num_threads,
+                self.quantize,
+                self.device,
+                self.precision,
+                self.share,
+            )
+        )
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The teacher's fingerprint (`pipeline.teacher.fingerprint`: its fp32 weights, tokenizer and
+        label names), hashed once: a versioned run's key and its manifest both need it."""
+        from kdaug.teacher.model import fingerprint
+
+        return fingerprint(self.teacher_dir)
+
+    def to_manifest(self) -> dict:
+        # the fingerprint hashes the fp32 weights on disk; `quantize` says how they were run
+        return {
+            "dir": self.teacher_dir,
+            "fingerprint": self.fingerprint,
+            "max_tokens": self.max_tokens,
+            "quantize": self.quantize,
+            "device": self.device,
+            "precision": self.precision,
+        }
+
+
+class ReadShards(beam.DoFn):
+    """Read one shard file of a published output as row batches keyed by (partition, batch key); the
+    key (source file name and batch index) names the batch's output file. One output, each element
+    saying what it is (`pipeline.job.only`): ``(CHUNK, batch)`` and, per file, ``(STATS, counts)``."""
+
+    def __init__(self, root: str, batch_rows: int):
+        self.root, self.batch_rows = root, batch_rows
+
+    def process(self, path: str):
+        from kdaug.beam.elements import CHUNK, STATS
+
+        partition = posixpath.relpath(posixpath.dirname(path), self.root)
+        stem = posixpath.basename(path).removesuffix(".parquet")
+        with FileSystems.open(path) as f:
+            rows = pq.read_table(io.BytesIO(f.read()), schema=schema.SHARD_FILE_SCHEMA).to_pylist()
+        for start in range(0, len(rows), self.batch_rows):
+            yield CHUNK, ((partition, f"{stem}-{start // self.batch_rows:06d}"), rows[start : start + self.batch_rows])
+        yield STATS, {"file": path, "rows_read": len(rows)}
+
+
+def shard_files(source: commit.Published) -> list[str]:
+    """The shard files of a published output, as its manifest lists them (dead letters aside)."""
+    root = source.dir.rstrip("/") + "/"
+    return sorted(f for f in source.files if f[len(root) :].startswith("method="))
+
+
+def build(
+    pipeline: beam.Pipeline,
+    source: commit.Published,
+    label: LabelConfig,
+    attempt: commit.Attempt,
+    batch_rows: int = 1024,
+):
+    """Add the label job: the shards of the published `source` → labelled shards, published as `attempt`."""
+    from kdaug.beam.elements import CHUNK, STATS, only
+
+    read = (
+        pipeline
+        | "Shards" >> beam.Create(shard_files(source))
+        | "Read" >> beam.ParDo(ReadShards(source.dir, batch_rows))
+    )
+    files = (
+        read
+        | "Batches" >> beam.FlatMap(only, CHUNK)
+        | "Spread" >> beam.Reshuffle()
+        | "Label" >> label.transform()
+        | "Write" >> beam.ParDo(sinks.WriteFile(attempt))
+    )
+    manifest = {
+        "kind": "label",
+        "schema_version": schema.SCHEMA_VERSION,
+        "source": {"dir": source.dir, "manifest": source.manifest},
+        "teacher": label.to_manifest(),
+        "versions": sinks.versions(),
+    }
+    stats = read | "Stats" >> beam.FlatMap(only, STATS)
+    # publish only if the source is still the run that was read (a plain source regenerated while it
+    # was labelled would have mixed two runs' rows)
+    return sinks.gather_and_publish(files, stats, attempt, manifest, source.check_current)
+
+
+def run_label(source: str, label: LabelConfig, pipeline_args: list[str], attempt: commit.Attempt) -> dict:
+    """Label the published run at `source` as `attempt` (the CLI's: `kdaug.commit.write` owns the
+    protocol) and return the published manifest."""
+    from kdaug.beam.engines import run_pipeline
+
+    published = commit.published(source)
+    total = sum(f.get("rows", 0) for f in published.manifest["files"] if f["path"].startswith("method="))
+    return run_pipeline(
+        attempt,
+        pipeline_args,
+        lambda p: build(p, published, label, attempt),
+        (total, "labelling", None),
+        len(shard_files(published)),
+    )
