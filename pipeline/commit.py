@@ -771,9 +771,13 @@ def latest(store: Store) -> str | None:
 
 
 def marker(store: Store, rel: str = SUCCESS_FILE) -> str | None:
-    """The attempt id a `_SUCCESS` file holds; None when there is none."""
+    """The attempt id a `_SUCCESS` file holds (its text, shown safely when it is not an id); None when
+    there is none."""
     data = store.read(rel, MARKER_BYTES)
-    return None if data is None else data.decode("utf-8", "replace").strip()
+    if data is None:
+        return None
+    text = data.decode("utf-8", "replace").strip()
+    return text if ATTEMPT_ID.fullmatch(text) else repr(text[:40])
 
 
 def published_runs(store: Store) -> list[str]:
@@ -1171,13 +1175,16 @@ def recover(store: Store, attempt: str, log, guard: Fence) -> None:
             store.delete_tree(f"{ATTEMPTS_DIR}/{name}")
     for name in store.children(TEMP_DIR):  # temporary files of writes killed mid-way (never one being written)
         found = TEMP_NAME.fullmatch(name)
-        if found is None:
-            continue
         rel = f"{TEMP_DIR}/{name}"
+        if found is None or store.size(rel) is None:  # not a name or a plain file kdaug made
+            continue
         mine = found["host"] == socket.gethostname()
         if (mine and not _process_alive(int(found["pid"]), None)) or (not mine and _age(store, rel) > 3600):
             store.delete(rel)
     head = latest(store)
+    if head is not None and not store.exists(f"{RUNS_DIR}/{head}/{SUCCESS_FILE}"):
+        raise DamagedState(f"{store.uri(LATEST_FILE)} names run {head}, which is not a published run there: refused, "
+                           f"no run was removed; {REMEDY[LATEST_FILE]}")
     for name in _run_names(store):
         finished = store.exists(f"{RUNS_DIR}/{name}/{SUCCESS_FILE}")
         if not finished or (head is not None and name > head):  # without LATEST, keep what looks finished
@@ -1295,7 +1302,9 @@ def _writing(store: Store) -> str:
 
 
 def recover_output(output: str, log=print) -> None:
-    """`kdaug recover`: take the lease and finish or clean up what dead writers left (kdaug outputs only)."""
+    """`kdaug recover`: take the lease and finish or clean up what dead writers left (kdaug outputs only),
+    then check the output is one whole run again: damage that no kdaug run made is an error, never
+    "nothing left to recover"."""
     store = Store(output)
     if not store.is_dir(""):
         raise CommitError(f"{output}: no such output directory")
@@ -1308,3 +1317,8 @@ def recover_output(output: str, log=print) -> None:
             recover(store, lease.attempt, log, Fence(store, lease.attempt, exclusive))
         finally:
             lease.release()
+    head = latest(store)
+    run = Store(store.uri(f"{RUNS_DIR}/{head}")) if head else store
+    if (head or store.exists(MANIFEST_FILE) or store.exists(SUCCESS_FILE)) and (problem := unfinished(run)):
+        raise CommitError(f"{run.root}: {problem}; kdaug cannot repair what no kdaug run did: regenerate the output "
+                          "(into a new directory, or after moving this one away)")
