@@ -305,6 +305,7 @@ class Plant:
     def __init__(self, out: Path, pristine: Path):
         self.out, self.pristine = out, pristine
         self.records: list[tuple[str, str, bool]] = []  # (op, rel, restore from pristine)
+        self.planted: dict[str, object] = {}  # rel -> what was planted there (bytes, a link target, or "folder")
 
     def _link_above(self, rel: str) -> bool:
         parts = rel.split("/")[:-1]
@@ -332,6 +333,7 @@ class Plant:
         if not any(r == rel for _, r, _ in self.records):
             self.records.append(("file", rel, path.exists()))
         path.write_bytes(data)
+        self.planted[rel] = data
         return True
 
     def replace(
@@ -346,12 +348,23 @@ class Plant:
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         if link_to is not None:
             os.symlink(link_to, path)
+            self.planted[rel] = str(link_to)
         elif folder:
             path.mkdir()
+            self.planted[rel] = "folder"
         else:
             path.write_bytes(data or b"")
+            self.planted[rel] = data or b""
         self.records.append(("swap", rel, swapped))
         return True
+
+    def _still_planted(self, rel: str) -> bool:
+        path, planted = self.out / rel, self.planted.get(rel)
+        if path.is_symlink():
+            return os.readlink(path) == planted
+        if path.is_dir():
+            return planted == "folder"
+        return path.read_bytes() == planted
 
     def undo(self) -> None:
         for op, rel, restore in reversed(self.records):
@@ -364,6 +377,8 @@ class Plant:
                 except OSError:
                     pass
                 continue
+            if os.path.lexists(path) and not self._still_planted(rel):
+                continue  # kdaug replaced it with its own (a published run's LATEST): the operator keeps that
             if os.path.lexists(path):
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             if restore:
