@@ -9,26 +9,25 @@ ratios.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import click
 
+from bench.checkouts import kdaug_command
 from kdaug.report import table
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def timed(src: Path, args: list[str]) -> float:
-    env = dict(os.environ, PYTHONPATH=str(src), HF_HUB_OFFLINE="1")
+    command, env = kdaug_command(src)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "kdaug", *args],
+        [*command, *args],
         cwd=src,
         env=env,
         check=True,

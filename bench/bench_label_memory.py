@@ -59,7 +59,7 @@ def main(source, teacher_dir, workers, rounds):
         for share, runs in found.items()
     ]
     click.echo(
-        table(["kdaug label, %d workers" % workers, "wall s", "process tree peak GB", "largest process peak GB"], rows)
+        table([f"kdaug label, {workers} workers", "wall s", "process tree peak GB", "largest process peak GB"], rows)
     )
 
 

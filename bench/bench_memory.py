@@ -11,13 +11,13 @@ whole process tree (sampled as in bench_scaling). The files are made once under 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import click
 
 from bench.bench_scaling import run_once
+from bench.checkouts import kdaug_command
 from kdaug.inputs.sources import glue_file
 from kdaug.report import table
 
@@ -56,14 +56,13 @@ def main(sizes_gb, baseline, max_rows, sst2, workdir, extra):
         data = make_input(sst2, gigabytes, Path(workdir))
         for name, src in checkouts.items():
             with tempfile.TemporaryDirectory(prefix="bench_memory_") as out:
+                kdaug, env = kdaug_command(src)
                 command = [
                     "env",
                     "-C",
                     str(src),
-                    f"PYTHONPATH={src}",
-                    sys.executable,
-                    "-m",
-                    "kdaug",
+                    *[f"{k}={v}" for k, v in env.items() if k in ("PYTHONPATH", "HF_HUB_OFFLINE")],
+                    *kdaug,
                     "augment",
                     "--task",
                     "sst2",

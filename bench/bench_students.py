@@ -58,7 +58,7 @@ def main(data, method, degree, copies, dev_path, test_path, students, seeds, mod
                 f"dev {runs[-1]['dev_accuracy']:.4f}, test {runs[-1]['test_accuracy']:.4f}",
                 err=True,
             )
-        med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+        med = lambda key, runs=runs: statistics.median(r[key] for r in runs)
         rows.append(
             [
                 name,

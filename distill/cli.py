@@ -4,7 +4,7 @@
     for command in COMMANDS:
         main.add_command(command)
 
-`python -m distill.cli` runs them standalone.
+`python -m kdaug.distill.cli` runs them standalone.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from kdaug.distill.loss import MODES
 from kdaug.distill.shards import Selection, ShardError
 from kdaug.distill.sweep import grid, sweep
 from kdaug.distill.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
-from kdaug.teacher.model import DEVICE_HELP, PRECISION_HELP, PRECISIONS, check_model_dir
+from kdaug.flags import comma_list, device_option, precision_option
+from kdaug.teacher.model import check_model_dir
 
 D = DistillConfig()
 
@@ -137,14 +138,8 @@ _TRAINING_OPTIONS = [
         show_default=True,
         help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data.",
     ),
-    click.option("--device", default=D.device, show_default=True, help=f"Where the student trains: {DEVICE_HELP}."),
-    click.option(
-        "--precision",
-        type=click.Choice(PRECISIONS),
-        default=D.precision,
-        show_default=True,
-        help="Weights and optimiser stay fp32 either way. " + PRECISION_HELP,
-    ),
+    device_option("Where the student trains"),
+    precision_option("Weights and optimiser stay fp32 either way. "),
     click.option(
         "--threads",
         type=click.IntRange(min=1),
@@ -161,16 +156,6 @@ def training_options(command):
     for option in reversed(_TRAINING_OPTIONS):
         command = option(command)
     return command
-
-
-def _split(value: str | None, cast=str) -> list | None:
-    """A comma-separated option as a list (the `kdaug augment` style); None when not given."""
-    if value is None:
-        return None
-    try:
-        return [cast(v.strip()) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected a comma-separated list, got {value!r}") from None
 
 
 def expected_teacher(teacher_dir: str | None, teacher_fingerprint: str | None) -> str | None:
@@ -277,8 +262,8 @@ def distill_command(
       kdaug distill --data out/sst2 --methods knn --degrees 0.3 --dev dev.tsv --output students/knn-0.3
     """
     selection = Selection(
-        methods=() if originals_only else _split(methods),
-        degrees=_split(degrees, float),
+        methods=() if originals_only else comma_list(methods),
+        degrees=comma_list(degrees, float),
         copies=copies,
         originals=originals or originals_only,
     )
@@ -313,8 +298,8 @@ def distill_command(
     help="Batch budget (rows x longest row): batches are length-sorted and filled up to it. "
     "Default: 1024 on the CPU, 16384 on CUDA.",
 )
-@click.option("--device", default="auto", show_default=True, help=f"Where the model runs: {DEVICE_HELP}.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP)
+@device_option("Where the model runs")
+@precision_option()
 def evaluate_command(model_dir, file, max_length, max_tokens, device, precision):
     """Accuracy (and F1 of class 1 for binary tasks) of MODEL_DIR on a labelled FILE (GLUE SST-2/MRPC TSV).
 
@@ -421,10 +406,17 @@ def sweep_command(
       kdaug sweep --data size=500:out/sst2-500 --data size=2000:out/sst2-2000 \\
           --dev dev.tsv --methods knn,augpro-mix --output sweeps/sst2
     """
-    modes = _split(modes)
+    modes = comma_list(modes)
     if unknown := set(modes) - set(MODES):
         raise click.BadParameter(f"unknown mode(s) {sorted(unknown)}: use {MODES}", param_hint="--modes")
-    cells = grid(sorted(data), modes, _split(methods), _split(degrees, float), _split(copies, int), _split(seeds, int))
+    cells = grid(
+        sorted(data),
+        modes,
+        comma_list(methods),
+        comma_list(degrees, float),
+        comma_list(copies, int),
+        comma_list(seeds, int),
+    )
     try:
         rows = sweep(
             data,

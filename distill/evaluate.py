@@ -2,7 +2,7 @@
 one place teachers and students are scored.
 
 Examples are (text_a, text_b | None, label) tuples. Scoring reuses the teacher's inference
-(`pipeline.teacher.Teacher`: length-sorted batches under a token budget, so a batch pads to its own
+(`kdaug.teacher.model.Teacher`: length-sorted batches under a token budget, so a batch pads to its own
 longest row), so teacher and student numbers come from the same code. Beam-free.
 """
 
@@ -60,9 +60,9 @@ def evaluate(
 
 def scores(model: Teacher, examples: list[Example]) -> dict[str, float]:
     """Accuracy, and F1 of label 1 when the task is binary."""
-    texts_a, texts_b, gold = zip(*examples)
+    texts_a, texts_b, labels = zip(*examples)
     pred = model.logits(texts_a, None if texts_b[0] is None else texts_b).argmax(axis=1)
-    gold = np.asarray(gold)
+    gold = np.asarray(labels)
     metrics = {"accuracy": float((pred == gold).mean())}
     if model.num_labels == 2:
         tp = int(((pred == 1) & (gold == 1)).sum())

@@ -92,7 +92,7 @@ class Cells:
     def __init__(self, rows: Sequence[dict], metric: str):
         self.acc: dict[tuple, dict[int, float]] = defaultdict(dict)
         self.dev: dict[tuple, dict[int, float]] = defaultdict(dict)
-        originals = defaultdict(dict)
+        originals: dict[tuple[int, str], dict[int, tuple[float, float]]] = defaultdict(dict)
         for r in rows:
             seed, size = int(r["seed"]), int(r["size"])
             if r["method"] == ORIGINAL:
@@ -102,7 +102,8 @@ class Cells:
             self.acc[key][seed], self.dev[key][seed] = float(r[metric]), float(r["dev_accuracy"])
         lines = {k[:4] for k in self.acc}
         for (size, mode), by_seed in originals.items():
-            for line in [l for l in lines if (l[0], l[2]) == (size, mode)] or [(size, 0, mode, ORIGINAL)]:
+            matching = [known for known in lines if (known[0], known[2]) == (size, mode)]
+            for line in matching or [(size, 0, mode, ORIGINAL)]:
                 for seed, (acc, dev) in by_seed.items():
                     self.acc[(*line, 0.0)][seed] = acc
                     self.dev[(*line, 0.0)][seed] = dev
@@ -123,6 +124,11 @@ class Cells:
         table = self.acc if scores == "acc" else self.dev
         return max(self.degrees(line), key=lambda d: statistics.fmean(table[(*line, d)][s] for s in seeds))
 
+    def degree_gap(self, a: tuple, b: tuple) -> Callable[[Sequence[int]], float]:
+        """The statistic `bootstrap_interval` resamples for findings (b) and (c): the best degree of
+        line `a` minus that of line `b`, over the seeds it is given."""
+        return lambda seeds: self.best_degree(a, seeds) - self.best_degree(b, seeds)
+
 
 def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
     """Every comparison the grid's cells allow, for findings (a)–(e)."""
@@ -130,7 +136,7 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
     out = []
     lines = cells.lines()
     points = lambda a, b, seeds: [100 * (cells.acc[a][s] - cells.acc[b][s]) for s in seeds]  # noqa: E731
-    for size, copies, _, method in sorted({(l[0], l[1], "", l[3]) for l in lines}):
+    for size, copies, _, method in sorted({(line[0], line[1], "", line[3]) for line in lines}):
         kd, ft = (size, copies, "kd", method), (size, copies, "ft", method)
         if kd not in lines or ft not in lines or len(cells.degrees(kd)) < 2 or cells.degrees(kd)[0] != 0:
             continue
@@ -160,12 +166,12 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
             Finding(
                 "b",
                 where,
-                bootstrap_interval(seeds, lambda s: cells.best_degree(kd, s) - cells.best_degree(ft, s)),
+                bootstrap_interval(seeds, cells.degree_gap(kd, ft)),
                 "degree",
             )
         )
-    for copies, method in sorted({(l[1], l[3]) for l in lines if l[2] == "kd"}):
-        sizes = sorted(l[0] for l in lines if l[1:] == (copies, "kd", method) and len(cells.degrees(l)) > 2)
+    for copies, method in sorted({(line[1], line[3]) for line in lines if line[2] == "kd"}):
+        sizes = sorted(line[0] for line in lines if line[1:] == (copies, "kd", method) and len(cells.degrees(line)) > 2)
         if len(sizes) < 2:
             continue
         small, large = (sizes[0], copies, "kd", method), (sizes[-1], copies, "kd", method)
@@ -175,7 +181,7 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
                 Finding(
                     "c",
                     f"KD, {method}, copies {copies}: size {sizes[0]} vs {sizes[-1]}",
-                    bootstrap_interval(seeds, lambda s: cells.best_degree(small, s) - cells.best_degree(large, s)),
+                    bootstrap_interval(seeds, cells.degree_gap(small, large)),
                     "degree",
                 )
             )
@@ -183,7 +189,9 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
         if mode != "kd" or method not in AUGPRO:
             continue
         for other in sorted(
-            l[3] for l in lines if l[:3] == (size, copies, "kd") and l[3] != method and l[3] not in AUGPRO
+            line[3]
+            for line in lines
+            if line[:3] == (size, copies, "kd") and line[3] != method and line[3] not in AUGPRO
         ):
             for degree in cells.degrees((size, copies, mode, method)):
                 a, b = (size, copies, mode, method, degree), (size, copies, mode, other, degree)
@@ -197,14 +205,14 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
                             "points",
                         )
                     )
-    for size, method in sorted({(l[0], l[3]) for l in lines}):
+    for size, method in sorted({(line[0], line[3]) for line in lines}):
         for degree in sorted({k[4] for k in cells.acc if k[0] == size and k[3] == method and k[4]}):
             copies = sorted(
-                l[1]
-                for l in lines
-                if (l[0], l[2], l[3]) == (size, "kd", method)
-                and (size, l[1], "ft", method, degree) in cells.acc
-                and (size, l[1], "kd", method, degree) in cells.acc
+                line[1]
+                for line in lines
+                if (line[0], line[2], line[3]) == (size, "kd", method)
+                and (size, line[1], "ft", method, degree) in cells.acc
+                and (size, line[1], "kd", method, degree) in cells.acc
             )
             if len(copies) < 2:
                 continue

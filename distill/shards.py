@@ -29,9 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from kdaug import commit
-from kdaug.schema import MANIFEST_FILE, SCHEMA_VERSION, open_published, partition_dir
+from kdaug.schema import MANIFEST_FILE, ORIGINAL, SCHEMA_VERSION, open_published, partition_dir
 
-ORIGINAL = "original"
 COLUMNS = ["text_a", "text_b", "label", "teacher_logits"]
 
 
@@ -73,7 +72,7 @@ def check_manifest(
     Refused: another schema version (its columns may mean other things); with `require_teacher`
     (KD), an output whose manifest records no teacher (an `augment` output: nothing to distil);
     runs labelled by different teachers (their logits are not one target: a sweep's sizes are
-    checked together); and, given `teacher` (the expected fingerprint, `pipeline.teacher.fingerprint`),
+    checked together); and, given `teacher` (the expected fingerprint, `kdaug.teacher.model.fingerprint`),
     shards of any other teacher. A run read with --allow-unfinished may have no manifest: nothing to
     compare, and the rows are still checked one by one.
     """
@@ -151,7 +150,7 @@ class ShardReader:
         if not sum(self.counts):
             available = sorted({_partition(f) for f in dataset.get_fragments()})
             raise ShardError(f"{self.path}: no rows selected by {selection}; partitions there: {available}")
-        self.width = None  # logits per row, fixed by the first checked row
+        self.width: int | None = None  # logits per row, fixed by the first checked row
 
     def __len__(self) -> int:
         return sum(self.counts)

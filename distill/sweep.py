@@ -10,7 +10,7 @@ panel per size and a row per copies) and, with several sizes, `best_degree.png` 
 the whole CSV at the end. Dev selects each student's checkpoint; with a test set the report shows test accuracy
 (students and teacher alike), and every cell says whether it ran to its step cap (`hit_cap`).
 
-Commit protocol (`pipeline.commit`): a sweep holds its output's lease while it runs, so two sweeps
+Commit protocol (`kdaug.commit`): a sweep holds its output's lease while it runs, so two sweeps
 never append to one CSV; every file is replaced whole (a killed sweep never leaves half a CSV line);
 kept students are published like any `kdaug distill` output.
 """
@@ -95,7 +95,7 @@ def sweep(
     dev: Sequence[Example],
     out_dir: str | Path,
     cells: Sequence[Cell],
-    config: DistillConfig = DistillConfig(),
+    config: DistillConfig | None = None,
     teacher: str | Path | None = None,
     keep_models: bool = False,
     progress: bool = True,
@@ -105,14 +105,15 @@ def sweep(
 ) -> list[dict]:
     """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
 
-    `config` holds the training settings shared by all cells; each cell sets mode and seed, and
-    trains with `config.threads` torch threads (1 when None: a cell's result depends on its thread
-    count, which must not follow --jobs or the machine, or the grid's command would not reproduce it). Dev
-    selects each student's checkpoint; with `test`, the report scores students and teacher on
-    test instead, which the selection never saw.
+    `config` holds the training settings shared by all cells (None: `DistillConfig()`'s defaults); each
+    cell sets mode and seed, and trains with `config.threads` torch threads (1 when None: a cell's
+    result depends on its thread count, which must not follow --jobs or the machine, or the grid's
+    command would not reproduce it). Dev selects each student's checkpoint; with `test`, the report
+    scores students and teacher on test instead, which the selection never saw.
     Students are saved under OUT/models only with keep_models (each is tens of MB). `jobs` > 1
     trains that many cells at once in worker processes (`_cell_runner`).
     """
+    config = config if config is not None else DistillConfig()
     config = replace(config, threads=config.threads or 1)
     out = Path(out_dir)
     results = out / "results.csv"
@@ -326,14 +327,16 @@ def _plot_best_degree(rows: Sequence[dict], on: str) -> bytes:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     groups = sorted({line[1:] for line in cells.lines()})
     for i, (copies, mode, method) in enumerate(groups):
-        sizes = sorted(l[0] for l in cells.lines() if l[1:] == (copies, mode, method) and len(cells.degrees(l)) > 2)
+        sizes = sorted(
+            line[0] for line in cells.lines() if line[1:] == (copies, mode, method) and len(cells.degrees(line)) > 2
+        )
         if len(sizes) < 2:
             continue
         points = []
         for size in sizes:
             line = (size, copies, mode, method)
             seeds = cells.seeds([(*line, d) for d in cells.degrees(line)])
-            points.append(findings.bootstrap_interval(seeds, lambda s, line=line: cells.best_degree(line, s)))
+            points.append(findings.bootstrap_interval(seeds, partial(cells.best_degree, line)))
         offset = (i - len(groups) / 2) * 0.01  # keep overlapping lines apart
         ax.errorbar(
             [s * (1 + offset) for s in sizes],

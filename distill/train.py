@@ -30,6 +30,7 @@ from kdaug.distill import word_students
 from kdaug.distill.evaluate import Example, evaluate_model
 from kdaug.distill.loss import IGNORE, MODES, distill_loss
 from kdaug.distill.shards import Selection, ShardReader, length_grouped
+from kdaug.flags import DEVICE_DEFAULT, PRECISION_DEFAULT
 from kdaug.teacher.model import LOCAL_ONLY, SAFE_WEIGHTS, check_model_dir, check_precision, resolve_device
 
 DEFAULT_LAYERS = 2  # a student of the teacher base's first 2 layers: 3x fewer layers than all-MiniLM-L6
@@ -62,8 +63,8 @@ class DistillConfig:
     buffer_rows: int = 10_000  # shuffle buffer (see distill.shards)
     num_labels: int | None = None  # None: from the data (teacher logit width or labels)
     label_names: tuple[str, ...] | None = None  # saved as the model's id2label (a teacher's, for readers)
-    device: str = "auto"  # auto: CUDA when torch sees a GPU (pipeline.teacher.resolve_device)
-    precision: str = "fp32"  # or bf16 autocast (pipeline.teacher.check_precision)
+    device: str = DEVICE_DEFAULT  # auto: CUDA when torch sees a GPU (kdaug.teacher.model.resolve_device)
+    precision: str = PRECISION_DEFAULT  # or bf16 autocast (kdaug.teacher.model.check_precision)
     # torch threads while training; None: torch's default (every core). Part of the result: threads
     # split float sums differently and training amplifies the last bits (a CNN cell's dev accuracy
     # moved 1 point between 1 and 2 threads), so a run is reproduced exactly only with the same count.
@@ -158,7 +159,7 @@ def distill(
     the kept student is also scored there (`test_accuracy`): dev selects the checkpoint, so dev
     accuracy flatters it, the test score does not. `teacher`: the
     fingerprint the shards' manifest must record (KD refuses others; see `distill.shards.check_manifest`).
-    `out_dir` is written under the commit protocol (`pipeline.commit`): checked and leased before
+    `out_dir` is written under the commit protocol (`kdaug.commit`): checked and leased before
     training starts, published whole at the end, never half-written.
     """
     kd = config.mode == "kd"
@@ -180,7 +181,7 @@ def distill(
         commit.publish_dir(
             attempt,
             {
-                "kind": "student",
+                "kind": commit.Kind.STUDENT.value,
                 "data": str(data_dir),
                 "source_attempt": reader.run.attempt,
                 "config": asdict(config),
@@ -191,7 +192,7 @@ def distill(
 
 
 class ExampleReader:
-    """Labelled examples in memory (a file read by `pipeline.sources.load_labelled`) as the loop reads
+    """Labelled examples in memory (a file read by `kdaug.inputs.sources.load_labelled`) as the loop reads
     shards: each epoch, shuffled mini-batches of similar length (`distill.shards.length_grouped`)."""
 
     teacher = None

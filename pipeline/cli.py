@@ -1,8 +1,10 @@
 """The `kdaug` command line.
 
-Application flags are click options; every flag click does not know (``--runner``,
-``--direct_num_workers``, Dataflow's ``--project/--region/--temp_location`` …) passes straight
-through to Beam, as in Beam's own examples.
+Application flags are click options; the other flags of `augment`, `run` and `label` (``--runner``,
+``--direct_num_workers``, Dataflow's ``--project/--region/--temp_location`` …) pass straight
+through to Beam, as in Beam's own examples, but only Beam's pipeline options do: any other flag is
+a usage error naming the closest known option (`BeamCommand`). The group's flags (``--verbose``,
+``--debug``) may also follow the command.
 """
 
 from __future__ import annotations
@@ -50,22 +52,71 @@ def configure_logging(verbose: bool = False) -> None:
 configure_logging()
 
 from kdaug import report
-from kdaug.augment import REGISTRY, AugmentOptions  # noqa: E402
-from kdaug.inputs import sources  # noqa: E402
-from kdaug.teacher.model import DEVICE_HELP, PRECISION_HELP, PRECISIONS, QUANTIZE_CHOICES  # noqa: E402
+from kdaug.augment import REGISTRY, AugmentOptions
+from kdaug.augment.base import CHUNK_SIZE, COPIES
+from kdaug.flags import comma_list_of, device_option, precision_option
+from kdaug.inputs import sources
+from kdaug.teacher.model import QUANTIZE_CHOICES
 
 BEAM_PASSTHROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+#: The group's flags, which may also follow the command (`kdaug augment ... --verbose`).
+GLOBAL_FLAGS = ("--verbose", "-v", "--debug")
 
 
-def _floats(ctx, param, value: str) -> list[float]:
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """`args` with the group's flags that follow the command moved in front of it: `kdaug augment
+    ... --verbose` is `kdaug --verbose augment ...` (the group's flags take no value, so the command
+    is the first argument that is no flag). Nothing after `--` moves."""
+    command = next((i for i, arg in enumerate(args) if not arg.startswith("-")), len(args))
+    rest = args[command:]
+    end = rest.index("--") if "--" in rest else len(rest)
+    flags = [arg for arg in rest[:end] if arg in GLOBAL_FLAGS]
+    return [*args[:command], *flags, *(arg for arg in rest[:end] if arg not in GLOBAL_FLAGS), *rest[end:]]
 
 
-def _names(ctx, param, value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+class BeamCommand(click.Command):
+    """A command that passes the flags it does not know to Beam (`ctx.args`), each checked to be one
+    of Beam's pipeline options (`kdaug.beam.engines.check_pipeline_args`: every PipelineOptions
+    class's, whatever the runner) with a value Beam accepts. Anything else is a usage error naming
+    the closest known flag, the command's or Beam's: Beam itself only logs "Unparseable argument"
+    and runs without it, so `--copie 1` would run the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["context_settings"] = {**BEAM_PASSTHROUGH, **(kwargs.get("context_settings") or {})}
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx, args):
+        try:
+            rest = super().parse_args(ctx, list(args))
+        except click.MissingParameter:
+            # a misspelt required flag (`--ouput`) reads as a missing one: name the misspelling first
+            try:
+                _, leftover, _ = self.make_parser(ctx).parse_args(args=list(args))
+            except click.UsageError:
+                leftover = []
+            self.check_pipeline_args(ctx, leftover)
+            raise
+        self.check_pipeline_args(ctx, rest)
+        return rest
+
+    def check_pipeline_args(self, ctx, pipeline_args: list[str]) -> None:
+        if not pipeline_args or ctx.resilient_parsing:
+            return
+        from kdaug.beam.engines import PipelineArgError, check_pipeline_args, dataflow_labels
+
+        contexts = [c for c in (ctx, ctx.parent) if c is not None]
+        own = [opt for c in contexts for p in c.command.get_params(c) for opt in (*p.opts, *p.secondary_opts)]
+        try:
+            check_pipeline_args(pipeline_args, own)
+        except PipelineArgError as err:
+            raise click.UsageError(str(err)) from None  # no ctx: the one line, without the usage
+        if any(p.name == "labels" for p in self.params):  # `--label-values`, once `--labels`
+            for label in dataflow_labels(pipeline_args):
+                if "=" not in label and not label.lstrip().startswith("{"):  # no Dataflow label
+                    raise click.UsageError(
+                        f"--labels {label}: --labels are the Dataflow job's labels (key=value); "
+                        "the class values are --label-values"
+                    )
 
 
 class StageGroup(click.Group):
@@ -87,6 +138,9 @@ class StageGroup(click.Group):
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.STAGE_COMMANDS])
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_global_flags(list(args)))
 
     def get_command(self, ctx, name):
         if name not in self.STAGE_COMMANDS:
@@ -180,6 +234,10 @@ def main(debug, verbose):
     configure_logging(verbose or debug or bool(os.environ.get("KDAUG_DEBUG")))
 
 
+#: The method parameters' defaults, as the config dataclasses declare them.
+OPTIONS = AugmentOptions()
+
+
 def augment_options(fn):
     """The flags `augment` and `run` share (what to read, which methods, degrees and copies)."""
     options = [
@@ -204,7 +262,11 @@ def augment_options(fn):
         click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style)."),
         click.option("--label-field", default=None, help="Field holding the gold label."),
         click.option(
-            "--labels", default=None, help="Label values as they appear in the file, comma-separated, in class order."
+            "--label-values",
+            "labels",
+            default=None,
+            help="Label values as they appear in the file, comma-separated, in class order "
+            "(Dataflow's job --labels go to Beam).",
         ),
         click.option(
             "--format",
@@ -217,36 +279,44 @@ def augment_options(fn):
             "--methods",
             default="knn,synonym,eda,random,augpro-mix",
             show_default=True,
-            callback=_names,
+            callback=comma_list_of(str),
             help=f"Comma-separated methods: {', '.join(sorted(REGISTRY))}.",
         ),
         click.option(
             "--degrees",
             default="0.1,0.3,0.5",
             show_default=True,
-            callback=_floats,
+            callback=comma_list_of(float),
             help="Comma-separated fractions of word positions to change, each in (0, 1].",
         ),
         click.option(
-            "--copies", default=4, show_default=True, help="Augmented copies per example, per method and degree."
+            "--copies", default=COPIES, show_default=True, help="Augmented copies per example, per method and degree."
         ),
         click.option(
-            "--seed", default=0, show_default=True, help="Seed: same input + config + seed => same rows and ids."
+            "--seed",
+            default=OPTIONS.seed,
+            show_default=True,
+            help="Seed: same input + config + seed => same rows and ids.",
         ),
         click.option(
-            "--knn-k", default=10, show_default=True, help="KNN methods: draw a replacement among the k nearest words."
+            "--knn-k",
+            default=OPTIONS.knn_k,
+            show_default=True,
+            help="KNN methods: draw a replacement among the k nearest words.",
         ),
         click.option(
             "--glove-vocab",
-            default=50_000,
+            default=OPTIONS.glove_vocab,
             show_default=True,
             help="knn: the most frequent GloVe words that take part.",
         ),
-        click.option("--mix-alpha", default=0.4, show_default=True, help="augpro-mix: lambda ~ Beta(alpha, alpha)."),
+        click.option(
+            "--mix-alpha", default=OPTIONS.mix_alpha, show_default=True, help="augpro-mix: lambda ~ Beta(alpha, alpha)."
+        ),
         click.option("--max-rows", type=int, default=None, help="Read only the first N data rows of each input file."),
         click.option(
             "--chunk-size",
-            default=256,
+            default=CHUNK_SIZE,
             show_default=True,
             help="Examples per chunk: the unit of work travelling through Beam, and of output files (one Parquet file per chunk and partition, written as soon as it is made, so memory stays bounded by the chunk, not the corpus).",
         ),
@@ -265,18 +335,12 @@ def teacher_options(fn):
             default=None,
             help="Teacher batches hold at most this many padded tokens. Default: 1024 on the CPU, 16384 on CUDA.",
         ),
-        click.option(
-            "--device",
-            default="auto",
-            show_default=True,
-            help=f"Where the teacher (and, in `run`, AugPro's "
-            f"projection and gradients) runs: {DEVICE_HELP}. "
-            "`auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
+        device_option(
+            "Where the teacher (and, in `run`, AugPro's projection and gradients) runs",
+            " `auto` is resolved where the job is launched; for GPU workers the launcher lacks (Dataflow's "
             "worker_accelerator) pass cuda. Recorded in the manifest.",
         ),
-        click.option(
-            "--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP
-        ),
+        precision_option(),
         click.option(
             "--share-teacher",
             type=click.Choice(("auto", "yes", "no")),
@@ -345,7 +409,7 @@ def execute(
     keep: int | None,
     pipeline_args: list[str],
 ) -> None:
-    """Write OUTPUT (or a new versioned run under it) under the commit protocol (`pipeline.commit`):
+    """Write OUTPUT (or a new versioned run under it) under the commit protocol (`kdaug.commit`):
     refuse a target kdaug must not write, take the output's lease, `run_fn(attempt) -> manifest`
     stages and publishes, then print the summary. `key_fn()` gives the run key (--if-changed only).
     With --template_location (a Flex Template launch) only the job's graph is written here: the job
@@ -401,47 +465,6 @@ def label_config(teacher_dir: str, max_tokens, teacher_threads, quantize, device
     )
 
 
-def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
-    """Refuse, before any worker starts, a teacher directory that cannot label this data: what no
-    model directory may be (`check_model_dir`: unfinished, another kind of output, custom code,
-    pickled or no weights), damaged (truncated) weights, no tokenizer or one that does not fit the
-    model's embedding table, or another number of classes than the data's labels. Each refusal is
-    one line, exit 2."""
-    from pathlib import Path
-
-    from kdaug.teacher.model import LOCAL_ONLY, ModelDirError, check_model_dir
-
-    def refuse(why: str):
-        raise ModelDirError(f"teacher {teacher_dir}: {why}")
-
-    check_model_dir(teacher_dir, "teacher")  # before importing transformers: a refusal is instant
-    from safetensors import SafetensorError, safe_open
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:  # reads the header only, and checks that the file covers every tensor it lists
-        with safe_open(str(Path(teacher_dir, "model.safetensors")), "pt") as weights:
-            weights.keys()
-    except (SafetensorError, OSError) as err:
-        refuse(f"model.safetensors is damaged or truncated ({err}); copy or train it again")
-    try:
-        config = AutoConfig.from_pretrained(teacher_dir, **LOCAL_ONLY)
-    except (OSError, ValueError) as err:
-        refuse(f"unreadable config.json ({err})")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(teacher_dir, **LOCAL_ONLY)
-    except (OSError, ValueError, TypeError) as err:
-        refuse(f"no usable tokenizer ({err})")
-    # more tokens than embeddings: ids out of range; far fewer: the vocabulary is missing (transformers
-    # then builds a tokenizer of special tokens only and every word becomes [UNK]) or another model's
-    if not 0.9 * config.vocab_size <= len(tokenizer) <= config.vocab_size:
-        refuse(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's embedding table {config.vocab_size}: "
-            "the vocabulary is missing or belongs to another model"
-        )
-    if labels and config.num_labels != len(labels):
-        refuse(f"the model has {config.num_labels} classes but the data {len(labels)} ({', '.join(map(str, labels))})")
-
-
 def augment_config(
     teacher_dir,
     device,
@@ -491,7 +514,7 @@ def augment_config(
     return config
 
 
-@main.command(context_settings=BEAM_PASSTHROUGH)
+@main.command(cls=BeamCommand)
 @augment_options
 @version_options
 @click.option(
@@ -500,12 +523,7 @@ def augment_config(
     default=None,
     help="Model directory whose word-piece table knn-teacher and augpro-mix use. Default: packaged all-MiniLM-L6-v2.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help=f"Where AugPro's projection search and FGSM's gradients run: {DEVICE_HELP}. Recorded in the manifest.",
-)
+@device_option("Where AugPro's projection search and FGSM's gradients run", " Recorded in the manifest.")
 @click.pass_context
 def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     """Augment a labelled dataset at several degrees with several methods.
@@ -516,8 +534,9 @@ def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
           --methods knn,synonym,eda,random,augpro-mix --degrees 0.1,0.3,0.5 --copies 4 \\
           --direct_num_workers 2 --direct_running_mode multi_processing
 
-    Unknown flags go to Beam (e.g. --runner DataflowRunner --project P --region R
-    --temp_location gs://...). Without --runner the local DirectRunner is used.
+    Beam's pipeline options go to Beam (e.g. --runner DataflowRunner --project P --region R
+    --temp_location gs://...); any other flag is an error. Without --runner the local
+    DirectRunner is used.
     """
     from kdaug import versioning
     from kdaug.beam.augment_job import run_augment
@@ -539,7 +558,7 @@ def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     )
 
 
-@main.command(context_settings=BEAM_PASSTHROUGH)
+@main.command(cls=BeamCommand)
 @augment_options
 @version_options
 @click.option(
@@ -572,10 +591,8 @@ def run(
     """
     from kdaug import versioning
     from kdaug.beam.augment_job import run_augment
-    from kdaug.teacher.model import check_model_dir
+    from kdaug.teacher.model import check_teacher
 
-    if teacher_dir:
-        check_model_dir(teacher_dir, "teacher")
     config = augment_config(teacher_dir, device, **flags)
     check_teacher(teacher_dir, config.task.labels)
     label = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
@@ -592,7 +609,7 @@ def run(
     )
 
 
-@main.command(context_settings=BEAM_PASSTHROUGH)
+@main.command(cls=BeamCommand)
 @click.option(
     "--input",
     "source",
@@ -629,12 +646,15 @@ def label(
     """
     from kdaug import commit, versioning
     from kdaug.beam.label_job import run_label
+    from kdaug.teacher.model import check_teacher
 
     try:
         published = commit.published(source)
     except commit.UnfinishedOutput as err:
         raise click.UsageError(f"--input {err}") from None
-    check_teacher(teacher_dir, (published.manifest.get("config") or {}).get("labels"))
+    source_manifest = published.manifest
+    assert source_manifest is not None  # a finished run's (`published` refuses an unfinished one)
+    check_teacher(teacher_dir, (source_manifest.get("config") or {}).get("labels"))
     config = label_config(
         teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args
     )
@@ -643,7 +663,7 @@ def label(
         output,
         [source],
         lambda attempt: run_label(source, config, ctx.args, attempt),
-        lambda: versioning.label_key(published.manifest, config),
+        lambda: versioning.label_key(source_manifest, config),
         versioned,
         if_changed,
         keep,

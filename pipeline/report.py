@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kdaug import schema
+from kdaug import commit, schema
 from kdaug.augment.words import Words, only_words
 
 
@@ -43,7 +43,7 @@ def summary(manifest: dict) -> str:
     check = (
         f"shard rows read {counts['rows_read']:,} = rows labelled and written {written:,}"
         + (f" + failed inference {counts['failed_inference']:,}" if counts.get("failed_inference") else "")
-        if manifest["kind"] == "label"
+        if commit.Kind(manifest["kind"]) is commit.Kind.LABEL
         else f"rows read {counts['rows_read']:,} = originals {counts['originals']:,} + dead letters {counts['dead_letters']:,}"
     )
     lines = [table(["method", "degree", "rows", "files", "mean changed_frac"], rows), "", check]
@@ -85,7 +85,7 @@ def inspect(output: str, samples: int = 3, allow_unfinished: bool = False, width
         .to_table(columns=["id", "source_id", "method", "degree", "changed_frac", "text_a", "text_b"])
         .to_pylist()
     )
-    originals = {r["source_id"]: r for r in data if r["method"] == "original"}
+    originals = {r["source_id"]: r for r in data if r["method"] == schema.ORIGINAL}
     words = {
         sid: sum(len(only_words(Words.split(t))) for t in (r["text_a"], r["text_b"]) if t)
         for sid, r in originals.items()
@@ -98,16 +98,18 @@ def inspect(output: str, samples: int = 3, allow_unfinished: bool = False, width
     for (method, degree), members in sorted(groups.items()):
         fracs = [r["changed_frac"] for r in members]
         long = [r["changed_frac"] for r in members if words.get(r["source_id"], 0) >= LONG_TEXT_WORDS]
-        rows.append([method, f"{degree:.2f}", len(members), _mean(fracs), _mean(long), min(fracs), max(fracs)])
+        rows.append(
+            [method, schema.format_degree(degree), len(members), _mean(fracs), _mean(long), min(fracs), max(fracs)]
+        )
     headers = ["method", "degree", "rows", "mean changed_frac", f"mean (≥{LONG_TEXT_WORDS} words)", "min", "max"]
     title = output if not allow_unfinished else f"{output} (read with --allow-unfinished: maybe not one whole run)"
     out = [title, table(headers, rows), "", "samples (original → augmented):"]
     for (method, degree), members in sorted(groups.items()):
-        if method == "original":
+        if method == schema.ORIGINAL:
             continue
         for r in sorted(members, key=lambda r: r["id"])[:samples]:
             source = originals.get(r["source_id"], {})
-            out.append(f"[{method} {degree:.2f} changed {r['changed_frac']:.2f}] {r['source_id']}")
+            out.append(f"[{method} {schema.format_degree(degree)} changed {r['changed_frac']:.2f}] {r['source_id']}")
             for field in ("text_a", "text_b"):
                 if r[field] is not None:
                     out.append(f"   {_clip(source.get(field) or '?', width)}")

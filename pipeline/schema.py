@@ -8,7 +8,7 @@ Layout of an output directory::
     OUT/_dead_letter/part-00000-of-00001.parquet             rejected input rows (DEAD_LETTER_SCHEMA)
     OUT/_failed_inference/method=…/degree=…/part-….parquet   rows the teacher failed on (FAILED_INFERENCE_SCHEMA)
     OUT/_manifest.json                                       config, fingerprints, counts, its files
-    OUT/_SUCCESS                                             written last (`pipeline.commit`)
+    OUT/_SUCCESS                                             written last (`kdaug.commit`)
 
 `method` and `degree` live in the directory names only (the Hive convention): when a column is
 both in the files and in the path, pandas and pyarrow refuse to merge the two. Read a whole output
@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+
+from kdaug import commit
+from kdaug.commit import MANIFEST_FILE, SUCCESS_FILE  # noqa: F401  (the dataset's names, one place)
 
 SCHEMA_VERSION = 1
 
@@ -57,11 +60,18 @@ DEAD_LETTER_SCHEMA = pa.schema(
 
 DEAD_LETTER_DIR = "_dead_letter"
 
-#: Rows whose teacher inference failed (`pipeline.inference`): the shard row, no logits, the error.
+#: Rows whose teacher inference failed (`kdaug.beam.inference`): the shard row, no logits, the error.
 FAILED_INFERENCE_SCHEMA = SHARD_FILE_SCHEMA.append(pa.field("reason", pa.string(), nullable=False))
 FAILED_INFERENCE_DIR = "_failed_inference"
-MANIFEST_FILE = "_manifest.json"
-SUCCESS_FILE = "_SUCCESS"
+#: The partition of the unaugmented rows (`method=original/degree=0.00`): every copy's source.
+ORIGINAL = "original"
+#: What every shard file's path starts with (the other published files are kdaug's own).
+SHARD_PREFIX = "method="
+
+
+def is_shard(rel: str) -> bool:
+    """Whether a published file (relative to its run) is a shard of the dataset."""
+    return rel.startswith(SHARD_PREFIX)
 
 
 def format_degree(degree: float) -> str:
@@ -71,7 +81,7 @@ def format_degree(degree: float) -> str:
 
 def partition_dir(method: str, degree: float) -> str:
     """Relative directory of one (method, degree) partition."""
-    return f"method={method}/degree={format_degree(degree)}"
+    return f"{SHARD_PREFIX}{method}/degree={format_degree(degree)}"
 
 
 def shard_file_name(index: int, count: int) -> str:
@@ -87,11 +97,9 @@ def open_dataset(path: str, allow_unfinished: bool = False) -> ds.Dataset:
     directory (an open file outlives its name). A publish that overlaps the opening is retried,
     then refused. An output that is not one whole run (no `_SUCCESS`, a publish in progress, a
     versioned root with no published run) is refused with the reason
-    (`pipeline.commit.UnfinishedOutput`); `allow_unfinished` reads whatever shard files the
+    (`kdaug.commit.UnfinishedOutput`); `allow_unfinished` reads whatever shard files the
     directory holds instead (forensics).
     """
-    from kdaug import commit
-
     tries = _OPEN_TRIES
     while True:
         run = commit.published(path, allow_unfinished)
@@ -110,25 +118,21 @@ _OPEN_TRIES = 3  # a publish overlapping an open is retried this often (each tak
 
 def _pinned(run) -> ds.Dataset:
     """The run's shard files, opened now, as one dataset (partition values from their paths)."""
-    from kdaug import commit
-
     store = commit.Store(run.dir)
     fmt = ds.ParquetFileFormat()
     fragments = [
         fmt.make_fragment(store.fs.open_input_file(store._path(rel)), partition_expression=PARTITIONING.parse(rel))
         for rel in run.rels
-        if rel.startswith("method=")
+        if is_shard(rel)
     ]
     return ds.FileSystemDataset(fragments, ROW_SCHEMA, fmt)
 
 
 def open_published(run) -> ds.Dataset:
-    """The shard files of a `pipeline.commit.Published` run as one typed dataset, by path (kdaug's own
+    """The shard files of a `kdaug.commit.Published` run as one typed dataset, by path (kdaug's own
     readers call `run.check_current()` after reading instead of holding every file open)."""
-    from kdaug import commit
-
     store = commit.Store(run.dir)
-    shards = [store._path(rel) for rel in run.rels if rel.startswith("method=")]
+    shards = [store._path(rel) for rel in run.rels if is_shard(rel)]
     return ds.dataset(
         shards,
         format="parquet",

@@ -2,7 +2,7 @@
 equals the key of the root's LATEST run.
 
 The layout of a root of versioned runs (``ROOT/runs/<stamp>-<attempt>/``, ``ROOT/LATEST``), how a
-run is published, and `--keep`'s pruning belong to the commit protocol, `pipeline.commit`.
+run is published, and `--keep`'s pruning belong to the commit protocol, `kdaug.commit`.
 
 The run key is what decides a run's rows (same key, same rows): the input fingerprint, the config,
 the labelling teacher's fingerprint and quantisation, and the schema version. `--if-changed` reads it
@@ -12,13 +12,15 @@ back from the manifest of the run LATEST names, so it compares with what that ru
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from kdaug import commit, schema
 
 # --- run keys ------------------------------------------------------------------------------------
 
 
-def manifest_key(manifest: dict) -> dict:
+def manifest_key(manifest: Mapping[str, Any]) -> dict:
     """The run key of a finished run, from its manifest (a `label` run's input is its source's key)."""
     ran = manifest.get("teacher")
     teacher = {"teacher": None, "teacher_quantize": None, "teacher_device": None, "teacher_precision": None}
@@ -29,9 +31,14 @@ def manifest_key(manifest: dict) -> dict:
             "teacher_device": ran.get("device", "cpu"),
             "teacher_precision": ran.get("precision", "fp32"),
         }
-    if manifest["kind"] == "label":
+    if manifest["kind"] == commit.Kind.LABEL:
         source = manifest_key(manifest["source"]["manifest"])
-        return {"kind": "label", "schema_version": manifest["schema_version"], "source": source, **teacher}
+        return {
+            "kind": commit.Kind.LABEL.value,
+            "schema_version": manifest["schema_version"],
+            "source": source,
+            **teacher,
+        }
     return {
         "kind": manifest["kind"],
         "schema_version": manifest["schema_version"],
@@ -62,7 +69,7 @@ def augment_key(config, label=None) -> dict:
 
     return _plain(
         {
-            "kind": "augment" if label is None else "run",
+            "kind": (commit.Kind.AUGMENT if label is None else commit.Kind.RUN).value,
             "schema_version": schema.SCHEMA_VERSION,
             "input_fingerprint": input_fingerprint(config.inputs),
             "config": config.to_dict(),
@@ -71,10 +78,15 @@ def augment_key(config, label=None) -> dict:
     )
 
 
-def label_key(source_manifest: dict, label) -> dict:
+def label_key(source_manifest: Mapping[str, Any], label) -> dict:
     """The run key `kdaug label` would record for a source output with this manifest."""
     source_key = manifest_key(source_manifest)
-    return {"kind": "label", "schema_version": schema.SCHEMA_VERSION, "source": source_key, **_teacher_key(label)}
+    return {
+        "kind": commit.Kind.LABEL.value,
+        "schema_version": schema.SCHEMA_VERSION,
+        "source": source_key,
+        **_teacher_key(label),
+    }
 
 
 def _plain(value):
@@ -101,7 +113,10 @@ def compare(root: str, key: dict) -> tuple[bool, str]:
     if name is None:
         return False, "no published run yet"
     try:
-        old = manifest_key(commit.read_manifest(store, f"{commit.RUNS_DIR}/{name}/{commit.MANIFEST_FILE}"))
+        manifest = commit.read_manifest(store, f"{commit.RUNS_DIR}/{name}/{commit.MANIFEST_FILE}")
+        if manifest is None:
+            return False, f"the manifest of {name} is missing"
+        old = manifest_key(manifest)
     except (OSError, KeyError, TypeError, ValueError, commit.CommitError) as err:
         return False, f"the manifest of {name} is unreadable ({err})"
     differs = _differences(old, key)
@@ -109,7 +124,7 @@ def compare(root: str, key: dict) -> tuple[bool, str]:
         return False, f"changed since {name}: {', '.join(differs)} differ"
     same = (
         ["source run key"]
-        if key["kind"] == "label"
+        if key["kind"] == commit.Kind.LABEL
         else [f"input fingerprint {key['input_fingerprint'][:12]}", "config"]
     )
     if key.get("teacher"):

@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from kdaug import schema
-from kdaug.cli import main
 from kdaug.teacher.model import Teacher, fingerprint
 from tests.conftest import make_tiny_teacher
+from tests.helpers import invoke, rows
 
 SENTENCES = [
     "a gorgeous , witty , seductive movie .",
@@ -26,12 +25,6 @@ def sst2_file(tmp_path):
     return str(path)
 
 
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 @pytest.mark.parametrize("command", [[], ["augment"], ["run"], ["label"], ["inspect"]])
 def test_help(command):
     out = invoke(*command, "--help")
@@ -43,31 +36,9 @@ def test_main_help_explains_degrees():
 
 
 def test_bad_flags_are_usage_errors(sst2_file, tmp_path):
-    result = CliRunner().invoke(
-        main, ["augment", "--input", sst2_file, "--task", "sst2", "--output", str(tmp_path / "o"), "--methods", "nope"]
-    )
-    assert result.exit_code == 2 and "unknown method 'nope'" in result.output
-    result = CliRunner().invoke(
-        main,
-        [
-            "augment",
-            "--input",
-            sst2_file,
-            "--task",
-            "sst2",
-            "--output",
-            str(tmp_path / "o"),
-            "--methods",
-            "random",
-            "--degrees",
-            "0,2",
-        ],
-    )
-    assert result.exit_code == 2 and "degrees must be in (0, 1]" in result.output
-
-
-def labelled(output):
-    return sorted(schema.open_dataset(str(output)).to_table().to_pylist(), key=lambda r: r["id"])
+    common = ["augment", "--input", sst2_file, "--task", "sst2", "--output", tmp_path / "o"]
+    assert "unknown method 'nope'" in invoke(*common, "--methods", "nope", code=2)
+    assert "degrees must be in (0, 1]" in invoke(*common, "--methods", "random", "--degrees", "0,2", code=2)
 
 
 def test_augment_then_label_equals_run(sst2_file, tmp_path, tiny_teacher_dir):
@@ -92,7 +63,7 @@ def test_augment_then_label_equals_run(sst2_file, tmp_path, tiny_teacher_dir):
     assert "shard rows read 40 = rows labelled and written 40" in out
     invoke("run", *common, "--output", tmp_path / "run", "--teacher", tiny_teacher_dir)
 
-    lab, run, aug = labelled(tmp_path / "lab"), labelled(tmp_path / "run"), labelled(tmp_path / "aug")
+    lab, run, aug = rows(tmp_path / "lab"), rows(tmp_path / "run"), rows(tmp_path / "aug")
     assert [r["text_a"] for r in lab] == [r["text_a"] for r in aug] == [r["text_a"] for r in run]
     # the same rows; the logits agree to float rounding (the two jobs batch the rows differently)
     drop = lambda rows: [{k: v for k, v in r.items() if k != "teacher_logits"} for r in rows]  # noqa: E731
@@ -135,12 +106,10 @@ def test_fingerprint_follows_the_teacher(sst2_file, tmp_path, tiny_teacher_dir):
 
 def test_label_refuses_unfinished_input(tmp_path, tiny_teacher_dir):
     (tmp_path / "aug").mkdir()
-    result = CliRunner().invoke(
-        main,
-        ["label", "--input", str(tmp_path / "aug"), "--output", str(tmp_path / "o"), "--teacher", tiny_teacher_dir],
-        catch_exceptions=False,
+    result = invoke(
+        "label", "--input", tmp_path / "aug", "--output", tmp_path / "o", "--teacher", tiny_teacher_dir, code=2
     )
-    assert result.exit_code == 2 and "has no _SUCCESS" in result.output and not (tmp_path / "o").exists()
+    assert "has no _SUCCESS" in result and not (tmp_path / "o").exists()
 
 
 def test_inspect(sst2_file, tmp_path):

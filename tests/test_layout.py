@@ -16,6 +16,7 @@ LAYERS = {
     "kdaug.teacher.model": 2,
     "kdaug.augment": 3,
     "kdaug.report": 4,
+    "kdaug.flags": 4,
     "kdaug.beam": 5,
     "kdaug.distill": 5,
     "kdaug.versioning": 6,

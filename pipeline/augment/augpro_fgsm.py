@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from kdaug.augment import projection, resources
-from kdaug.augment.augpro_mix import encode_pieces, piece_kinds, splice
+from kdaug.augment.augpro import encode_pieces, piece_kinds, splice
 from kdaug.augment.base import Augmenter, register
 from kdaug.augment.seeding import row_rng
 from kdaug.augment.words import target_count
@@ -76,7 +76,8 @@ class AugProFGSM(Augmenter):
         self.table = resources.teacher_word_embeddings(self.model_dir)
         self.is_word, self.is_continuation = piece_kinds(self.vocab)
         self.max_length = min(self.tokenizer.model_max_length, self.model.config.max_position_embeddings)
-        self._cache = None  # (chunk key, (pieces, best flips)) of the last chunk
+        # (chunk key, (pieces, best flips)) of the last chunk
+        self._cache: tuple[tuple, tuple[dict, dict]] | None = None
 
     def augment_words(self, words, degree, rng):
         """Not used: the gradient is taken for a whole chunk at once, see `augment_chunk`."""
@@ -85,14 +86,20 @@ class AugProFGSM(Augmenter):
     def augment_chunk(self, examples: list[dict], degree: float, copy: int) -> list[dict]:
         rows = []
         for ex, pieces in zip(examples, self.flip_chunk(examples, degree, copy)):
-            texts, changed, total = {"text_a": None, "text_b": None}, 0, 0
+            texts: dict[str, str] = {}  # the present fields: text_a always, text_b maybe (see flip_chunk)
+            changed, total = 0, 0
             for f, (own, new, spans) in pieces.items():
                 changed += int((new != own).sum())
                 total += int(self.is_word[own].sum())
                 texts[f] = splice(ex[f], spans, own, new, self.vocab)
             rows.append(
                 self.make_row(
-                    ex, degree, copy, texts["text_a"], texts["text_b"], changed_frac=changed / total if total else 0.0
+                    ex,
+                    degree,
+                    copy,
+                    texts["text_a"],
+                    texts.get("text_b"),
+                    changed_frac=changed / total if total else 0.0,
                 )
             )
         return rows
@@ -135,11 +142,11 @@ class AugProFGSM(Augmenter):
 
         # Candidates for every word piece that has a gradient, in one projection call.
         where, vectors = [], []
-        for i, ex in enumerate(examples):
-            for f, n in kept[i].items():
+        for i, kept_pieces in enumerate(kept):
+            for f, n in kept_pieces.items():
                 own = enc[f][i][0]
-                for k in np.flatnonzero(self.is_word[own[:n]]):
-                    where.append((i, f, int(k)))
+                for k in np.flatnonzero(self.is_word[own[:n]]).tolist():
+                    where.append((i, f, k))
                     vectors.append(self.table[own[k]])
         best = {}
         if vectors:
@@ -179,7 +186,9 @@ class AugProFGSM(Augmenter):
                 at[f] = len(ids)
                 ids += enc[f][i][0][:n].tolist() + [sep_id]
                 tt += [seg] * (n + 1)
-            seqs.append(ids), types.append(tt), offsets.append(at)
+            seqs.append(ids)
+            types.append(tt)
+            offsets.append(at)
         width = max(map(len, seqs))
         pad = self.tokenizer.pad_token_id or 0
         device = self.options.device

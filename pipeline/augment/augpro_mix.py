@@ -3,7 +3,7 @@
 Each example is mixed with a partner from its own chunk: word-piece positions are aligned by index
 (text_a with the partner's text_a, text_b with its text_b), a mixed position becomes
 λ·e(own) + (1−λ)·e(partner), and the nearest vocabulary embedding turns it back into a token
-(`pipeline.projection`), so the teacher labels real text. docs/augpro.md has the measurements
+(`kdaug.augment.projection`), so the teacher labels real text. docs/augpro.md has the measurements
 behind the choices below.
 
 - Degree. AugPro mixes every position, but on the teacher's table a two-token mix projects back to
@@ -11,7 +11,7 @@ behind the choices below.
   or the partner's text, never a degree. Here the degree picks round(p·n) of the text's n word
   pieces; only those are mixed, every other position keeps the example's own token.
 - Eligible positions: a word piece (letters or digits; punctuation and [UNK] never change, as in
-  `pipeline.words`) whose aligned partner piece differs from it (mixing equal embeddings is a
+  `kdaug.augment.words`) whose aligned partner piece differs from it (mixing equal embeddings is a
   no-op) and is of the same kind, word start or continuation (##ing). Mixing kinds made 25–36%
   of the texts (p = 0.3–0.5) re-tokenize into other pieces than the ones measured ("communicatepi ly").
 - Partner: drawn uniformly among the chunk's other examples at least as long (in pieces, in every
@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kdaug.augment import projection, resources
+from kdaug.augment.augpro import encode_pieces, piece_kinds, splice
 from kdaug.augment.base import Augmenter, register
 from kdaug.augment.seeding import row_rng
-from kdaug.augment.words import Words, match_case, target_count
+from kdaug.augment.words import Words, target_count
 from kdaug.teacher.model import LOCAL_ONLY
 
 
@@ -69,18 +70,20 @@ class AugProMix(Augmenter):
         """Rows whose `changed_frac` counts changed word pieces over the word pieces of all texts."""
         rows = []
         for ex, mix in zip(examples, self.mix_chunk(examples, degree, copy)):
-            texts, changed, total = {"text_a": None, "text_b": None}, 0, 0
+            texts: dict[str, str] = {}  # the present fields: text_a always, text_b maybe
+            changed, total = 0, 0
             for f, (own, new, spans) in mix.pieces.items():
                 changed += int((new != own).sum())
                 total += int(self.is_word[own].sum())
-                texts[f] = None if ex[f] is None else self._splice(ex[f], spans, own, new)
+                if ex[f] is not None:
+                    texts[f] = self._splice(ex[f], spans, own, new)
             rows.append(
                 self.make_row(
                     ex,
                     degree,
                     copy,
                     texts["text_a"],
-                    texts["text_b"],
+                    texts.get("text_b"),
                     changed_frac=changed / total if total else 0.0,
                     partner_id=examples[mix.partner]["source_id"],
                     mix_lambda=mix.lam,
@@ -137,31 +140,6 @@ class AugProMix(Augmenter):
 
     def _splice(self, text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.ndarray) -> str:
         return splice(text, spans, own, new, self.vocab)
-
-
-def piece_kinds(vocab) -> tuple[np.ndarray, np.ndarray]:
-    """Per token id: whether it is a word piece that may change (letters or digits, not a special
-    token) and whether it is a continuation (##ing). Shared with `augpro_fgsm`."""
-    is_word = np.array([not projection.is_special(p) and any(c.isalnum() for c in p) for p in vocab])
-    return is_word, np.array([p.startswith("##") for p in vocab])
-
-
-def encode_pieces(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
-    """Word-piece ids (no [CLS]/[SEP]) and their character spans, in one tokenizer call."""
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return [(np.asarray(ids, dtype=np.int64), spans) for ids, spans in zip(enc["input_ids"], enc["offset_mapping"])]
-
-
-def splice(text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.ndarray, vocab) -> str:
-    """The text with each changed piece's characters replaced by the new piece (without ##, in
-    the replaced characters' case), so everything else stays as it was: a tokenizer decode
-    would lower-case, strip accents, drop [UNK] characters and re-space punctuation."""
-    out, end = [], 0
-    for k in np.flatnonzero(new != own):
-        start, stop = spans[k]
-        out += [text[end:start], match_case(text[start:stop], vocab[new[k]].removeprefix("##"))]
-        end = stop
-    return "".join(out) + text[end:]
 
 
 def _partner(i: int, lengths: np.ndarray, rng: random.Random) -> int:

@@ -22,6 +22,12 @@ from typing import ClassVar
 
 from kdaug.augment.seeding import row_id, row_rng
 from kdaug.augment.words import Words, changed_words, only_words
+from kdaug.schema import ORIGINAL
+
+#: Defaults of a job's shape (`kdaug.beam.augment_job.AugmentConfig`, and the CLI's flags): augmented
+#: copies per example, method and degree; examples per chunk (Beam's unit of work, and of output files).
+COPIES = 4
+CHUNK_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,11 @@ class Augmenter(ABC):
         self.options = options
 
     def setup(self) -> None:
-        """Load resources (vectors, FAISS tables, WordNet). Called once per worker before use."""
+        """Load resources (vectors, FAISS tables, WordNet). Called once per worker before use.
+
+        A hook, deliberately not abstract: a method without resources need not override it, and
+        the default loads nothing."""
+        return None
 
     @abstractmethod
     def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
@@ -61,17 +71,17 @@ class Augmenter(ABC):
         rows = []
         for ex in examples:
             rng = row_rng(self.options.seed, ex["source_id"], self.name, degree, copy)
-            changed, total, texts = 0, 0, []
-            for text in (ex["text_a"], ex["text_b"]):
-                if text is None:
-                    texts.append(None)
+            changed, total = 0, 0
+            texts: dict[str, str] = {}  # the present fields: text_a always (sources.to_example), text_b maybe
+            for f in ("text_a", "text_b"):
+                if ex[f] is None:
                     continue
-                words, n_words = split_once(text)
+                words, n_words = split_once(ex[f])
                 new = self.augment_words(words, degree, rng)
                 changed, total = changed + new.changed, total + n_words
-                texts.append(new.join())
+                texts[f] = new.join()
             frac = min(1.0, changed / total) if total else 0.0
-            rows.append(self.make_row(ex, degree, copy, texts[0], texts[1], changed_frac=frac))
+            rows.append(self.make_row(ex, degree, copy, texts["text_a"], texts.get("text_b"), changed_frac=frac))
         return rows
 
     def make_row(self, ex: dict, degree: float, copy: int, text_a: str, text_b: str | None, **extra) -> dict:
@@ -126,6 +136,7 @@ def word_change_fraction(*pairs: tuple[str | None, str | None]) -> float:
     for before, after in pairs:
         if before is None:
             continue
+        assert after is not None  # a text present before an edit is present after it
         old = only_words(Words.split(before))
         changed += changed_words(old, only_words(Words.split(after)))
         total += len(old)
@@ -137,7 +148,6 @@ def original_row(seed: int, ex: dict) -> dict:
     return augmented_row(seed, ORIGINAL, ex, 0.0, 0, ex["text_a"], ex["text_b"], changed_frac=0.0)
 
 
-ORIGINAL = "original"
 REGISTRY: dict[str, type[Augmenter]] = {}
 
 

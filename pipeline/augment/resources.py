@@ -29,7 +29,9 @@ def once(fn):
         with _LOCK:
             return cached(*args)
 
-    wrapper.cache_clear = cached.cache_clear
+    # typeshed types functools.wraps' result as `_Wrapped`, which declares no attributes; a function
+    # takes any attribute at run time
+    wrapper.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -50,7 +52,6 @@ def resolve_teacher_dir(path: str | None) -> str:
     return path
 
 
-@once
 @once
 def teacher_vocab(model_dir: str) -> tuple[str, ...]:
     """The teacher's vocabulary, index = token id, written the WordPiece way whatever its tokenizer:
@@ -183,7 +184,7 @@ WORDNET_SOURCE = Path(os.environ.get("KDAUG_WORDNET_SOURCE", "/usr/share/wordnet
 
 @once
 def wordnet():
-    """WordNet 3.0 from Debian's dict files (`pipeline.wordnet`, no nltk at run time)."""
+    """WordNet 3.0 from Debian's dict files (`kdaug.augment.wordnet`, no nltk at run time)."""
     from kdaug.augment.wordnet import WordNet
 
     if not (WORDNET_SOURCE / "data.noun").is_file():

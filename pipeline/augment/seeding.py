@@ -16,6 +16,8 @@ import functools
 import hashlib
 import random
 
+from kdaug.schema import format_degree
+
 
 def _digest(*parts: object) -> bytes:
     key = "\x1f".join(str(p) for p in parts)
@@ -25,7 +27,7 @@ def _digest(*parts: object) -> bytes:
 @functools.lru_cache(maxsize=4096)
 def _stream_prefix(purpose: str, seed: int, method: str, degree: float, copy: int) -> bytes:
     """Everything of a row's key but its source id: the same for a whole chunk, so cached."""
-    return f"{purpose}\x1f{seed}\x1f{method}\x1f{degree:.2f}\x1f{copy}\x1f".encode()
+    return f"{purpose}\x1f{seed}\x1f{method}\x1f{format_degree(degree)}\x1f{copy}\x1f".encode()
 
 
 def _row_digest(purpose: str, seed: int, source_id: str, method: str, degree: float, copy: int) -> bytes:
@@ -51,8 +53,12 @@ class RowRandom(random.Random):
     exactly uniform; `random()` takes 53 bits.
     """
 
-    def seed(self, key: bytes = b"") -> None:  # called by Random.__init__; no Mersenne Twister state
-        self._key, self._block, self._bits, self._left = bytes(key), 0, 0, 0
+    def seed(self, a: object = b"", version: int = 2) -> None:
+        """Key the stream with the bytes `a` (Random.__init__ passes the row's key); there is no
+        Mersenne Twister state, so `version` is unused and anything but bytes is refused."""
+        if not isinstance(a, bytes | bytearray):
+            raise TypeError(f"a RowRandom is keyed by bytes, not {type(a).__name__}")
+        self._key, self._block, self._bits, self._left = bytes(a), 0, 0, 0
 
     def getrandbits(self, k: int) -> int:
         while self._left < k:
@@ -88,8 +94,3 @@ class RowRandom(random.Random):
 
     def setstate(self, state) -> None:
         self._key, self._block, self._bits, self._left, self.gauss_next = state
-
-
-def fingerprint(*parts: object) -> str:
-    """Short content hash for manifests and cache keys."""
-    return _digest(*parts).hex()

@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 
 from kdaug import commit, schema
 from kdaug.augment import ORIGINAL, AugmentOptions, create, original_row
+from kdaug.augment.base import CHUNK_SIZE, COPIES
 from kdaug.beam import progress, sinks
 from kdaug.beam.elements import CHUNK, DEAD_LETTERS, STATS, only
 from kdaug.beam.engines import run_pipeline
@@ -37,9 +38,9 @@ class AugmentConfig:
     task: sources.Task
     methods: list[str]
     degrees: list[float]
-    copies: int = 4
+    copies: int = COPIES
     options: AugmentOptions = field(default_factory=AugmentOptions)
-    chunk_size: int = 256
+    chunk_size: int = CHUNK_SIZE
     max_rows: int | None = None
 
     def validate(self) -> None:
@@ -138,7 +139,7 @@ def batch_key(prefix: str, index: int) -> str:
 
 
 class ReadSplit(beam.DoFn):
-    """Read one split of an input file (`pipeline.splits`): a few MB at most, never the whole file.
+    """Read one split of an input file (`kdaug.inputs.splits`): a few MB at most, never the whole file.
 
     One output, each element saying what it is — ``(CHUNK, (key, examples))`` and ``(DEAD_LETTERS,
     ((partition, key), dead letters))`` per chunk, ``(STATS, counts)`` per split — since runners
@@ -271,7 +272,7 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attemp
         | "WriteDeadLetters" >> beam.ParDo(sinks.WriteFile(attempt)),
     ) | "Files" >> beam.Flatten()
     manifest = {
-        "kind": "augment" if label is None else "run",
+        "kind": (commit.Kind.AUGMENT if label is None else commit.Kind.RUN).value,
         "schema_version": schema.SCHEMA_VERSION,
         "config": config.to_dict(),
         "input_fingerprint": fingerprint,

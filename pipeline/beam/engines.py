@@ -1,14 +1,18 @@
 """The engines: which runner, with which options (Dask partitions, worker processes and teacher
-threads per machine), running a pipeline and reading its counters. Every command runs its graph here."""
+threads per machine), running a pipeline and reading its counters. Every command runs its graph here.
+`check_pipeline_args` keeps the pass-through flags to what Beam's PipelineOptions know."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import difflib
 import logging
 import time
+from collections.abc import Iterable
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
 from kdaug import commit
 from kdaug.beam import progress
@@ -19,6 +23,76 @@ def template_location(pipeline_args: list[str]) -> str | None:
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     return PipelineOptions(pipeline_args).view_as(GoogleCloudOptions).template_location
+
+
+class PipelineArgError(ValueError):
+    """A pass-through argument that is no Beam pipeline option, or a Beam option's invalid value."""
+
+
+class _OptionParser(_BeamArgumentParser):
+    """Beam's parser (it has `add_value_provider_argument`, which templated options use), raising
+    instead of printing argparse's usage and exiting."""
+
+    def error(self, message):
+        raise PipelineArgError(message)
+
+
+def option_classes() -> list[type[PipelineOptions]]:
+    """Every registered PipelineOptions subclass that declares options (subclasses of subclasses
+    included; Beam's own `get_all_options` looks at direct subclasses only), DaskOptions among them
+    when Dask is installed: Beam registers a class when its module is imported."""
+    with contextlib.suppress(ImportError):
+        import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers DaskOptions)
+
+    found: dict[type, None] = {}
+    stack = list(PipelineOptions.__subclasses__())
+    while stack:
+        cls = stack.pop(0)
+        if cls not in found:
+            found[cls] = None
+            stack.extend(cls.__subclasses__())
+    return [cls for cls in found if "_add_argparse_args" in vars(cls)]
+
+
+def option_parser() -> argparse.ArgumentParser:
+    """The union of the argparse parsers of every PipelineOptions class (`option_classes`), parsed
+    as Beam parses them: no abbreviations. A class re-declaring another's option replaces it."""
+    parser = _OptionParser(allow_abbrev=False, add_help=False, conflict_handler="resolve")
+    for cls in option_classes():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def option_names() -> list[str]:
+    """Every Beam pipeline option's flag, e.g. `--runner`, `--direct_num_workers`, `--labels`."""
+    return sorted({name for action in option_parser()._actions for name in action.option_strings})
+
+
+def dataflow_labels(pipeline_args: list[str]) -> list[str]:
+    """The job labels (`--labels`/`--label`, Dataflow's) among `pipeline_args`, as Beam reads them."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return PipelineOptions(pipeline_args).view_as(GoogleCloudOptions).labels or []
+
+
+def check_pipeline_args(pipeline_args: list[str], own_flags: Iterable[str] = ()) -> None:
+    """Raise `PipelineArgError` for the first of `pipeline_args` (what a command passes to Beam)
+    that is no option of any Beam PipelineOptions class, naming the closest of Beam's options and
+    `own_flags` (the command's own), or for a Beam option's invalid value (argparse's message).
+    Beam itself only logs "Unparseable argument" and runs without it."""
+    parser = option_parser()
+    _, unknown = parser.parse_known_args(list(pipeline_args))
+    if not unknown:
+        return
+    arg = unknown[0]
+    if not arg.startswith("-"):
+        raise PipelineArgError(f"unexpected argument {arg!r} (no option takes it)")
+    name = arg.split("=", 1)[0]
+    # compared with `_` and `-` alike: `--max_rows` is kdaug's `--max-rows`, `--job-name` Beam's `--job_name`
+    known = {s.replace("_", "-"): s for action in parser._actions for s in action.option_strings}
+    known |= {flag.replace("_", "-"): flag for flag in own_flags}
+    close = difflib.get_close_matches(name.replace("_", "-"), sorted(known), n=1)
+    raise PipelineArgError(f"no such option {name}" + (f" (did you mean {known[close[0]]}?)" if close else ""))
 
 
 #: `--runner` short names; any other value goes to Beam as it is.
@@ -135,7 +209,7 @@ def run_pipeline(
     """Run the pipeline `build_fn(pipeline)` builds (its last step publishes `attempt`) and return the
     published manifest with the wall time and the Beam counters added (None for a detached attempt,
     whose job runs later: a Dataflow template). `bar`: (total rows, description, partitions counted)
-    of the progress bar (`pipeline.progress`); `elements`: how many the job's Create holds (splits or
+    of the progress bar (`kdaug.beam.progress`); `elements`: how many the job's Create holds (splits or
     shards; for `pipeline_options`).
 
     The counters also go to `_metrics.json` beside the published manifest, not into it: they are

@@ -16,7 +16,7 @@ and its metrics (load time, inference latency, batch sizes) under the `teacher` 
 A chunk whose inference raises does not crash the job: its rows go, with the error, to
 ``_failed_inference/<partition>/`` (`schema.FAILED_INFERENCE_SCHEMA`), counted in the manifest, in
 the same one output (Beam's tagged dead-letter outputs are not run alike by every runner: see
-`pipeline.job`).
+`kdaug.beam.augment_job`).
 """
 
 from __future__ import annotations

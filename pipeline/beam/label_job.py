@@ -22,10 +22,10 @@ from kdaug.beam import sinks
 @dataclass(frozen=True)
 class LabelConfig:
     """Which teacher labels and how: its padded batch budget (None: `teacher.default_max_tokens` of
-    the device), quantisation (None: off; "int8": see `pipeline.teacher.quantize_int8`), torch
+    the device), quantisation (None: off; "int8": see `kdaug.teacher.model.quantize_int8`), torch
     threads per worker process (None: every CPU the process may use, which oversubscribes the cores
     when several worker processes share them: with N workers on C cores pass C // N), the device
-    and precision (`pipeline.teacher.resolve_device`, `check_precision`: resolved where the job is
+    and precision (`kdaug.teacher.model.resolve_device`, `check_precision`: resolved where the job is
     launched, so the manifest says what labelled; a worker without the device fails loudly), and
     whether one teacher serves all worker processes of a machine (`share`, RunInference's
     `large_model`). Threads and sharing change the speed, not the logits (at most float rounding in
@@ -40,7 +40,7 @@ class LabelConfig:
     share: bool = False
 
     def transform(self) -> beam.PTransform:
-        """Beam's `RunInference` with kdaug's `TeacherHandler` (`pipeline.inference.LabelChunks`)."""
+        """Beam's `RunInference` with kdaug's `TeacherHandler` (`kdaug.beam.inference.LabelChunks`)."""
         from kdaug.beam.inference import LabelChunks, TeacherHandler
 
         return LabelChunks(
@@ -57,7 +57,7 @@ class LabelConfig:
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """The teacher's fingerprint (`pipeline.teacher.fingerprint`: its fp32 weights, tokenizer and
+        """The teacher's fingerprint (`kdaug.teacher.model.fingerprint`: its fp32 weights, tokenizer and
         label names), hashed once: a versioned run's key and its manifest both need it."""
         from kdaug.teacher.model import fingerprint
 
@@ -78,7 +78,7 @@ class LabelConfig:
 class ReadShards(beam.DoFn):
     """Read one shard file of a published output as row batches keyed by (partition, batch key); the
     key (source file name and batch index) names the batch's output file. One output, each element
-    saying what it is (`pipeline.job.only`): ``(CHUNK, batch)`` and, per file, ``(STATS, counts)``."""
+    saying what it is (`kdaug.beam.elements.only`): ``(CHUNK, batch)`` and, per file, ``(STATS, counts)``."""
 
     def __init__(self, root: str, batch_rows: int):
         self.root, self.batch_rows = root, batch_rows
@@ -98,7 +98,7 @@ class ReadShards(beam.DoFn):
 def shard_files(source: commit.Published) -> list[str]:
     """The shard files of a published output, as its manifest lists them (dead letters aside)."""
     root = source.dir.rstrip("/") + "/"
-    return sorted(f for f in source.files if f[len(root) :].startswith("method="))
+    return sorted(f for f in source.files if schema.is_shard(f[len(root) :]))
 
 
 def build(
@@ -124,7 +124,7 @@ def build(
         | "Write" >> beam.ParDo(sinks.WriteFile(attempt))
     )
     manifest = {
-        "kind": "label",
+        "kind": commit.Kind.LABEL.value,
         "schema_version": schema.SCHEMA_VERSION,
         "source": {"dir": source.dir, "manifest": source.manifest},
         "teacher": label.to_manifest(),
@@ -142,7 +142,7 @@ def run_label(source: str, label: LabelConfig, pipeline_args: list[str], attempt
     from kdaug.beam.engines import run_pipeline
 
     published = commit.published(source)
-    total = sum(f.get("rows", 0) for f in published.manifest["files"] if f["path"].startswith("method="))
+    total = sum(f.get("rows", 0) for f in published.manifest["files"] if schema.is_shard(f["path"]))
     return run_pipeline(
         attempt,
         pipeline_args,

@@ -5,7 +5,7 @@ there is no grouping step before the sink, because a GroupByKey makes the Direct
 row of the corpus in memory (measured: 0.57 → 0.82 → 1.55 GB peak for 4k → 16k → 64k source rows),
 whereas writing batch by batch keeps memory bounded by the chunk size.
 
-Files are written under the attempt's staging area (`pipeline.commit`) with names derived from
+Files are written under the attempt's staging area (`kdaug.commit`) with names derived from
 their batch key only, so a retried bundle overwrites its own file and never duplicates it. Once
 every file is written, one finalising step (a singleton in the same pipeline, so it also runs on
 Dataflow templates) checks the counts, names the files ``part-i-of-n`` in key order and publishes
@@ -122,10 +122,10 @@ def finalize(files: list[dict], stats: list[dict], attempt: commit.Attempt, mani
         """Rows a partition got, those the teacher failed on (in _failed_inference/) included."""
         return sum(f["rows"] for part in (partition, failed_dir + partition) for f in by_partition.get(part, []))
 
-    originals = made(schema.partition_dir("original", 0.0))
+    originals = made(schema.partition_dir(schema.ORIGINAL, 0.0))
     dead = sum(f["rows"] for f in by_partition.get(schema.DEAD_LETTER_DIR, []))
     failed = sum(f["rows"] for part, written in by_partition.items() if part.startswith(failed_dir) for f in written)
-    if manifest["kind"] == "label":
+    if manifest["kind"] == commit.Kind.LABEL:
         if rows_read != total:
             raise RuntimeError(f"counts do not add up: read {rows_read} shard rows, wrote {total}")
     else:

@@ -57,7 +57,6 @@ from kdaug.commit.layout import (
     ATTEMPTS_DIR,
     CLAIMS_DIR,
     JOURNAL_FILE,
-    KINDS,
     LATEST_FILE,
     LEASE_SECONDS,
     MANIFEST_FILE,
@@ -69,7 +68,10 @@ from kdaug.commit.layout import (
     TEMP_DIR,
     CommitError,
     DamagedState,
+    FileEntry,
+    Kind,
     LeaseLost,
+    Manifest,
     OutputBusy,
     TargetRefused,
     UnfinishedOutput,
@@ -91,13 +93,24 @@ from kdaug.commit.read import (
     unfinished,
 )
 from kdaug.commit.storage import Attempt, Store, check_state_dir, filesystem
-from kdaug.commit.writer import Writer, check_kind, check_target, disk_full, overlaps, recover_output, write
+from kdaug.commit.writer import (
+    Writer,
+    check_kind,
+    check_target,
+    describe_kind,
+    disk_full,
+    overlaps,
+    recover_output,
+    write,
+)
 
 __all__ = [
     "ATTEMPTS_DIR",
     "CLAIMS_DIR",
     "JOURNAL_FILE",
-    "KINDS",
+    "FileEntry",
+    "Kind",
+    "Manifest",
     "LATEST_FILE",
     "LEASE_SECONDS",
     "MANIFEST_FILE",
@@ -151,6 +164,8 @@ __all__ = [
     "write_metrics",
     "Writer",
     "check_kind",
+    "describe_kind",
+    "describe_kind",
     "check_target",
     "disk_full",
     "overlaps",

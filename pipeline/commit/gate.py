@@ -7,8 +7,9 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from typing import cast
 
-from kdaug.commit.layout import ATTEMPTS_DIR, JOURNAL_FILE, LATEST_FILE, MANIFEST_FILE, OWN_FILES, STATE_DIR
+from kdaug.commit.layout import ATTEMPTS_DIR, JOURNAL_FILE, LATEST_FILE, MANIFEST_FILE, OWN_FILES, STATE_DIR, Manifest
 
 # --- the gate: everything read from storage is data, never instructions ---------------------------------
 #
@@ -106,7 +107,7 @@ def _object(data: bytes, what: str) -> dict:
     return value
 
 
-def parse_manifest(data: bytes) -> dict:
+def parse_manifest(data: bytes) -> Manifest:
     """A published manifest, its `files` checked: unique paths inside the output, byte (and row) counts."""
     manifest = _object(data, "manifest")
     _attempt_id(manifest.get("attempt"), "attempt")
@@ -126,7 +127,7 @@ def parse_manifest(data: bytes) -> dict:
         _count(entry.get("bytes"), f"files[{i}].bytes")
         if "rows" in entry:
             _count(entry["rows"], f"files[{i}].rows")
-    return manifest
+    return cast(Manifest, manifest)
 
 
 @dataclass(frozen=True)

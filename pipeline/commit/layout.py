@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
+from typing import TypedDict
 
 STATE_DIR = "_kdaug"
 TEMP_DIR = f"{STATE_DIR}/tmp"
@@ -16,15 +18,70 @@ LATEST_FILE = "LATEST"
 RUNS_DIR = "runs"
 #: Files of a published output that its manifest cannot list (itself, the marker, the counters).
 OWN_FILES = (MANIFEST_FILE, SUCCESS_FILE, METRICS_FILE)
-#: What each manifest kind is, for a person: outputs of different kinds never replace one another.
-KINDS = {
-    "augment": "an augmented dataset",
-    "run": "a labelled dataset",
-    "label": "a labelled dataset",
-    "teacher": "a teacher model",
-    "student": "a student model",
-    "sweep": "a sweep's results",
+
+
+class Kind(str, Enum):
+    """What an output is: its manifest's `kind` (the command that wrote it). Outputs of different
+    families (`family`) never replace one another."""
+
+    AUGMENT = "augment"
+    RUN = "run"
+    LABEL = "label"
+    TEACHER = "teacher"
+    STUDENT = "student"
+    SWEEP = "sweep"  # a sweep's results.csv and report (no manifest)
+
+    @property
+    def family(self) -> str:
+        """The kind for a person: `run` and `label` both make a labelled dataset."""
+        return _FAMILIES[self]
+
+    @property
+    def labelled(self) -> bool:
+        """Whether its rows carry the teacher's logits."""
+        return self in (Kind.RUN, Kind.LABEL)
+
+
+_FAMILIES = {
+    Kind.AUGMENT: "an augmented dataset",
+    Kind.RUN: "a labelled dataset",
+    Kind.LABEL: "a labelled dataset",
+    Kind.TEACHER: "a teacher model",
+    Kind.STUDENT: "a student model",
+    Kind.SWEEP: "a sweep's results",
 }
+
+
+class _Listed(TypedDict):
+    path: str  # relative to the published directory
+    bytes: int
+
+
+class FileEntry(_Listed, total=False):
+    """One published file in a manifest's `files` (`rows` for shards and dead letters)."""
+
+    rows: int
+
+
+class Manifest(TypedDict, total=False):
+    """What `_manifest.json` holds (the gate, `commit.gate.parse_manifest`, checks the fields kdaug acts
+    on: attempt, kind, files). A dataset's manifest also has config, input_fingerprint, partitions,
+    counts, teacher and versions; a labelled one its source; a model its config and data."""
+
+    attempt: str
+    kind: str  # a `Kind` value
+    files: list[FileEntry]
+    published_at: str
+    run: str  # versioned roots: the run's directory name
+    schema_version: int
+    config: dict
+    input_fingerprint: str
+    partitions: dict
+    counts: dict
+    teacher: dict | None
+    source: dict
+    versions: dict
+
 
 #: A claim without a heartbeat for this long is dead (when its process can't be checked).
 LEASE_SECONDS = float(os.environ.get("KDAUG_LEASE_SECONDS", "300"))

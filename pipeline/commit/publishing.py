@@ -6,6 +6,7 @@ import posixpath
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
 from kdaug.commit.gate import ATTEMPT_ID, REMEDY, TEMP_NAME, Journal
 from kdaug.commit.layout import (
@@ -22,13 +23,14 @@ from kdaug.commit.layout import (
     CommitError,
     DamagedState,
     LeaseLost,
+    Manifest,
 )
 from kdaug.commit.lease import Fence, _process_alive, release
 from kdaug.commit.read import _run_names, latest, manifest_files, marker, published_runs, read_journal, read_manifest
 from kdaug.commit.storage import Attempt, Store
 
 
-def publish(attempt: Attempt, manifest: dict, files: list[dict]) -> dict:
+def publish(attempt: Attempt, manifest: dict, files: list[dict]) -> Manifest:
     """Publish the attempt (rule 4). `files`: one ``{"path", "staged"[, "rows"]}`` per published
     file, `path` relative to the published directory, `staged` relative to the output. The manifest
     gets the attempt id, the publish time and the file list (with sizes). Returns the published
@@ -43,7 +45,7 @@ def publish(attempt: Attempt, manifest: dict, files: list[dict]) -> dict:
     return published
 
 
-def _publish(store: Store, attempt: Attempt, manifest: dict, files: list[dict], guard: Fence) -> dict:
+def _publish(store: Store, attempt: Attempt, manifest: dict, files: list[dict], guard: Fence) -> Manifest:
     if _already_published(store, attempt):
         return _published_manifest(store, attempt)
     guard(force=True)
@@ -82,10 +84,10 @@ def _publish(store: Store, attempt: Attempt, manifest: dict, files: list[dict], 
                 return _published_manifest(store, attempt)
             raise
         apply_journal(store, journal, guard)
-    return manifest
+    return cast(Manifest, manifest)  # the caller's fields, and the attempt, files and time just added
 
 
-def publish_dir(attempt: Attempt, manifest: dict) -> dict:
+def publish_dir(attempt: Attempt, manifest: dict) -> Manifest:
     """Publish every file the attempt staged, under the same relative path (a model directory
     that `save_pretrained` wrote into the staging area, a report)."""
     store = Store(attempt.output)
@@ -100,9 +102,11 @@ def _already_published(store: Store, attempt: Attempt) -> bool:
     return marker(store) == attempt.attempt
 
 
-def _published_manifest(store: Store, attempt: Attempt) -> dict:
+def _published_manifest(store: Store, attempt: Attempt) -> Manifest:
     base = f"{RUNS_DIR}/{attempt.run_name}/" if attempt.versioned else ""
-    return read_manifest(store, base + MANIFEST_FILE)
+    manifest = read_manifest(store, base + MANIFEST_FILE)
+    assert manifest is not None  # once _already_published: the manifest goes in before _SUCCESS and LATEST
+    return manifest
 
 
 def _owned(store: Store) -> list[str]:
@@ -161,13 +165,15 @@ def apply_journal(store: Store, journal: Journal, guard: Callable[[], None] = la
 
 
 def _publish_run(store: Store, attempt: Attempt, manifest: dict, moves: dict[str, str], guard: Fence) -> None:
-    run = f"{RUNS_DIR}/{attempt.run_name}"
+    run_name = attempt.run_name
+    assert run_name is not None  # a versioned attempt is named its run when it starts
+    run = f"{RUNS_DIR}/{run_name}"
 
     def refuse_older():
         head = latest(store)
-        if head is not None and head > attempt.run_name:
+        if head is not None and head > run_name:
             raise CommitError(
-                f"{store.root}: LATEST already names a newer run ({head}); run {attempt.run_name} is "
+                f"{store.root}: LATEST already names a newer run ({head}); run {run_name} is "
                 "not published (LATEST never moves back in time)"
             )
 
@@ -180,7 +186,7 @@ def _publish_run(store: Store, attempt: Attempt, manifest: dict, moves: dict[str
     store.write(f"{run}/{SUCCESS_FILE}", attempt.attempt.encode())
     guard(force=True)
     refuse_older()
-    store.write(LATEST_FILE, attempt.run_name.encode() + b"\n")  # the commit point
+    store.write(LATEST_FILE, run_name.encode() + b"\n")  # the commit point
     store.delete_tree(attempt.staging)
     if attempt.keep is not None:
         prune(store, attempt.keep)

@@ -17,6 +17,7 @@ from kdaug.commit.layout import (
     SUCCESS_FILE,
     CommitError,
     DamagedState,
+    Manifest,
     UnfinishedOutput,
 )
 from kdaug.commit.lease import live_claim
@@ -25,7 +26,7 @@ from kdaug.commit.storage import Store
 # --- what a published output owns ------------------------------------------------------------------
 
 
-def read_manifest(store: Store, rel: str = MANIFEST_FILE) -> dict | None:
+def read_manifest(store: Store, rel: str = MANIFEST_FILE) -> Manifest | None:
     """The manifest at `rel`, checked by the gate (`parse_manifest`); None when there is none."""
     return store.read_state(rel, parse_manifest)
 
@@ -34,7 +35,7 @@ def read_journal(store: Store) -> Journal | None:
     return store.read_state(JOURNAL_FILE, parse_journal)
 
 
-def manifest_files(manifest: dict) -> list[str]:
+def manifest_files(manifest: Manifest) -> list[str]:
     """The relative paths of the data files a published manifest owns."""
     if "files" not in manifest:
         raise CommitError("its manifest lists no files: it was written by an older kdaug; regenerate it")
@@ -120,7 +121,7 @@ class Published:
     """A published run as a reader sees it: its directory, manifest and data files."""
 
     dir: str
-    manifest: dict | None
+    manifest: Manifest | None
     files: list[str] = field(default_factory=list)  # URIs (local paths for a local output)
     finished: bool = True
 
@@ -174,6 +175,7 @@ def published(path: str, allow_unfinished: bool = False) -> Published:
     problem = unfinished(store)
     if problem is None:
         manifest = read_manifest(store)
+        assert manifest is not None  # `unfinished` found it
         return Published(store.root, manifest, [store.uri(rel) for rel in manifest_files(manifest)])
     if not allow_unfinished:
         raise UnfinishedOutput(f"{path}: {problem}; pass --allow-unfinished to read it anyway (forensics)")

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterable
 
 from kdaug.commit.layout import (
-    KINDS,
     LATEST_FILE,
     LEASE_SECONDS,
     LOCK_WAIT,
@@ -18,6 +17,7 @@ from kdaug.commit.layout import (
     STATE_DIR,
     SUCCESS_FILE,
     CommitError,
+    Kind,
     TargetRefused,
 )
 from kdaug.commit.lease import Fence, Lease
@@ -65,13 +65,21 @@ def check_target(output: str, inputs: Iterable[str] = (), versioned: bool = Fals
         )
 
 
+def describe_kind(kind: str) -> str:
+    """A manifest kind for a person ("a labelled dataset"); one kdaug does not know, as itself."""
+    try:
+        return Kind(kind).family
+    except ValueError:
+        return f"a kdaug {kind!r} output"
+
+
 def check_kind(store: Store, kind: str) -> None:
     """Refuse an output that holds another kind of kdaug output than `kind` (a manifest kind, or "sweep")."""
     found = output_kind(store)
-    if found is not None and KINDS.get(found, found) != KINDS.get(kind, kind):
+    if found is not None and describe_kind(found) != describe_kind(kind):
         raise TargetRefused(
-            f"{store.root} holds {KINDS.get(found, f'a kdaug {found!r} output')} and this command "
-            f"writes {KINDS.get(kind, kind)}: kdaug never replaces one kind of output by another; "
+            f"{store.root} holds {describe_kind(found)} and this command "
+            f"writes {describe_kind(kind)}: kdaug never replaces one kind of output by another; "
             "choose another output directory"
         )
 

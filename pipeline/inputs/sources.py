@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class Task:
         if self.label_of is not None:
             value = self.label_of(value)
         if self.labels is None:
-            raise ValueError("no label set declared (use --labels)")
+            raise ValueError("no label set declared (use --label-values)")
         try:
             return self.labels.index(value)
         except ValueError:
@@ -175,12 +176,18 @@ def make_task(
     if preset is not None and preset not in TASKS:
         raise ValueError(f"unknown task {preset!r}; presets: {', '.join(TASKS)}")
     task = TASKS[preset] if preset else Task("custom")
-    overrides = {"text_a": text_a, "text_b": text_b, "label_field": label_field, "labels": labels, "format": fmt}
+    overrides: dict[str, Any] = {  # values of several Task field types
+        "text_a": text_a,
+        "text_b": text_b,
+        "label_field": label_field,
+        "labels": labels,
+        "format": fmt,
+    }
     task = replace(task, **{k: v for k, v in overrides.items() if v is not None})
     if task.format is not None and task.format not in FORMATS:
         raise ValueError(f"unknown format {task.format!r}; choose from {', '.join(FORMATS)}")
     if task.label_field and task.labels is None:
-        raise ValueError("the label set is unknown: pass --labels (comma-separated values in class order)")
+        raise ValueError("the label set is unknown: pass --label-values (comma-separated values in class order)")
     return task
 
 
@@ -213,7 +220,7 @@ def record_ends(block: bytes, quoted: bool = False, quotes_before: int = 0) -> n
     record), and for CSV only a line feed with an even number of quotes before it since the record
     boundary where counting began (`quotes_before` of them before the block): quotes pair up within
     a record, so a line feed inside a quoted field ends nothing. Vectorised: the reader of a split and
-    the planner (`pipeline.splits`) use this one rule, so they always agree on the records."""
+    the planner (`kdaug.inputs.splits`) use this one rule, so they always agree on the records."""
     data = np.frombuffer(block, dtype=np.uint8)
     feeds = np.flatnonzero(data == 10)
     if quoted and len(feeds):
@@ -359,7 +366,7 @@ def header_columns(header: bytes, fmt: str) -> list[str]:
 
 
 def records(data: bytes, fmt: str, header: bytes | None = None, first_line: int = 1) -> Iterator[Record]:
-    """The records of `data`: a whole file, or (a split, `pipeline.splits`) a run of whole records that
+    """The records of `data`: a whole file, or (a split, `kdaug.inputs.splits`) a run of whole records that
     starts on line `first_line`, with the file's `header` line for TSV/CSV."""
     if fmt == "parquet":
         return _parquet(data)
@@ -408,7 +415,12 @@ def to_example(fields: dict, task: Task, source_id: str) -> dict:
             raise ValueError(f"no printable text in field {name!r}")
         return value
 
-    example = {"source_id": source_id, "text_a": text(task.text_a), "text_b": None, "label": None}
+    example: dict[str, str | int | None] = {
+        "source_id": source_id,
+        "text_a": text(task.text_a),
+        "text_b": None,
+        "label": None,
+    }
     if task.text_b:
         example["text_b"] = text(task.text_b)
     if task.label_field:
@@ -436,8 +448,9 @@ def examples(path: str, found: Iterator[Record], task: Task, max_rows: int | Non
         for count, (line, raw, fields) in enumerate(found):
             if max_rows is not None and count >= max_rows:
                 return
-            reason = fields if isinstance(fields, str) else None
-            if reason is None:
+            if isinstance(fields, str):
+                reason = fields
+            else:
                 try:
                     yield "example", to_example(fields, task, f"{prefix}-{line:07d}")
                     continue
@@ -548,8 +561,10 @@ def guess_task(path: str) -> Task:
     the first line reads like a TREC question (`COARSE:fine text`, a known coarse class)."""
     with open(path, "rb") as f:
         first = f.readline().decode("utf-8", errors="replace").rstrip("\r\n").lstrip("\ufeff")
-    if first.split(":", 1)[0] in TASKS["trec"].labels and re.match(r"[A-Z]+:\S+ ", first):
-        return TASKS["trec"]
+    trec = TASKS["trec"]
+    assert trec.labels is not None  # the preset declares its classes
+    if first.split(":", 1)[0] in trec.labels and re.match(r"[A-Z]+:\S+ ", first):
+        return trec
     header = first.split("\t")
     for task in TASKS.values():
         if task.default_format == "tsv" and {task.text_a, task.text_b or task.text_a, task.label_field} <= set(header):

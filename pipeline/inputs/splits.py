@@ -8,7 +8,7 @@ line number of its first record, so its reader needs nothing from before it.
 
 Planning streams each file once, in blocks, in the launching process (the pass that also hashes the
 file for the manifest's input fingerprint), finding record ends by the rule the readers use
-(`pipeline.sources.record_ends`: a line feed; for CSV one outside quotes), and Parquet splits come
+(`kdaug.inputs.sources.record_ends`: a line feed; for CSV one outside quotes), and Parquet splits come
 from its footer. Chunk boundaries, and so chunk keys, row ids and file names,
 depend on the file and `chunk_size` only: never on the split size, the runner or the worker count.
 Splits only group chunks so that a job has at most `MAX_SPLITS` of them (each is one element of the

@@ -1,6 +1,6 @@
 """Teacher inference: a fine-tuned classifier turned into float32 logits, fast on CPU.
 
-Beam-free on purpose: the Beam labeller (`pipeline.inference`), `distill`'s evaluation and the
+Beam-free on purpose: the Beam labeller (`kdaug.beam.inference`), `distill`'s evaluation and the
 benchmarks all call the same `Teacher.logits`, so the numbers they see are the same numbers.
 
 Why the batching looks the way it does: transformer cost grows with the padded batch area, and
@@ -37,7 +37,7 @@ LOCAL_ONLY = {"local_files_only": True, "trust_remote_code": False}
 SAFE_WEIGHTS = {**LOCAL_ONLY, "use_safetensors": True}
 
 #: The `kind`s of kdaug output (`_manifest.json`) that are model directories.
-MODEL_KINDS = ("teacher", "student")
+MODEL_KINDS = ("teacher", "student")  # `kdaug.commit.Kind` values
 #: Weight files that are pickles: unpickling one can run any code it names.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _CUSTOM_CODE = (
@@ -73,6 +73,44 @@ def check_model_dir(path: str | os.PathLike, what: str = "model", config: str = 
         raise ModelDirError(f"{what} {path}: {why}")
 
 
+def check_teacher(teacher_dir: str, labels: list[str] | None) -> None:
+    """Refuse, before any worker starts, a teacher directory that cannot label this data: what no
+    model directory may be (`check_model_dir`: unfinished, another kind of output, custom code,
+    pickled or no weights), damaged (truncated) weights, no tokenizer or one that does not fit the
+    model's embedding table, or another number of classes than the data's labels. Each refusal is
+    one line, exit 2."""
+
+    def refuse(why: str):
+        raise ModelDirError(f"teacher {teacher_dir}: {why}")
+
+    check_model_dir(teacher_dir, "teacher")  # before importing transformers: a refusal is instant
+    from safetensors import SafetensorError, safe_open
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:  # reads the header only, and checks that the file covers every tensor it lists
+        with safe_open(str(Path(teacher_dir, "model.safetensors")), "pt") as weights:
+            weights.keys()
+    except (SafetensorError, OSError) as err:
+        refuse(f"model.safetensors is damaged or truncated ({err}); copy or train it again")
+    try:
+        config = AutoConfig.from_pretrained(teacher_dir, **LOCAL_ONLY)
+    except (OSError, ValueError) as err:
+        refuse(f"unreadable config.json ({err})")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(teacher_dir, **LOCAL_ONLY)
+    except (OSError, ValueError, TypeError) as err:
+        refuse(f"no usable tokenizer ({err})")
+    # more tokens than embeddings: ids out of range; far fewer: the vocabulary is missing (transformers
+    # then builds a tokenizer of special tokens only and every word becomes [UNK]) or another model's
+    if not 0.9 * config.vocab_size <= len(tokenizer) <= config.vocab_size:
+        refuse(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's embedding table {config.vocab_size}: "
+            "the vocabulary is missing or belongs to another model"
+        )
+    if labels and config.num_labels != len(labels):
+        refuse(f"the model has {config.num_labels} classes but the data {len(labels)} ({', '.join(map(str, labels))})")
+
+
 def _not_published_whole(root: Path) -> str | None:
     """Why a directory kdaug writes (it has `_kdaug/` or `_manifest.json`) is not one whole published
     model, or None. A user's own from_pretrained directory has neither and is not kdaug's to judge."""
@@ -84,10 +122,7 @@ def _not_published_whole(root: Path) -> str | None:
     try:
         kind = (commit.read_manifest(store) or {}).get("kind")
         if kind is not None and kind not in MODEL_KINDS:
-            return (
-                f"it is {commit.KINDS.get(kind, 'a kdaug output')} ({commit.MANIFEST_FILE} kind {kind!r}), "
-                "not a model directory"
-            )
+            return f"it is {commit.describe_kind(kind)} ({commit.MANIFEST_FILE} kind {kind!r}), not a model directory"
         problem = commit.unfinished(store)  # the readers' rule: one whole run, every listed file as published
     except commit.DamagedState as err:
         return str(err)
@@ -339,12 +374,14 @@ class Teacher:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, **SAFE_WEIGHTS)
         return cls(model, tokenizer, max_tokens=max_tokens, device=device, **kwargs)
 
-    def encode(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> list[list[int]]:
-        """Token ids per row, truncated to max_length, unpadded."""
-        pairs = texts_b is not None and any(b is not None for b in texts_b)
-        if pairs and any(b is None for b in texts_b):
-            raise ValueError("texts_b mixes pairs and single sentences; label them in separate calls")
-        args = (list(texts_a), list(texts_b)) if pairs else (list(texts_a),)
+    def encode(self, texts_a: Sequence[str], texts_b: Sequence[str | None] | None = None) -> list[dict[str, list[int]]]:
+        """The tokenizer's features per row (input_ids, attention_mask, …), truncated to max_length,
+        unpadded."""
+        args: list[list] = [list(texts_a)]
+        if texts_b is not None and any(b is not None for b in texts_b):
+            if any(b is None for b in texts_b):
+                raise ValueError("texts_b mixes pairs and single sentences; label them in separate calls")
+            args.append(list(texts_b))
         enc = self.tokenizer(*args, truncation=True, max_length=self.max_length)
         return [dict(zip(enc.keys(), values)) for values in zip(*enc.values())]
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
+from kdaug.flags import device_option, precision_option
 from kdaug.inputs.sources import TASKS as SOURCE_TASKS
 from kdaug.inputs.sources import glue_file, load_labelled
-from kdaug.teacher.model import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 
 @click.group()
 def teacher():
-    """Fine-tune and inspect the teacher that labels augmented data with soft labels."""
+    """Fine-tune the teacher that labels augmented data with soft labels (`kdaug teacher train`)."""
 
 
 GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_splits)
@@ -72,8 +72,8 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
     help="torch threads. Default: every CPU this process may use; "
     "on a machine shared with other jobs, 1 is often faster (no spin-waiting).",
 )
-@click.option("--device", default="auto", show_default=True, help=f"Where it trains: {DEVICE_HELP}.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True, help=PRECISION_HELP)
+@device_option("Where it trains")
+@precision_option()
 def train(
     task,
     train_path,
@@ -117,10 +117,12 @@ def train(
     if max_examples is not None and max_examples < len(train_rows):
         train_rows = random.Random(seed).sample(train_rows, max_examples)
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
+    label_names = source.label_names or source.labels
+    assert label_names is not None  # every SOURCE_TASKS preset declares its labels
     config = DistillConfig(
         mode="ft",
         student=resolve_teacher_dir(base),
-        label_names=tuple(source.label_names or source.labels),
+        label_names=tuple(label_names),
         lr=lr,
         weight_decay=0.01,
         warmup=0.1,
@@ -139,7 +141,8 @@ def train(
             train_rows, dev_rows, config, attempt.staging_uri, about={"train": train_path, "dev": dev_path}
         )
         commit.publish_dir(
-            attempt, {"kind": "teacher", "train": train_path, "dev": dev_path, "config": metrics["config"]}
+            attempt,
+            {"kind": commit.Kind.TEACHER.value, "train": train_path, "dev": dev_path, "config": metrics["config"]},
         )
     click.echo(f"\n{'epoch':>5} {'step':>7} {'train loss':>10} {'accuracy':>9} {'f1':>7}")
     for epoch, h in enumerate(metrics["history"], start=1):

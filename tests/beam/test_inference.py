@@ -75,7 +75,7 @@ def test_keys_rows_and_logits_survive_run_inference(tiny_teacher_dir, tmp_path):
     elements = [(("method=eda/degree=0.30", "k0"), singles), (("method=eda/degree=0.30", "k1"), singles[:2] + pairs)]
     found, counters = run(TeacherHandler(tiny_teacher_dir, max_tokens=48), elements, tmp_path)
     assert sorted(key for key, _ in found) == sorted(key for key, _ in elements)
-    for (key, labelled), (_, source) in zip(sorted(found), sorted(elements)):
+    for (_, labelled), (_, source) in zip(sorted(found), sorted(elements)):
         assert [r["id"] for r in labelled] == [r["id"] for r in source]  # order and every field kept
         for row, original in zip(labelled, source):
             assert {k: v for k, v in row.items() if k != "teacher_logits"} == original

@@ -6,32 +6,23 @@ writes only once it is published whole. Every refusal comes before any work, as 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from kdaug import commit
 from kdaug.augment import resources
-from kdaug.cli import main
 from kdaug.teacher.model import ModelDirError, Teacher, check_model_dir
 from tests.conftest import publish_by_hand
+from tests.helpers import kdaug, run_cli
 
-REPO = Path(__file__).resolve().parents[1]
 CUSTOM_CODE = (
     "declares custom code (auto_map in config.json): kdaug never runs a model's own code; use a directory "
     "saved from a standard transformers class"
 )
 UNFINISHED = "kdaug has not finished writing it ("
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def refusal(result) -> str:
@@ -151,16 +142,8 @@ def test_custom_code_is_refused_and_never_run_nor_prompted_for(tmp_path, tiny_te
     """A real process with "y" waiting on stdin: a prompt would read it and run the code."""
     sentinel = tmp_path / "ran"
     teacher = custom_code_dir(tiny_teacher_dir, tmp_path / "custom", sentinel)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "hf-modules")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "kdaug", *map(str, run_args(train_tsv, tmp_path / "out", teacher))],
-        input="y\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env=env,
-    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "hf-modules")}
+    proc = kdaug(*run_args(train_tsv, tmp_path / "out", teacher), input="y\n", timeout=120, env=env)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"Error: teacher {teacher}: {CUSTOM_CODE}"
     assert "Usage:" not in proc.stderr
@@ -194,7 +177,7 @@ def test_pickled_weights_are_refused_before_any_job(tmp_path, tiny_teacher_dir, 
     monkeypatch.setattr(
         kdaug.beam.augment_job, "run_augment", lambda *args, **kwargs: pytest.fail("a Beam job started")
     )
-    line = refusal(invoke(*run_args(train_tsv, tmp_path / "out", teacher)))
+    line = refusal(run_cli(*run_args(train_tsv, tmp_path / "out", teacher)))
     assert line == (
         f"Error: teacher {teacher}: its weights are pickles (pytorch_model.bin), which can run code when "
         "loaded; kdaug reads model.safetensors only (save_pretrained writes it by default)"
@@ -239,7 +222,7 @@ def _run(tmp_path, model, train_tsv):
 def test_every_command_refuses_a_half_published_model(tmp_path, tiny_teacher_dir, train_tsv, command):
     model = unfinished_dir(tiny_teacher_dir, tmp_path / "model")
     what, args, output = command(tmp_path, model, train_tsv)
-    line = refusal(invoke(*args))
+    line = refusal(run_cli(*args))
     assert line.startswith(f"Error: {what} {model}: {UNFINISHED}"), line
     assert line.endswith("wait, or `kdaug recover` it")
     assert output is None or not output.exists()
@@ -248,13 +231,13 @@ def test_every_command_refuses_a_half_published_model(tmp_path, tiny_teacher_dir
 @pytest.mark.parametrize("state", ["never published", "publishing", "mixed runs"])
 def test_each_unfinished_state_is_refused(tmp_path, tiny_teacher_dir, monkeypatch, state):
     model = unfinished_dir(tiny_teacher_dir, tmp_path / "model", state, monkeypatch)
-    line = refusal(invoke(*_label(tmp_path, model, None)[1]))
+    line = refusal(run_cli(*_label(tmp_path, model, None)[1]))
     assert line.startswith(f"Error: teacher {model}: {UNFINISHED}"), line
 
 
 def test_a_dataset_passed_as_teacher_is_refused_naming_its_kind(tmp_path):
     source = published_augment_output(tmp_path / "aug")
-    line = refusal(invoke("label", "--input", source, "--output", tmp_path / "out", "--teacher", source))
+    line = refusal(run_cli("label", "--input", source, "--output", tmp_path / "out", "--teacher", source))
     assert line == (
         f"Error: teacher {source}: it is an augmented dataset (_manifest.json kind 'augment'), not a model directory"
     )
@@ -265,7 +248,7 @@ def test_plain_and_published_models_are_accepted(tmp_path, tiny_teacher_dir, tra
     published = published_model(tiny_teacher_dir, tmp_path / "published")
     for model in (resources.default_teacher_dir(), tiny_teacher_dir, published):
         check_model_dir(model)
-    result = invoke("evaluate", published, train_tsv, "--device", "cpu")
+    result = run_cli("evaluate", published, train_tsv, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n"] == 4
     with pytest.raises(ValueError):  # Python callers get a ValueError

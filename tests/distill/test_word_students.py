@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from kdaug.distill import word_students
 from kdaug.distill.cli import main as cli
 from kdaug.distill.train import DistillConfig, ExampleReader, _train
-from tests.test_distill import BAD, GOOD, output  # noqa: F401  (the labelled-output fixture)
+from tests.distill.conftest import BAD, GOOD
 
 EXAMPLES = [(text, None, 1) for text in GOOD] + [(text, None, 0) for text in BAD]
 PROBES = ["a great film", "truly awful , and a waste of time", "well-acted -LRB- mostly -RRB-", "xyzzyq"]
@@ -90,7 +90,7 @@ def test_load_refuses_another_glove_table(tmp_path):
         word_students.load(tmp_path)
 
 
-def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):  # noqa: F811
+def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):
     (tmp_path / "dev.tsv").write_text(
         "sentence\tlabel\n" + "".join(f"{t}\t1\n" for t in GOOD) + "".join(f"{t}\t0\n" for t in BAD)
     )
@@ -124,7 +124,7 @@ def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):  # no
     assert json.loads(scored.output)["accuracy"] == metrics["dev_accuracy"]
 
 
-def test_transformer_only_options_are_refused_for_word_students(output, tmp_path):  # noqa: F811
+def test_transformer_only_options_are_refused_for_word_students(output, tmp_path):
     result = CliRunner().invoke(
         cli, ["distill", "--data", str(output), "--student", "cnn", "--layers", "2", "--output", str(tmp_path / "s")]
     )
@@ -135,7 +135,7 @@ def test_transformer_only_options_are_refused_for_word_students(output, tmp_path
     assert result.exit_code == 2 and "neither bilstm nor cnn" in result.output
 
 
-def test_sweep_with_two_jobs_matches_one_job(output, tmp_path):  # noqa: F811
+def test_sweep_with_two_jobs_matches_one_job(output, tmp_path):
     """Cells trained in worker processes learn what they learn in this one: the same results, each
     cell with one torch thread whatever --jobs is (the thread count changes a student's last bits);
     this process gets its own thread count back."""

@@ -8,6 +8,7 @@ import pytest
 from kdaug.augment import AugmentOptions, create, projection, resources
 from kdaug.augment.augpro_fgsm import K
 from kdaug.augment.words import target_count
+from tests.helpers import chunk
 
 SENTENCES = [
     "the movie was good and the actors were great but the story felt long and slow",
@@ -19,13 +20,6 @@ PAIRS = [
     ("A man is playing a guitar on the stage tonight.", "A person is performing music for an audience."),
     ("The cat sat quietly on the warm windowsill.", "An animal is resting near a window in the sun."),
 ]
-
-
-def chunk(texts):
-    return [
-        {"source_id": f"s{i}", "text_a": a, "text_b": b, "label": i % 2}
-        for i, (a, b) in enumerate(t if isinstance(t, tuple) else (t, None) for t in texts)
-    ]
 
 
 @pytest.fixture(scope="module")

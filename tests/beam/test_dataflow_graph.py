@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -23,8 +22,8 @@ from kdaug.augment import REGISTRY, AugmentOptions
 from kdaug.beam.augment_job import AugmentConfig, build
 from kdaug.beam.label_job import LabelConfig
 from kdaug.inputs import sources
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "us-docker.pkg.dev/kdaug-test/kdaug/worker:test"
 DATAFLOW = [
     "--runner",
@@ -234,7 +233,7 @@ def test_worker_setup_loads_everything_offline(job, tmp_path):
         "HOME": str(tmp_path / "home"),
         "HF_HOME": str(tmp_path / "hf"),
         "KDAUG_DATA_DIR": str(tmp_path / "kdaug-data"),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(REPO),
     }
     out = subprocess.run(
         [sys.executable, "-c", WORKER, str(tmp_path), data], env=env, capture_output=True, text=True, timeout=300

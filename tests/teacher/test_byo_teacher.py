@@ -13,7 +13,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
-from click.testing import CliRunner
 from transformers import (
     ElectraConfig,
     ElectraForSequenceClassification,
@@ -24,7 +23,7 @@ from transformers import (
 
 from kdaug import commit, schema
 from kdaug.augment import resources
-from kdaug.cli import main
+from tests.helpers import invoke
 
 WORDS = (
     "the a film movie story actor plot scene good bad great dull charming witty long music camera funny sad "
@@ -102,12 +101,6 @@ def data(tmp_path_factory) -> dict[str, Path]:
         lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) for _ in range(rows)]
         (root / f"{name}.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(lines)))
     return {name: root / f"{name}.tsv" for name in ("train", "dev")}
-
-
-def invoke(*args) -> str:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_byte_level_bpe_vocabulary_reads_as_word_pieces(tmp_path):

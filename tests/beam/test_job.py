@@ -11,6 +11,7 @@ from kdaug.augment import REGISTRY, AugmentOptions
 from kdaug.beam.augment_job import AugmentConfig
 from kdaug.inputs import sources
 from tests.conftest import write_augment
+from tests.helpers import rows
 
 SENTENCES = [
     "it 's a charming and often affecting journey .",
@@ -38,11 +39,6 @@ def config(inputs, output, methods=("random",), degrees=(0.1, 0.5), **kw):
     return AugmentConfig(
         list(inputs), str(output), sources.make_task("sst2"), list(methods), list(degrees), copies=2, chunk_size=5, **kw
     )
-
-
-def rows(output):
-    table = schema.open_dataset(str(output)).to_table()
-    return sorted(table.to_pylist(), key=lambda r: r["id"])
 
 
 def test_layout_schema_counts_and_dead_letters(sst2_file, tmp_path):
@@ -110,7 +106,7 @@ def test_rerun_replaces_and_crash_never_looks_complete(sst2_file, tmp_path):
         == sum(p["rows"] for k, p in manifest["partitions"].items() if k != "_dead_letter")
     )
 
-    with pytest.raises(Exception):
+    with pytest.raises(FileNotFoundError, match="input file not found"):
         write_augment(config([sst2_file, str(tmp_path / "missing.tsv")], tmp_path / "out2"), [])
     assert not (tmp_path / "out2" / schema.SUCCESS_FILE).exists()
 

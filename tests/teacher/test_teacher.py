@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from kdaug.augment.resources import resolve_teacher_dir
 from kdaug.cli import main
 from kdaug.distill.train import parameter_groups
 from kdaug.teacher.model import Teacher, fingerprint, length_batches
+from tests.conftest import make_tiny_teacher
 
 SENTENCES = [
     "a gorgeous , witty , seductive movie .",
@@ -27,29 +25,6 @@ SENTENCES = [
     "unflinchingly bleak and desperate",
 ]
 PAIRS_B = ["a witty film .", "good", "routine", "a journey .", "fine", "bleak"]
-
-
-def make_tiny_teacher(path: Path, num_labels: int = 3, seed: int = 0) -> Path:
-    """A 2-layer, hidden-32 BERT with the packaged word-piece tokenizer, saved as a from_pretrained dir."""
-    base = Path(resolve_teacher_dir(None))
-    path.mkdir(parents=True, exist_ok=True)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (base / name).is_file():
-            shutil.copy(base / name, path / name)
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=AutoTokenizer.from_pretrained(path).vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=num_labels,
-        id2label={i: f"label{i}" for i in range(num_labels)},
-        label2id={f"label{i}": i for i in range(num_labels)},
-    )
-    BertForSequenceClassification(config).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ without --keep, through a symlinked path or not), some SIGKILLed at random momen
       commit point is rolled forward by `kdaug recover`, and then it is that writer's clean run);
   I4  a sentinel tree outside OUT, linked from inside OUT's staging area, never changes;
   I5  a re-run after the failures equals a clean run.
-The default run covers trial seeds 0-2 (about a minute); `-m slow` covers seeds 0-29.
+The default run covers trial seed 0 (a plain output, about 20 seconds); `-m slow` covers seeds 0-29.
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from kdaug import commit, schema
-from kdaug.cli import main
+from tests.helpers import REPO, invoke, kdaug, one_line, sha, start, tree
 
-REPO = Path(__file__).resolve().parents[1]
 WORDS = "the a film movie story actor plot scene good bad great dull charming witty long music camera funny sad".split()
 READER = """
 import hashlib, json, sys
@@ -90,27 +88,9 @@ def augment_args(input_file, output, seed=0, *flags):
     ]
 
 
-def kdaug(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kdaug", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-
-
 def error_lines(stderr: str) -> list[str]:
     """What a person reads of a failed command: its lines but Beam's import-time warnings."""
     return [line for line in stderr.strip().splitlines() if not line.startswith("WARNING:root:")]
-
-
-def start(*args, log: Path, env: dict | None = None) -> subprocess.Popen:
-    with open(log, "wb") as f:
-        return subprocess.Popen(
-            [sys.executable, "-m", "kdaug", *map(str, args)],
-            cwd=REPO,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env and dict(os.environ, **env),
-        )
 
 
 @contextmanager
@@ -124,16 +104,6 @@ def paused(proc: subprocess.Popen):
         os.killpg(proc.pid, signal.SIGCONT)
 
 
-def invoke(*args, code=0) -> str:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result.output
-
-
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def published_files(output) -> tuple[dict, dict[str, str]] | None:
     """(manifest, {published path: sha256}) of OUTPUT's published run, or None when it has none."""
     try:
@@ -143,31 +113,26 @@ def published_files(output) -> tuple[dict, dict[str, str]] | None:
     return run.manifest, {rel: sha(Path(run.dir) / rel) for rel in commit.manifest_files(run.manifest)}
 
 
-def tree(path: Path, skip: str = "_kdaug") -> dict[str, str]:
-    """Every file under PATH (links not followed) with its content hash or link target; `skip`: the
-    top folder left out (kdaug's state, where a failed attempt's staging area may stay)."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(path):
-        if Path(dirpath) == path:
-            dirnames[:] = [d for d in dirnames if d != skip]
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            full = Path(dirpath, name)
-            found[str(full.relative_to(path))] = os.readlink(full) if full.is_symlink() else sha(full)
-    return found
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The input, and the published files and rows of a clean run of each seed (the references)."""
     root = tmp_path_factory.mktemp("commit")
     data = write_input(root / "train.tsv")
-    clean, took = {}, []
+    # both clean runs at once, one per core; "seconds": how long a real run takes, start-up included
+    started = time.monotonic()
+    procs = {
+        seed: start(*augment_args(data, root / f"clean-{seed}", seed), log=root / f"{seed}.log") for seed in (0, 1)
+    }
+    took = {}
+    while len(took) < len(procs):
+        for seed, proc in procs.items():
+            if seed not in took and proc.poll() is not None:
+                assert proc.returncode == 0, (root / f"{seed}.log").read_text()
+                took[seed] = time.monotonic() - started
+        time.sleep(0.01)
+    clean = {}
     for seed in (0, 1):
         out = root / f"clean-{seed}"
-        started = time.monotonic()
-        result = kdaug(*augment_args(data, out, seed))
-        took.append(time.monotonic() - started)
-        assert result.returncode == 0, result.stderr
         table = schema.open_dataset(str(out)).to_table(columns=["id", "text_a", "method", "degree"])
         rows = sorted(json.dumps(r, sort_keys=True) for r in table.to_pylist())
         clean[seed] = {
@@ -176,8 +141,8 @@ def world(tmp_path_factory):
             "sha": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
         }
     assert clean[0]["files"].keys() == clean[1]["files"].keys() and clean[0]["files"] != clean[1]["files"]
-    big = write_input(root / "big.tsv", rows=6000)  # a writer that runs for several seconds after its claim
-    return {"data": data, "clean": clean, "seconds": max(took), "big": big}
+    big = write_input(root / "big.tsv", rows=2500)  # a writer that runs for seconds after its claim
+    return {"data": data, "clean": clean, "seconds": max(took.values()), "big": big}
 
 
 def assert_clean_run(output, world) -> dict:
@@ -264,8 +229,8 @@ def test_keep_never_deletes_a_live_run_and_latest_never_moves_back(world, tmp_pa
     while not list(root.glob("_kdaug/claims/*.json")):
         time.sleep(0.05)
     with paused(running):
-        pruner = kdaug(*augment_args(world["data"], root, 0, "--versioned", "--keep", "1"))
-    assert pruner.returncode == 1 and "is being written by another kdaug run" in pruner.stderr
+        pruner = invoke(*augment_args(world["data"], root, 0, "--versioned", "--keep", "1"), code=1)
+    assert "is being written by another kdaug run" in pruner
     assert running.wait() == 0, (tmp_path / "a.log").read_text()
     assert commit.published(str(root)).manifest["config"]["inputs"] == [str(world["big"])]
     assert len(list((root / "runs").iterdir())) == 1
@@ -298,15 +263,20 @@ def broken_teacher(tmp_path, tiny_teacher_dir) -> Path:
     return path
 
 
-def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_teacher_dir):
+@pytest.mark.parametrize("processes", ["two", pytest.param("all", marks=pytest.mark.slow)])
+def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_teacher_dir, processes):
+    """Every failed re-run (bad flags, an input without rows, a broken teacher) exits with its code and
+    one clear error, and leaves the published output as it was: each run in this process, and as a
+    real `kdaug` process (what a person reads on stderr: no traceback, a few lines) for one usage error
+    and one failed job by default, for every case with `-m slow`."""
     out, lab = tmp_path / "out", tmp_path / "lab"
     invoke(*augment_args(world["data"], out, 0))
-    invoke("label", "--input", out, "--output", lab, "--teacher", tiny_teacher_dir)
+    invoke("label", "--input", out, "--output", lab, "--teacher", tiny_teacher_dir, "--teacher-threads", "1")
     before, labelled = tree(out), tree(lab)
     (tmp_path / "empty.tsv").write_text("")
     (tmp_path / "dead.tsv").write_text("sentence\tlabel\nx\t7\n\t1\n")
     args = augment_args(world["data"], out, 1)
-    for bad, code, says in [
+    cases = [
         ([*args, "--methods", "eda,eda"], 2, "methods are repeated"),
         ([*args, "--input", tmp_path], 2, "is a directory"),
         ([*args[:4], tmp_path / "empty.tsv", *args[5:]], 2, "is empty"),
@@ -315,13 +285,22 @@ def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_t
         ([*args, "--degrees", "0.001"], 2, "not round to 0.00"),
         ([*args, "--degrees", "0.301,0.302"], 2, "they must differ there"),
         ([*args, "--methods", ","], 2, "no augmentation method given"),
-    ]:
+    ]
+    for bad, code, says in cases:
+        assert says in one_line(invoke(*bad, code=code))
+        assert tree(out) == before
+    for bad, code, says in cases if processes == "all" else [cases[0], cases[3]]:
         result = kdaug(*bad)
         assert result.returncode == code and says in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(error_lines(result.stderr)) <= 5, result.stderr
         assert tree(out) == before
-    result = kdaug("label", "--input", out, "--output", lab, "--teacher", broken_teacher(tmp_path, tiny_teacher_dir))
-    assert result.returncode == 2 and "model.safetensors" in result.stderr, result.stderr
+    broken = broken_teacher(tmp_path, tiny_teacher_dir)
+    assert "model.safetensors" in one_line(
+        invoke("label", "--input", out, "--output", lab, "--teacher", broken, code=2)
+    )
+    if processes == "all":
+        result = kdaug("label", "--input", out, "--output", lab, "--teacher", broken)
+        assert result.returncode == 2 and "model.safetensors" in result.stderr, result.stderr
     assert tree(lab) == labelled
 
 
@@ -527,7 +506,7 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
             procs.append((proc, trigger(phase, time.monotonic(), runs_before), phase, fault))
             time.sleep(rng.uniform(0, 1.5))
         readers = []
-        for i in range(rng.choice([0, 1, 2])):
+        for _ in range(rng.choice([0, 1, 2])):
             time.sleep(rng.uniform(0, 2))
             readers.append(
                 subprocess.Popen(
@@ -594,12 +573,12 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", [0])
 def test_random_faults_keep_the_invariants(world, tmp_path, trial):
     run_trial(trial, world, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("trial", range(3, 30))
+@pytest.mark.parametrize("trial", range(1, 30))
 def test_random_faults_keep_the_invariants_many(world, tmp_path, trial):
     run_trial(trial, world, tmp_path)

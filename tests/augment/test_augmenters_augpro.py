@@ -11,6 +11,7 @@ import pytest
 
 from kdaug.augment import REGISTRY, AugmentOptions, create, projection, resources
 from kdaug.augment.words import target_count
+from tests.helpers import chunk
 
 OPTIONS = AugmentOptions(seed=5)
 SENTENCES = [
@@ -33,13 +34,6 @@ PAIRS = [
     ("Two children are building a castle of sand at the beach.", "Kids are playing outside by the sea."),
     ("The committee postponed its decision until next spring.", "A decision was delayed by the group."),
 ]
-
-
-def chunk(texts, prefix="s"):
-    return [
-        {"source_id": f"{prefix}{i}", "text_a": a, "text_b": b, "label": i % 2}
-        for i, (a, b) in enumerate(t if isinstance(t, tuple) else (t, None) for t in texts)
-    ]
 
 
 @pytest.fixture(scope="module")

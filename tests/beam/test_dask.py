@@ -11,11 +11,10 @@ import random
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from kdaug import commit
 from kdaug.beam import engines
-from kdaug.cli import main
+from tests.helpers import invoke
 
 distributed = pytest.importorskip("distributed")
 dask_bag = pytest.importorskip("dask.bag")
@@ -61,12 +60,6 @@ def inputs(tmp_path_factory):
         "sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(sentences(rng, 400)))
     )
     return root
-
-
-def invoke(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def published(output) -> tuple[dict, dict[str, str]]:

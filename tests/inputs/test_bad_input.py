@@ -20,16 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdaug import schema
 from kdaug.augment import AugmentOptions, create
 from kdaug.beam.augment_job import AugmentConfig
-from kdaug.cli import main
 from kdaug.inputs import sources
 from tests.conftest import make_tiny_teacher, publish_by_hand, write_augment
+from tests.helpers import run_cli
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
@@ -272,13 +271,9 @@ def test_distill_reader_refuses_non_finite_logits(logits):
             assert sum(len(b["text_a"]) for b in reader.batches(2)) == len(logits)
 
 
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
 def test_missing_input_file_is_a_clear_usage_error(tmp_path):
     missing = tmp_path / "nope.tsv"
-    result = invoke(
+    result = run_cli(
         "augment", "--task", "sst2", "--input", missing, "--output", tmp_path / "out", "--methods", "random"
     )
     assert result.exit_code == 2 and f"input file not found: {missing}" in result.output
@@ -289,7 +284,7 @@ def test_missing_input_file_is_a_clear_usage_error(tmp_path):
 def finished_output(tmp_path_factory):
     root = tmp_path_factory.mktemp("aug")
     (root / "train.tsv").write_text("sentence\tlabel\na fine film\t1\na dull film\t0\n")
-    result = invoke(
+    result = run_cli(
         "augment",
         "--task",
         "sst2",
@@ -341,6 +336,6 @@ def broken_teacher(tmp_path, tiny_teacher_dir, how: str) -> Path:
 )
 def test_mismatched_teacher_is_refused_before_the_job(finished_output, tmp_path, tiny_teacher_dir, how, message):
     teacher = broken_teacher(tmp_path, tiny_teacher_dir, how)
-    result = invoke("label", "--input", finished_output, "--output", tmp_path / "lab", "--teacher", teacher)
+    result = run_cli("label", "--input", finished_output, "--output", tmp_path / "lab", "--teacher", teacher)
     assert result.exit_code == 2 and f"teacher {teacher}: {message}" in result.output
     assert not (tmp_path / "lab").exists()

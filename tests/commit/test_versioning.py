@@ -1,18 +1,17 @@
 """Versioned runs: ROOT/runs/<time>-<attempt>/, LATEST moved as the commit point, --if-changed,
 --keep, readers following LATEST, the Beam counters in _metrics.json, and the same protocol end to
-end on an object store (tests/memstore.py: no directories, no renames of directories)."""
+end on an object store (tests/commit/memstore.py: no directories, no renames of directories)."""
 
 import json
 from dataclasses import replace
 
 import pytest
-from click.testing import CliRunner
 
 from kdaug import commit, schema, versioning
 from kdaug.beam.label_job import LabelConfig
-from kdaug.cli import main
-from tests import memstore
+from tests.commit import memstore
 from tests.conftest import make_tiny_teacher
+from tests.helpers import invoke, rows
 
 SENTENCES = [
     "a gorgeous , witty , seductive movie .",
@@ -27,12 +26,6 @@ def sst2_file(tmp_path):
     path = tmp_path / "train.tsv"
     path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(SENTENCES * 2)) + "x\t9\n")
     return path
-
-
-def invoke(*args, code=0):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def augment(sst2_file, root, *flags, degrees="0.3"):
@@ -60,10 +53,6 @@ def latest(root):
 
 def published_runs(root):
     return commit.published_runs(commit.Store(str(root)))
-
-
-def rows(path):
-    return sorted(schema.open_dataset(str(path)).to_table().to_pylist(), key=lambda r: r["id"])
 
 
 def test_versioned_runs_if_changed_and_keep(sst2_file, tmp_path):

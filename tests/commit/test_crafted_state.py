@@ -67,7 +67,7 @@ Invariants after the command:
    identical (sha256) to the clean reference, and again nothing outside OUT changed.
 
 ``-m slow`` runs seeds 0-999. A failure message names the seed, OUT's kind, the command and the
-mutations; rerun one with ``pytest 'tests/test_crafted_state.py::test_crafted_state[seed-17]'``.
+mutations; rerun one with ``pytest 'tests/commit/test_crafted_state.py::test_crafted_state[seed-17]'``.
 With KDAUG_CRAFTED_REPORT=FILE each case appends one JSON line (seed, command, mutations,
 violations) to FILE, for tallying.
 """
@@ -91,7 +91,8 @@ from click.testing import CliRunner
 from kdaug import cli as kdaug_cli
 from kdaug import commit, schema
 from kdaug.cli import main
-from tests.test_commit import published_files, write_input
+from tests.commit.test_commit import published_files, write_input
+from tests.helpers import invoke, sha
 
 AUGMENT = ["--task", "sst2", "--methods", "random", "--degrees", "0.1,0.3", "--copies", "2", "--chunk-size", "100"]
 #: `label`'s flags everywhere: one torch thread and one batch per chunk (fast on a shared 2-core machine;
@@ -153,10 +154,6 @@ def augment_argv(data, out, seed=0, *flags) -> list[str]:
     return ["augment", "--input", str(data), "--output", str(out), *AUGMENT, "--seed", str(seed), *flags]
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def table_sha(table) -> str:
     rows = sorted(json.dumps(r, sort_keys=True) for r in table.to_pylist())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
@@ -176,12 +173,6 @@ def rows_sha(base: Path, rels: list[str]) -> str:
     )
 
 
-def invoke_ok(argv) -> str:
-    result = CliRunner().invoke(main, [str(a) for a in argv])
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def one_line(err: BaseException) -> str:
     text = f"{type(err).__name__}: {err}"
     return text.splitlines()[0][:300] if text.strip() else type(err).__name__
@@ -197,12 +188,12 @@ def crafted_world(tmp_path_factory, tiny_teacher_dir):
     root = tmp_path_factory.mktemp("crafted")
     data = write_input(root / "train.tsv", rows=200)
     pristine = {kind: root / "pristine" / kind for kind in ("plain", "versioned", "labelled", "seed1")}
-    invoke_ok(augment_argv(data, pristine["plain"], 0))
-    invoke_ok(augment_argv(data, pristine["seed1"], 1))
-    invoke_ok(augment_argv(data, pristine["versioned"], 0, "--versioned"))
-    invoke_ok(augment_argv(data, pristine["versioned"], 0, "--versioned"))
-    invoke_ok(
-        ["label", "--input", pristine["plain"], "--output", pristine["labelled"], "--teacher", tiny_teacher_dir, *LABEL]
+    invoke(*augment_argv(data, pristine["plain"], 0))
+    invoke(*augment_argv(data, pristine["seed1"], 1))
+    invoke(*augment_argv(data, pristine["versioned"], 0, "--versioned"))
+    invoke(*augment_argv(data, pristine["versioned"], 0, "--versioned"))
+    invoke(
+        "label", "--input", pristine["plain"], "--output", pristine["labelled"], "--teacher", tiny_teacher_dir, *LABEL
     )
     refs = {}
     for kind, path in pristine.items():
@@ -221,7 +212,7 @@ def crafted_world(tmp_path_factory, tiny_teacher_dir):
     assert len(runs) == 2 and (pristine["versioned"] / "LATEST").read_text().strip() == runs[-1]
 
     student = root / "student-ref"  # what a distill of the clean labelled output trains on
-    invoke_ok(distill_argv(pristine["labelled"], student, tiny_teacher_dir))
+    invoke(*distill_argv(pristine["labelled"], student, tiny_teacher_dir))
     train_rows = json.loads((student / "metrics.json").read_text())["train_rows"]
 
     victim = root / "victim-template"  # seed-1 data where OUT has seed-0 data, and hostile state of its own
@@ -1215,7 +1206,7 @@ def run_case(seed: int, world, tmp_path: Path, monkeypatch, test: str) -> None:
     assert not violations, (
         f"seed {seed}: kdaug {shown} after {'; '.join(c.mutations)}\n  -> {outcome}: {said}\n"
         + "\n".join(f"  * {v}" for v in violations)
-        + f"\n  rerun: pytest 'tests/test_crafted_state.py::{test}[seed-{seed}]'"
+        + f"\n  rerun: pytest 'tests/commit/test_crafted_state.py::{test}[seed-{seed}]'"
     )
 
 

@@ -97,7 +97,7 @@ def test_packaged_demo_data_is_real():
 def test_task_errors_are_clear():
     with pytest.raises(ValueError, match="unknown task"):
         sources.make_task("nope")
-    with pytest.raises(ValueError, match="--labels"):
+    with pytest.raises(ValueError, match="--label-values"):
         sources.make_task(None, text_a="t", label_field="y")
     with pytest.raises(ValueError, match="extension"):
         sources.file_format("data.txt", sources.Task("custom"))

@@ -11,7 +11,7 @@ from nltk.corpus.reader.wordnet import WordNetCorpusReader
 from kdaug.augment import resources
 from kdaug.augment.wordnet import nltk_data_dir
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the repository
 
 # Inflections through every suffix rule and exception list, adjective markers ("galore(ip)"),
 # hyphens, apostrophes, digits, stop words, case, and words WordNet does not know.

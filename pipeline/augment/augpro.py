@@ -1,0 +1,34 @@
+"""What both AugPro methods (`augpro_mix`, `augpro_fgsm`) do with word pieces: which ids may change,
+each text's pieces with their character spans, and splicing new pieces back into the text."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kdaug.augment import projection
+from kdaug.augment.words import match_case
+
+
+def piece_kinds(vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Per token id: whether it is a word piece that may change (letters or digits, not a special
+    token) and whether it is a continuation (##ing)."""
+    is_word = np.array([not projection.is_special(p) and any(c.isalnum() for c in p) for p in vocab])
+    return is_word, np.array([p.startswith("##") for p in vocab])
+
+
+def encode_pieces(tokenizer, texts: list[str]) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """Word-piece ids (no [CLS]/[SEP]) and their character spans, in one tokenizer call."""
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return [(np.asarray(ids, dtype=np.int64), spans) for ids, spans in zip(enc["input_ids"], enc["offset_mapping"])]
+
+
+def splice(text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.ndarray, vocab) -> str:
+    """The text with each changed piece's characters replaced by the new piece (without ##, in
+    the replaced characters' case), so everything else stays as it was: a tokenizer decode
+    would lower-case, strip accents, drop [UNK] characters and re-space punctuation."""
+    out, end = [], 0
+    for k in np.flatnonzero(new != own):
+        start, stop = spans[k]
+        out += [text[end:start], match_case(text[start:stop], vocab[new[k]].removeprefix("##"))]
+        end = stop
+    return "".join(out) + text[end:]
