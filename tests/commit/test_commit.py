@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -254,8 +255,6 @@ def test_keep_never_deletes_a_live_run_and_latest_never_moves_back(world, tmp_pa
 
 
 def broken_teacher(tmp_path, tiny_teacher_dir) -> Path:
-    import shutil
-
     path = tmp_path / "truncated-teacher"
     shutil.copytree(tiny_teacher_dir, path)
     weights = path / "model.safetensors"
@@ -269,9 +268,10 @@ def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_t
     one clear error, and leaves the published output as it was: each run in this process, and as a
     real `kdaug` process (what a person reads on stderr: no traceback, a few lines) for one usage error
     and one failed job by default, for every case with `-m slow`."""
-    out, lab = tmp_path / "out", tmp_path / "lab"
-    invoke(*augment_args(world["data"], out, 0))
-    invoke("label", "--input", out, "--output", lab, "--teacher", tiny_teacher_dir, "--teacher-threads", "1")
+    out, small, lab = tmp_path / "out", tmp_path / "small", tmp_path / "lab"
+    shutil.copytree(world["clean"][0]["dir"], out, symlinks=True)  # a published output
+    invoke(*augment_args(world["data"], small, 0), "--max-rows", "40")  # and a labelled one
+    invoke("label", "--input", small, "--output", lab, "--teacher", tiny_teacher_dir, "--teacher-threads", "1")
     before, labelled = tree(out), tree(lab)
     (tmp_path / "empty.tsv").write_text("")
     (tmp_path / "dead.tsv").write_text("sentence\tlabel\nx\t7\n\t1\n")
@@ -296,10 +296,10 @@ def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_t
         assert tree(out) == before
     broken = broken_teacher(tmp_path, tiny_teacher_dir)
     assert "model.safetensors" in one_line(
-        invoke("label", "--input", out, "--output", lab, "--teacher", broken, code=2)
+        invoke("label", "--input", small, "--output", lab, "--teacher", broken, code=2)
     )
     if processes == "all":
-        result = kdaug("label", "--input", out, "--output", lab, "--teacher", broken)
+        result = kdaug("label", "--input", small, "--output", lab, "--teacher", broken)
         assert result.returncode == 2 and "model.safetensors" in result.stderr, result.stderr
     assert tree(lab) == labelled
 
