@@ -1,6 +1,6 @@
 """Issue 20: what kdaug finds in storage is data, never instructions. One test per observed case
-(the commit side; model directories are in test_model_dirs.py, inputs in test_input_guard.py, the
-seeded generator of crafted state in test_crafted_state.py).
+(the commit side; model directories are in teacher/test_model_dirs.py, inputs in
+inputs/test_input_guard.py, the seeded generator of crafted state in test_crafted_state.py).
 
 Every case plants its state in a real published output with a victim tree and a sentinel beside
 it (named by absolute and by `../` paths), runs the commands that read or write the output, and

@@ -1,5 +1,5 @@
 """Teacher inference, fingerprint and fine-tuning, on a tiny random BERT (seconds); the Beam step is
-in test_inference.py."""
+in beam/test_inference.py."""
 
 from __future__ import annotations
 
