@@ -103,7 +103,7 @@ class Store:
         try:
             return parse(data)
         except _Bad as err:
-            remedy = REMEDY.get(posixpath.basename(rel) if rel.endswith(MANIFEST_FILE) else rel, REMEDY[MANIFEST_FILE])
+            remedy = REMEDY.get(rel, REMEDY[MANIFEST_FILE])  # a run's manifest, or a claim: the manifest's advice
             raise DamagedState(
                 f"{self.uri(rel)} is not as kdaug writes it: {err}. kdaug read, moved and deleted "
                 f"nothing through it; {remedy}"

@@ -156,10 +156,11 @@ class Writer:
             self.lease.stop_beating()
             return
         if exc is not None and self.attempt is not None and not _already_published(self.store, self.attempt):
-            staging = self.attempt.staging
-            if disk_full(exc) or not self.store.files(staging):  # nothing worth keeping, or room needed now
-                self.store.delete_tree(staging)
+            staging, full = self.attempt.staging, disk_full(exc)
             kept = self.store.files(staging)
+            if full or not kept:  # nothing worth keeping, or room needed now
+                self.store.delete_tree(staging)
+                kept = []
             self.log(
                 f"{self.store.root}: nothing was published, the previous output is unchanged"
                 + (
@@ -167,11 +168,7 @@ class Writer:
                     if kept
                     else ""
                 )
-                + (
-                    "; the disk is full: its staged files were removed, free space and run again"
-                    if disk_full(exc)
-                    else ""
-                )
+                + ("; the disk is full: its staged files were removed, free space and run again" if full else "")
             )
         self.lease.release()
 
