@@ -492,6 +492,7 @@ def augment_config(
     from kdaug.teacher.model import resolve_device
 
     preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
+    on_device = any(REGISTRY[m].uses_device for m in methods if m in REGISTRY)
     try:
         label_values = tuple(labels.split(",")) if labels else None
         task = sources.make_task(preset, text_field, text_b_field, label_field, label_values, fmt)
@@ -502,7 +503,8 @@ def augment_config(
             knn_k=knn_k,
             glove_vocab=glove_vocab,
             mix_alpha=mix_alpha,
-            device=resolve_device(device, here=False),
+            # `auto` asks torch (seconds to import) only when a method computes on the device
+            device=resolve_device(device, here=False) if device != "auto" or on_device else "cpu",
         )
         config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, max_rows)
         config.validate()

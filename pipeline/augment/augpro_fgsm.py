@@ -68,6 +68,7 @@ def _teacher(model_dir: str, device: str):
 @register
 class AugProFGSM(Augmenter):
     name = "augpro-fgsm"
+    uses_device = True
 
     def setup(self) -> None:
         self.model_dir = resources.resolve_teacher_dir(self.options.teacher_dir)

@@ -52,6 +52,7 @@ class Mix:
 @register
 class AugProMix(Augmenter):
     name = "augpro-mix"
+    uses_device = True
 
     def setup(self) -> None:
         from transformers import AutoTokenizer

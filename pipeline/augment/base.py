@@ -49,6 +49,8 @@ class Augmenter(ABC):
     """One augmentation method. Construction is cheap; `setup` loads the heavy resources."""
 
     name: ClassVar[str]
+    #: Whether the method computes on `AugmentOptions.device` (AugPro's projection and gradients).
+    uses_device: ClassVar[bool] = False
 
     def __init__(self, options: AugmentOptions):
         self.options = options

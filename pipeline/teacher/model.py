@@ -269,15 +269,16 @@ def resolve_device(device: str = "auto", here: bool = True) -> str:
     """`auto` → `cuda` when torch sees a GPU, else `cpu`. `cpu`, `cuda` and `cuda:N` are checked
     against what torch sees (`here=True`, where the model loads), so a GPU asked for and not present
     fails loudly instead of running on the CPU; a launcher (`here=False`) only checks the spelling,
-    its workers may have the GPU it lacks (Dataflow's `worker_accelerator`)."""
+    its workers may have the GPU it lacks (Dataflow's `worker_accelerator`). torch is imported only
+    when its answer is needed (1.5 s a process)."""
+    if device != "auto" and device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ValueError(f"device {device!r}: use {DEVICE_HELP}")
+    if device == "cpu" or (device != "auto" and not here):
+        return device
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
-        raise ValueError(f"device {device!r}: use {DEVICE_HELP}")
-    if device == "cpu" or not here:
-        return device
     if not torch.cuda.is_available():
         raise ValueError(
             f"device {device!r}: torch sees no CUDA GPU here (torch {torch.__version__}, CUDA build: "
