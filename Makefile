@@ -41,10 +41,10 @@ lint: setup typecheck
 	$(BIN)/ruff format --check .
 
 # mypy cannot follow the editable install's finder (pipeline/ -> kdaug), so it reads a link tree of the
-# installed layout: .cache/typecheck/kdaug mirrors pipeline/, with distill/ as kdaug/distill.
+# installed layout: .cache/typecheck/kdaug mirrors pipeline/, with distill/ as kdaug/distillation.
 typecheck: setup
 	@rm -rf .cache/typecheck && mkdir -p .cache/typecheck
-	@cp -rs $(CURDIR)/pipeline .cache/typecheck/kdaug && rm -rf .cache/typecheck/kdaug/beam && ln -s $(CURDIR)/distill .cache/typecheck/kdaug/distill
+	@cp -rs $(CURDIR)/pipeline .cache/typecheck/kdaug && rm -rf .cache/typecheck/kdaug/beam && ln -s $(CURDIR)/distill .cache/typecheck/kdaug/distillation
 	cd .cache/typecheck && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p kdaug
 
 test-slow: setup

@@ -44,11 +44,11 @@ from collections.abc import Callable
 
 import click
 
-from kdaug.augment import AugmentOptions, create, resources
-from kdaug.augment.base import word_change_fraction
-from kdaug.augment.synonym import STOP_WORDS
-from kdaug.augment.wordnet import nltk_data_dir
-from kdaug.augment.words import Words, only_words
+from kdaug.augmenters import AugmentOptions, create, resources
+from kdaug.augmenters.base import word_change_fraction
+from kdaug.augmenters.synonym import STOP_WORDS
+from kdaug.augmenters.wordnet import nltk_data_dir
+from kdaug.augmenters.words import Words, only_words
 from kdaug.inputs import sources
 from kdaug.report import table
 

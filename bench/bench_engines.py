@@ -23,6 +23,7 @@ import click
 
 from kdaug.inputs.sources import glue_file
 from kdaug.report import table
+from kdaug.schema import is_shard
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,9 +96,7 @@ def main(rows, methods, copies, rounds, sst2):
                     subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     results.setdefault((shape, engine), []).append(time.perf_counter() - started)
                     manifest = json.loads((out / "_manifest.json").read_text())
-                    written[(shape, engine)] = sum(
-                        f.get("rows", 0) for f in manifest["files"] if f["path"].startswith("method=")
-                    )
+                    written[(shape, engine)] = sum(f.get("rows", 0) for f in manifest["files"] if is_shard(f["path"]))
                     click.echo(f"{shape:8} {engine:22} {results[(shape, engine)][-1]:7.1f} s", err=True)
     for cluster in clusters.values():
         cluster.close()

@@ -34,7 +34,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kdaug.distill.loss import distill_loss  # noqa: E402  (torch only)
+from kdaug.distillation.loss import distill_loss  # noqa: E402  (torch only)
 from kdaug.teacher.model import Teacher, resolve_device  # noqa: E402  (numpy and torch only)
 
 MODELS = {

@@ -37,7 +37,7 @@ import torch
 
 from bench.bench_teacher import naive_pipeline, plain_loop
 from kdaug import commit, schema
-from kdaug.augment import AugmentOptions
+from kdaug.augmenters import AugmentOptions
 from kdaug.beam import label_job
 from kdaug.beam.augment_job import AugmentConfig, run_augment
 from kdaug.inputs import sources

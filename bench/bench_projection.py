@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from kdaug import commit
-from kdaug.augment import AugmentOptions, create, projection, resources
+from kdaug.augmenters import AugmentOptions, create, projection, resources
 from kdaug.beam.augment_job import AugmentConfig, run_augment
 from kdaug.beam.label_job import LabelConfig
 from kdaug.inputs import sources

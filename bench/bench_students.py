@@ -13,9 +13,9 @@ import statistics
 
 import click
 
-from kdaug.distill.evaluate import read_labelled
-from kdaug.distill.shards import Selection
-from kdaug.distill.train import DistillConfig, distill
+from kdaug.distillation.evaluate import read_labelled
+from kdaug.distillation.shards import Selection
+from kdaug.distillation.train import DistillConfig, distill
 from kdaug.report import table
 
 STUDENTS = {

@@ -18,7 +18,7 @@ import click
 import numpy as np
 import torch
 
-from kdaug.augment.resources import resolve_teacher_dir
+from kdaug.augmenters.resources import resolve_teacher_dir
 from kdaug.inputs.sources import glue_file, load_labelled
 from kdaug.teacher.model import Teacher
 

@@ -1,10 +1,10 @@
 """Click commands `distill`, `evaluate` and `sweep`, for the main `kdaug` group.
 
-    from kdaug.distill.cli import COMMANDS
+    from kdaug.distillation.cli import COMMANDS
     for command in COMMANDS:
         main.add_command(command)
 
-`python -m kdaug.distill.cli` runs them standalone.
+`python -m kdaug.distillation.cli` runs them standalone.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import click
 
-from kdaug.distill import word_students
-from kdaug.distill.evaluate import evaluate, read_labelled
-from kdaug.distill.loss import MODES
-from kdaug.distill.shards import Selection, ShardError
-from kdaug.distill.sweep import grid, sweep
-from kdaug.distill.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
+from kdaug import commit
+from kdaug.distillation import word_students
+from kdaug.distillation.evaluate import evaluate, read_labelled
+from kdaug.distillation.loss import MODES
+from kdaug.distillation.shards import Selection, ShardError
+from kdaug.distillation.sweep import grid, sweep
+from kdaug.distillation.train import DEFAULT_LAYERS, TRANSFORMER_LR, WORD_STUDENTS, DistillConfig, distill
 from kdaug.flags import comma_list, device_option, precision_option
 from kdaug.teacher.model import check_model_dir
 
@@ -344,7 +345,8 @@ def _parse_data(ctx, param, values) -> dict[int, str]:
     "--output",
     required=True,
     type=click.Path(file_okay=False),
-    help="Results directory: results.csv (resumable), results.md, results.png.",
+    help="Results directory: results.csv (resumable; one output may hold several training configs), "
+    "configs.json (their settings), results.md and results.png (this run's config).",
 )
 @click.option("--methods", required=True, help="Comma-separated augmentation methods, e.g. knn,augpro-mix,eda.")
 @click.option(
@@ -399,7 +401,9 @@ def sweep_command(
 ):
     """Train a grid of students: sizes x modes x methods x degrees x copies x seeds.
 
-    Cells already in OUTPUT/results.csv are skipped, so re-running the same command resumes.
+    Cells already in OUTPUT/results.csv with the same training options and data are skipped, so
+    re-running the same command resumes. With other options (--lr, --max-steps, --student, ...) the
+    cells train again; the rows of other options stay in results.csv, and the report is this run's.
 
     \b
     Example:
@@ -432,7 +436,12 @@ def sweep_command(
         )
     except ShardError as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"{len(rows)} results in {output}/results.csv, table {output}/results.md, plot {output}/results.png")
+    except commit.TargetRefused as err:
+        raise click.UsageError(str(err)) from None
+    click.echo(
+        f"{len(rows)} results of this training config in {output}/results.csv, "
+        f"table {output}/results.md, plot {output}/results.png"
+    )
 
 
 COMMANDS = [distill_command, evaluate_command, sweep_command]

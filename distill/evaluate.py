@@ -46,7 +46,7 @@ def evaluate(
 ) -> dict:
     """Metrics of a saved model directory: a teacher, a transformer student (`from_pretrained`) or a
     word student (`distill.word_students`)."""
-    from kdaug.distill import word_students
+    from kdaug.distillation import word_students
 
     if word_students.is_word_student(model_dir):
         model, tokenizer = word_students.load(model_dir)

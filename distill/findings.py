@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kdaug.distill.shards import ORIGINAL
+from kdaug.distillation.shards import ORIGINAL
 
 AUGPRO = ("augpro-mix", "augpro-fgsm")
 BOOTSTRAP_SAMPLES = 4000

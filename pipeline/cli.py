@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+import time
 
 import click
+
+from kdaug import logs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models load from local paths only, never from a hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -32,7 +37,10 @@ def configure_logging(verbose: bool = False) -> None:
     default handler."""
     root = logging.getLogger()
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stamp = "" if logs.on_terminal() else "%(asctime)s "  # a log file's lines say when (`kdaug.logs`)
+    formatter = logging.Formatter(stamp + "%(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
     if not verbose:
         handler.addFilter(lambda record: not str(record.msg).startswith(IMPORT_NOISE))
     root.handlers[:] = [handler]
@@ -52,9 +60,9 @@ def configure_logging(verbose: bool = False) -> None:
 configure_logging()
 
 from kdaug import report
-from kdaug.augment import REGISTRY, AugmentOptions
-from kdaug.augment.base import CHUNK_SIZE, COPIES
-from kdaug.flags import comma_list_of, device_option, precision_option
+from kdaug.augmenters import REGISTRY, AugmentOptions
+from kdaug.augmenters.base import CHUNK_SIZE, COPIES
+from kdaug.flags import comma_list_of, device_option, input_options, precision_option
 from kdaug.inputs import sources
 from kdaug.teacher.model import QUANTIZE_CHOICES
 
@@ -131,9 +139,9 @@ class StageGroup(click.Group):
 
     STAGE_COMMANDS = {
         "teacher": "kdaug.teacher.train:teacher",
-        "distill": "kdaug.distill.cli:distill_command",
-        "evaluate": "kdaug.distill.cli:evaluate_command",
-        "sweep": "kdaug.distill.cli:sweep_command",
+        "distill": "kdaug.distillation.cli:distill_command",
+        "evaluate": "kdaug.distillation.cli:evaluate_command",
+        "sweep": "kdaug.distillation.cli:sweep_command",
     }
 
     def list_commands(self, ctx):
@@ -151,24 +159,91 @@ class StageGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as err:
-            if ctx.params.get("debug") or os.environ.get("KDAUG_DEBUG"):
+        with STOP as stop:
+            try:
+                return super().invoke(ctx)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
-            raise user_error(err) from None
+            except Stopped:
+                raise
+            except Exception as err:
+                if stop.signum is not None:  # Beam re-raised the interrupt as its own error
+                    raise Stopped(stop.signum) from None
+                if ctx.params.get("debug") or os.environ.get("KDAUG_DEBUG"):
+                    raise
+                raise user_error(err) from None
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds like Ctrl-C (the commit protocol's cleanup runs: staged
+    files removed, the lease released), then the command ends with one line and 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class stopped_by_signals:
+    """Within it, SIGINT and SIGTERM raise `Stopped` in the main thread (Python's default would print
+    a KeyboardInterrupt traceback for one and nothing for the other); on the way out the command's
+    worker processes (Beam's multi_processing SDK workers) are killed before they print their lost
+    connections, and one line says what happened. The previous handlers come back afterwards."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self) -> stopped_by_signals:
+        self.signum: int | None = None
+        self.notes: list[str] = []  # what the command said while it stopped (`echo_err`), for the line
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._raise) for s in self.SIGNALS}
+        return self
+
+    def _raise(self, signum, frame):
+        if self.signum is None:  # the first: later ones (a second Ctrl-C) must not cut the cleanup
+            self.signum = signum
+            raise Stopped(signum)
+
+    def __exit__(self, exc_type, exc, tb):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        if not isinstance(exc, Stopped):
+            return False
+        kill_children()
+        threading.excepthook = lambda args: None  # Beam's threads, finding their workers killed, say nothing new
+        name = signal.Signals(exc.signum).name
+        # what the output was left as (`commit.Writer`: a note on the interrupt, or a line it logged)
+        outcome = "; ".join([*getattr(exc, "__notes__", ()), *self.notes])
+        click.echo(logs.stamp(f"kdaug: stopped by {name}" + (f": {outcome}" if outcome else "")), err=True)
+        raise click.exceptions.Exit(128 + exc.signum)
+
+
+#: The command's signal handling (one command runs per process; `kdaug.cli.echo_err` consults it).
+STOP = stopped_by_signals()
+
+
+def kill_children() -> None:
+    """SIGKILL the processes this one started (and theirs), so none outlives the command or prints
+    a traceback of its lost parent."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def user_error(err: BaseException) -> click.ClickException:
     """The one- or two-line error a person sees for `err`: a usage error (exit 2) for what the user
     can fix in the command, else a run error (exit 1). Beam wraps a step's exception in its own (with
     the worker's traceback as text): its last line is the message that matters."""
-    from kdaug import commit
+    from kdaug import api, commit
     from kdaug.beam import sinks
     from kdaug.inputs import splits
 
+    if isinstance(err, api.UsageError):
+        return click.UsageError(str(err))
     message = _root_message(err)
     if commit.disk_full(err):
         return click.ClickException(
@@ -224,8 +299,9 @@ def main(debug, verbose):
       kdaug recover         finish or clean up what a killed run left in an output
 
     \b
-    Outputs: OUT/method=M/degree=D/part-*.parquet, OUT/_manifest.json and, last, OUT/_SUCCESS;
-    pandas, pyarrow.dataset (hive), DuckDB and HF datasets read them as they are. A run stages
+    Outputs: OUT/METHOD/DEGREE/part-*.parquet (`method` and `degree` also columns of every file),
+    OUT/_manifest.json and, last, OUT/_SUCCESS; pandas, pyarrow.dataset, DuckDB, polars and HF
+    datasets read them as they are, with the same types (README, Output). A run stages
     its files and publishes them in one step at the end: a failed run leaves the previous output
     as it was, and a second writer on the same output is refused (README, Guarantees).
     Degree = fraction of a text's words changed. KD tolerates, and profits from, larger shifts
@@ -258,23 +334,7 @@ def augment_options(fn):
             default=None,
             help=f"Task preset: {', '.join(sources.TASKS)} (default {sources.DEFAULT_TASK} when neither --input nor fields are given).",
         ),
-        click.option("--text-field", default=None, help="Field/column holding the text (first text of a pair)."),
-        click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style)."),
-        click.option("--label-field", default=None, help="Field holding the gold label."),
-        click.option(
-            "--label-values",
-            "labels",
-            default=None,
-            help="Label values as they appear in the file, comma-separated, in class order "
-            "(Dataflow's job --labels go to Beam).",
-        ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(sources.FORMATS),
-            default=None,
-            help="Input format (default: from the extension, else the task preset's).",
-        ),
+        input_options,
         click.option(
             "--methods",
             default="knn,synonym,eda,random,augpro-mix",
@@ -392,128 +452,47 @@ def version_options(fn):
             default=None,
             help="After publishing, delete all but the newest N published runs (LATEST's always stays; never a run being written). Implies --versioned.",
         ),
+        click.option(
+            "--summary-json",
+            type=click.Path(dir_okay=False, writable=True),
+            default=None,
+            help="Also write the job's result as JSON to this file, for schedulers: status (published, unchanged "
+            "or launched), output, path, run id, counts and seconds.",
+        ),
+        click.option(
+            "--unchanged-exit-code",
+            type=click.IntRange(min=0, max=255),
+            default=0,
+            show_default=True,
+            help="Exit status when --if-changed skips the run, so a scheduler can branch on it "
+            "(e.g. 99 with Airflow's BashOperator skip_on_exit_code=99).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def execute(
-    command: str,
-    output: str,
-    inputs: list[str],
-    run_fn,
-    key_fn,
-    versioned: bool,
-    if_changed: bool,
-    keep: int | None,
-    pipeline_args: list[str],
-) -> None:
-    """Write OUTPUT (or a new versioned run under it) under the commit protocol (`kdaug.commit`):
-    refuse a target kdaug must not write, take the output's lease, `run_fn(attempt) -> manifest`
-    stages and publishes, then print the summary. `key_fn()` gives the run key (--if-changed only).
-    With --template_location (a Flex Template launch) only the job's graph is written here: the job
-    holds the lease from then on and publishes when it runs."""
-    from kdaug import commit, versioning
-    from kdaug.beam.engines import template_location
-
-    versioned = versioned or if_changed or keep is not None
-    log = lambda message: click.echo(message, err=True)  # noqa: E731
-    if if_changed:
-        unchanged, why = versioning.compare(output, key_fn())
-        log(f"{why}, skipping" if unchanged else why)
-        if unchanged:
-            return
-    template = template_location(pipeline_args)
-    manifest = commit.write(output, command, inputs, run_fn, versioned, keep, log, detached=template is not None)
-    if template is not None:
-        log(f"job graph written to {template}: the job holds the lease of {output} and publishes it when it finishes")
-        return
-    if versioned:
-        log(
-            f"{output.rstrip('/')}/LATEST → {manifest['run']}"
-            + ("" if keep is None else f" (keeping {keep} published runs)")
-        )
-    click.echo(report.summary(manifest))
-    click.echo("\n" + report.metrics(manifest["metrics"]))
+def job_flags(flags: dict) -> dict:
+    """`augment_options`' values under the API's argument names (`kdaug.api.augment_config`)."""
+    renamed = {"task_name": "task", "labels": "label_values", "fmt": "format"}
+    return {renamed.get(k, k): v for k, v in flags.items()}
 
 
-def label_config(teacher_dir: str, max_tokens, teacher_threads, quantize, device, precision, share, pipeline_args):
-    """The `LabelConfig` of `run`'s and `label`'s teacher flags, checked before anything starts."""
-    from kdaug.beam.engines import pipeline_options, processes_per_machine, threads_per_worker
-    from kdaug.beam.label_job import LabelConfig
-    from kdaug.teacher.model import resolve_device
+def finish(result, summary_json: str | None, unchanged_exit_code: int) -> None:
+    """Print the job's summary table (a new run's), write `--summary-json`, and end with
+    `--unchanged-exit-code` when `--if-changed` skipped the run."""
+    import json
 
-    try:
-        device = resolve_device(device, here=False)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--device") from None
-    if quantize and (device != "cpu" or precision == "bf16"):
-        raise click.UsageError(
-            f"--quantize {quantize} runs on the CPU in fp32 only (asked: --device {device} --precision {precision})"
-        )
-    options = pipeline_options(pipeline_args)
-    processes = processes_per_machine(options)
-    return LabelConfig(
-        teacher_dir,
-        max_tokens,
-        quantize,
-        threads_per_worker(teacher_threads, options, processes),
-        device,
-        precision,
-        processes > 1 if share == "auto" else share == "yes",
-    )
-
-
-def augment_config(
-    teacher_dir,
-    device,
-    inputs,
-    output,
-    task_name,
-    text_field,
-    text_b_field,
-    label_field,
-    labels,
-    fmt,
-    methods,
-    degrees,
-    copies,
-    seed,
-    knn_k,
-    glove_vocab,
-    mix_alpha,
-    max_rows,
-    chunk_size,
-):
-    """An AugmentConfig from the shared flags; bad flags become a usage error. `device`: where
-    AugPro's projection and gradients run (resolved here, so the manifest says which)."""
-    from kdaug.beam.augment_job import AugmentConfig
-    from kdaug.teacher.model import resolve_device
-
-    preset = task_name or (None if (inputs or text_field) else sources.DEFAULT_TASK)
-    on_device = any(REGISTRY[m].uses_device for m in methods if m in REGISTRY)
-    try:
-        label_values = tuple(labels.split(",")) if labels else None
-        task = sources.make_task(preset, text_field, text_b_field, label_field, label_values, fmt)
-        paths = list(inputs) or [sources.packaged_input(task)]
-        options = AugmentOptions(
-            seed=seed,
-            teacher_dir=teacher_dir,
-            knn_k=knn_k,
-            glove_vocab=glove_vocab,
-            mix_alpha=mix_alpha,
-            # `auto` asks torch (seconds to import) only when a method computes on the device
-            device=resolve_device(device, here=False) if device != "auto" or on_device else "cpu",
-        )
-        config = AugmentConfig(paths, output, task, methods, degrees, copies, options, chunk_size, max_rows)
-        config.validate()
-    except (ValueError, OSError) as err:
-        raise click.UsageError(str(err)) from None
-    click.echo(
-        f"{', '.join(paths)} → {output} ({len(methods)} methods × {len(degrees)} degrees × {copies} copies)", err=True
-    )
-    return config
+    if result.status == "published":
+        click.echo(report.summary(result.manifest))
+        click.echo("\n" + report.metrics(result.manifest["metrics"]))
+    if summary_json:
+        with open(summary_json, "w", encoding="utf-8") as f:
+            json.dump(result.to_json(), f, indent=2, sort_keys=True)
+            f.write("\n")
+    if result.status == "unchanged" and unchanged_exit_code:
+        raise click.exceptions.Exit(unchanged_exit_code)
 
 
 @main.command(cls=BeamCommand)
@@ -527,7 +506,7 @@ def augment_config(
 )
 @device_option("Where AugPro's projection search and FGSM's gradients run", " Recorded in the manifest.")
 @click.pass_context
-def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
+def augment(ctx, teacher_dir, output, inputs, versioned, if_changed, keep, summary_json, unchanged_exit_code, **flags):
     """Augment a labelled dataset at several degrees with several methods.
 
     \b
@@ -540,24 +519,20 @@ def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
     --temp_location gs://...); any other flag is an error. Without --runner the local
     DirectRunner is used.
     """
-    from kdaug import versioning
-    from kdaug.beam.augment_job import run_augment
-    from kdaug.teacher.model import check_model_dir
+    from kdaug import api
 
-    if teacher_dir:
-        check_model_dir(teacher_dir, "teacher")
-    config = augment_config(teacher_dir, device, **flags)
-    execute(
-        "augment",
-        config.output,
-        config.inputs,
-        lambda attempt: run_augment(config, ctx.args, attempt),
-        lambda: versioning.augment_key(config),
-        versioned,
-        if_changed,
-        keep,
-        ctx.args,
+    result = api.augment(
+        output,
+        inputs,
+        teacher=teacher_dir,
+        versioned=versioned,
+        if_changed=if_changed,
+        keep=keep,
+        pipeline_args=ctx.args,
+        log=echo_err,
+        **job_flags(flags),
     )
+    finish(result, summary_json, unchanged_exit_code)
 
 
 @main.command(cls=BeamCommand)
@@ -574,15 +549,18 @@ def augment(ctx, teacher_dir, device, versioned, if_changed, keep, **flags):
 def run(
     ctx,
     teacher_dir,
+    output,
+    inputs,
     max_tokens,
     teacher_threads,
     quantize,
-    device,
     precision,
     share_teacher,
     versioned,
     if_changed,
     keep,
+    summary_json,
+    unchanged_exit_code,
     **flags,
 ):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
@@ -591,24 +569,25 @@ def run(
     `teacher_logits`: raw float32 logits, one per class. The manifest records the teacher's
     fingerprint (hash of weights and tokenizer).
     """
-    from kdaug import versioning
-    from kdaug.beam.augment_job import run_augment
-    from kdaug.teacher.model import check_teacher
+    from kdaug import api
 
-    config = augment_config(teacher_dir, device, **flags)
-    check_teacher(teacher_dir, config.task.labels)
-    label = label_config(teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args)
-    execute(
-        "run",
-        config.output,
-        config.inputs,
-        lambda attempt: run_augment(config, ctx.args, attempt, label),
-        lambda: versioning.augment_key(config, label),
-        versioned,
-        if_changed,
-        keep,
-        ctx.args,
+    result = api.run(
+        output,
+        inputs,
+        teacher=teacher_dir,
+        max_tokens=max_tokens,
+        teacher_threads=teacher_threads,
+        quantize=quantize,
+        precision=precision,
+        share_teacher=share_teacher,
+        versioned=versioned,
+        if_changed=if_changed,
+        keep=keep,
+        pipeline_args=ctx.args,
+        log=echo_err,
+        **job_flags(flags),
     )
+    finish(result, summary_json, unchanged_exit_code)
 
 
 @main.command(cls=BeamCommand)
@@ -623,21 +602,7 @@ def run(
 @teacher_options
 @version_options
 @click.pass_context
-def label(
-    ctx,
-    source,
-    output,
-    teacher_dir,
-    max_tokens,
-    teacher_threads,
-    quantize,
-    device,
-    precision,
-    share_teacher,
-    versioned,
-    if_changed,
-    keep,
-):
+def label(ctx, source, output, teacher_dir, versioned, if_changed, keep, summary_json, unchanged_exit_code, **teacher):
     """Label the shards of an `augment` output with the teacher's logits.
 
     Beam's RunInference step with kdaug's model handler: the teacher loads once per worker
@@ -646,31 +611,28 @@ def label(
     the temperature is the consumer's choice. Rows of a chunk the teacher fails on go to
     OUT/_failed_inference/ with the error, counted in the summary.
     """
-    from kdaug import commit, versioning
-    from kdaug.beam.label_job import run_label
-    from kdaug.teacher.model import check_teacher
+    from kdaug import api
 
-    try:
-        published = commit.published(source)
-    except commit.UnfinishedOutput as err:
-        raise click.UsageError(f"--input {err}") from None
-    source_manifest = published.manifest
-    assert source_manifest is not None  # a finished run's (`published` refuses an unfinished one)
-    check_teacher(teacher_dir, (source_manifest.get("config") or {}).get("labels"))
-    config = label_config(
-        teacher_dir, max_tokens, teacher_threads, quantize, device, precision, share_teacher, ctx.args
-    )
-    execute(
-        "label",
+    result = api.label(
+        source,
         output,
-        [source],
-        lambda attempt: run_label(source, config, ctx.args, attempt),
-        lambda: versioning.label_key(source_manifest, config),
-        versioned,
-        if_changed,
-        keep,
-        ctx.args,
+        teacher=teacher_dir,
+        versioned=versioned,
+        if_changed=if_changed,
+        keep=keep,
+        pipeline_args=ctx.args,
+        log=echo_err,
+        **teacher,
     )
+    finish(result, summary_json, unchanged_exit_code)
+
+
+def echo_err(message: str) -> None:
+    """A job's log line on stderr; while the command stops on a signal, kept for its one closing line."""
+    if getattr(STOP, "signum", None) is not None:
+        STOP.notes.append(message)
+        return
+    click.echo(logs.stamp(message), err=True)
 
 
 @main.command("inspect")

@@ -1,5 +1,5 @@
-"""Options several commands share, defined once: where a model runs, at which precision, and
-comma-separated lists. `kdaug.distill.train.DistillConfig` takes its device and precision defaults
+"""Options several commands share, defined once: how input files hold their texts and labels, where
+a model runs, at which precision, and comma-separated lists. `kdaug.distillation.train.DistillConfig` takes its device and precision defaults
 from here too, so the CLI and the Python API agree."""
 
 from __future__ import annotations
@@ -9,12 +9,57 @@ from typing import Any, overload
 
 import click
 
+from kdaug.inputs.sources import FORMATS, QUOTINGS
 from kdaug.teacher.model import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 #: Where a model runs unless told: CUDA when torch sees a GPU, else the CPU (resolved at launch;
 #: configs hold the resolved device).
 DEVICE_DEFAULT = "auto"
 PRECISION_DEFAULT = "fp32"
+
+
+def input_options(fn):
+    """The flags that say where an input file keeps its texts and labels and how it is written
+    (`kdaug.inputs.sources.make_task`): `augment` and `run` read their inputs with them, `teacher
+    train` its training and dev files."""
+    options = [
+        click.option("--text-field", default=None, help="Field/column holding the text (first text of a pair)."),
+        click.option("--text-b-field", default=None, help="Field holding the second text of a pair (MRPC/RTE style)."),
+        click.option("--label-field", default=None, help="Field holding the gold label."),
+        click.option(
+            "--label-values",
+            "labels",
+            default=None,
+            help="Label values as they appear in the file, comma-separated, in class order "
+            "(--labels are a Dataflow job's labels, and go to Beam).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default=None,
+            help="Input format (default: from the extension, else the task preset's).",
+        ),
+        click.option(
+            "--delimiter",
+            default=None,
+            help="TSV/CSV field delimiter, one character (\\t or tab: a tab). Default: a tab for TSV, a comma for CSV.",
+        ),
+        click.option(
+            "--quoting",
+            type=click.Choice(QUOTINGS),
+            default=None,
+            help="How TSV/CSV fields are quoted, named after the Python csv setting that wrote them. minimal "
+            "(TSV's default): by pandas' to_csv and csv.writer by default, or not at all (GLUE): a record is "
+            "read with its quotes (a quoted field may hold tabs, quotes, line breaks) where it reads as they "
+            "write it and has the header's field count, else as its line, quotes and all. all (CSV's default): "
+            "RFC 4180, any field that starts with a quote is quoted (QUOTE_ALL, R's write.csv, spreadsheets). "
+            "none: quotes are text, a line is a record.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def device_option(where: str, note: str = ""):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kdaug import commit, schema
-from kdaug.augment.words import Words, only_words
+from kdaug.augmenters.words import Words, only_words
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -36,7 +36,7 @@ def summary(manifest: dict) -> str:
     for partition, info in sorted(manifest["partitions"].items()):
         if partition.startswith("_"):  # dead letters, failed inference: counted below
             continue
-        method, degree = (part.split("=", 1)[1] for part in partition.split("/"))
+        method, degree = partition.split("/")
         rows.append([method, degree, info["rows"], info["files"], info["mean_changed_frac"]])
     counts = manifest["counts"]
     written = sum(r[2] for r in rows)

@@ -4,15 +4,26 @@ This module imports no Beam, so `distill` and any Parquet consumer can rely on i
 
 Layout of an output directory::
 
-    OUT/method=knn/degree=0.30/part-00000-of-00004.parquet   shard rows (SHARD_FILE_SCHEMA)
+    OUT/knn/0.30/part-00000-of-00004.parquet                 shard rows (SHARD_FILE_SCHEMA)
     OUT/_dead_letter/part-00000-of-00001.parquet             rejected input rows (DEAD_LETTER_SCHEMA)
-    OUT/_failed_inference/method=…/degree=…/part-….parquet   rows the teacher failed on (FAILED_INFERENCE_SCHEMA)
+    OUT/_failed_inference/knn/0.30/part-….parquet            rows the teacher failed on (FAILED_INFERENCE_SCHEMA)
     OUT/_manifest.json                                       config, fingerprints, counts, its files
     OUT/_SUCCESS                                             written last (`kdaug.commit`)
 
-`method` and `degree` live in the directory names only (the Hive convention): when a column is
-both in the files and in the path, pandas and pyarrow refuse to merge the two. Read a whole output
-with `open_dataset`, which restores them with their declared types (ROW_SCHEMA).
+`method` (string) and `degree` (float64) are columns of every shard file, so pandas, pyarrow.dataset,
+DuckDB, polars and HF datasets all read the same typed values and `degree == 0.3` selects the same
+rows in each. The folders are `METHOD/DEGREE`, not Hive's `method=…/degree=…`: pyarrow and DuckDB
+type a Hive `degree=0.30` as a string (`== 0.3` then matches nothing or raises), and with the column
+also in the files pyarrow (so pandas) refuses to merge the two while DuckDB takes the string; HF
+datasets reads no Hive names at all. Plain readers prune by the columns' statistics; kdaug's own
+readers also parse the folder names (PARTITIONING) to skip unselected files unopened. The shards'
+glob is `OUT/*/*/*.parquet` (`OUT/**/*.parquet` also reaches kdaug's `_` folders: dead letters, and
+the staged files of a run in progress). Read a whole output with `open_dataset`, which reads exactly
+the files of its published run.
+
+A versioned root (``ROOT/runs/<run>/``, ``ROOT/LATEST``, `kdaug.commit`) is not one dataset: its
+`commit.RUNS_GUARD` file makes every plain reader pointed at ROOT or ROOT/runs fail, naming it,
+instead of reading all runs together. Read ``ROOT/runs/<the run LATEST names>/`` or `open_dataset(ROOT)`.
 """
 
 from __future__ import annotations
@@ -23,9 +34,19 @@ import pyarrow.dataset as ds
 from kdaug import commit
 from kdaug.commit import MANIFEST_FILE, SUCCESS_FILE  # noqa: F401  (the dataset's names, one place)
 
-SCHEMA_VERSION = 1
+#: 2: `method` and `degree` became columns of the shard files, and the folders `METHOD/DEGREE` (1 had
+#: them in Hive folder names `method=…/degree=…` only, as a float32 for kdaug's readers).
+SCHEMA_VERSION = 2
 
-#: Columns of a shard file. `teacher_logits` is null until the teacher labels the row.
+#: The columns that say which partition a row is in; its folder is `partition_dir` of them.
+PARTITION_SCHEMA = pa.schema(
+    [pa.field("method", pa.string(), nullable=False), pa.field("degree", pa.float64(), nullable=False)]
+)
+#: The partition parsed from a shard's path (directory flavour: `METHOD/DEGREE/`), for kdaug's readers.
+PARTITIONING = ds.partitioning(PARTITION_SCHEMA)
+
+#: Columns of a shard file (and of a row as `open_dataset` reads it). `teacher_logits` is null until
+#: the teacher labels the row.
 SHARD_FILE_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
@@ -38,15 +59,9 @@ SHARD_FILE_SCHEMA = pa.schema(
         pa.field("partner_id", pa.string()),
         pa.field("mix_lambda", pa.float32()),
         pa.field("teacher_logits", pa.list_(pa.float32())),
+        *PARTITION_SCHEMA,
     ]
 )
-
-#: The Hive partition columns, typed.
-PARTITION_SCHEMA = pa.schema([pa.field("method", pa.string()), pa.field("degree", pa.float32())])
-PARTITIONING = ds.partitioning(PARTITION_SCHEMA, flavor="hive")
-
-#: A row as a consumer sees it through `open_dataset`.
-ROW_SCHEMA = pa.schema(list(SHARD_FILE_SCHEMA) + list(PARTITION_SCHEMA))
 
 #: Rejected input rows: where they came from and why.
 DEAD_LETTER_SCHEMA = pa.schema(
@@ -63,15 +78,14 @@ DEAD_LETTER_DIR = "_dead_letter"
 #: Rows whose teacher inference failed (`kdaug.beam.inference`): the shard row, no logits, the error.
 FAILED_INFERENCE_SCHEMA = SHARD_FILE_SCHEMA.append(pa.field("reason", pa.string(), nullable=False))
 FAILED_INFERENCE_DIR = "_failed_inference"
-#: The partition of the unaugmented rows (`method=original/degree=0.00`): every copy's source.
+#: The partition of the unaugmented rows (`original/0.00`): every copy's source.
 ORIGINAL = "original"
-#: What every shard file's path starts with (the other published files are kdaug's own).
-SHARD_PREFIX = "method="
 
 
 def is_shard(rel: str) -> bool:
-    """Whether a published file (relative to its run) is a shard of the dataset."""
-    return rel.startswith(SHARD_PREFIX)
+    """Whether a published file (relative to its run) is a shard of the dataset: kdaug's other files
+    and folders start with `_` (which pyarrow, and so pandas, skips when it lists a folder)."""
+    return not rel.startswith("_")
 
 
 def format_degree(degree: float) -> str:
@@ -81,7 +95,14 @@ def format_degree(degree: float) -> str:
 
 def partition_dir(method: str, degree: float) -> str:
     """Relative directory of one (method, degree) partition."""
-    return f"{SHARD_PREFIX}{method}/degree={format_degree(degree)}"
+    return f"{method}/{format_degree(degree)}"
+
+
+def partition_values(partition: str) -> dict:
+    """The `method` and `degree` columns of the rows in a partition directory: the degree as its
+    name rounds it, so the columns and the path always agree."""
+    method, degree = partition.split("/")
+    return {"method": method, "degree": float(degree)}
 
 
 def shard_file_name(index: int, count: int) -> str:
@@ -103,6 +124,7 @@ def open_dataset(path: str, allow_unfinished: bool = False) -> ds.Dataset:
     tries = _OPEN_TRIES
     while True:
         run = commit.published(path, allow_unfinished)
+        check_version(run)
         try:
             dataset = _pinned(run)
             run.check_current()
@@ -125,12 +147,13 @@ def _pinned(run) -> ds.Dataset:
         for rel in run.rels
         if is_shard(rel)
     ]
-    return ds.FileSystemDataset(fragments, ROW_SCHEMA, fmt)
+    return ds.FileSystemDataset(fragments, SHARD_FILE_SCHEMA, fmt)
 
 
 def open_published(run) -> ds.Dataset:
     """The shard files of a `kdaug.commit.Published` run as one typed dataset, by path (kdaug's own
     readers call `run.check_current()` after reading instead of holding every file open)."""
+    check_version(run)
     store = commit.Store(run.dir)
     shards = [store._path(rel) for rel in run.rels if is_shard(rel)]
     return ds.dataset(
@@ -138,6 +161,21 @@ def open_published(run) -> ds.Dataset:
         format="parquet",
         partitioning=PARTITIONING,
         partition_base_dir=store.base,
-        schema=ROW_SCHEMA,
+        schema=SHARD_FILE_SCHEMA,
         filesystem=store.fs,
     )
+
+
+class OtherSchemaVersion(commit.CommitError):
+    """A dataset written with another schema version: its files are not laid out as this kdaug reads them."""
+
+
+def check_version(run) -> None:
+    """Refuse a published run of another schema version (one read with --allow-unfinished has no
+    manifest to say: its files are read as they are)."""
+    version = (run.manifest or {}).get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise OtherSchemaVersion(
+            f"{run.dir} was written with schema version {version} and this kdaug reads version "
+            f"{SCHEMA_VERSION} (`method` and `degree` became columns of every file): regenerate it"
+        )

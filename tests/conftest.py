@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from kdaug.augment.resources import resolve_teacher_dir
+from kdaug.augmenters.resources import resolve_teacher_dir
 
 
 def make_tiny_teacher(path: Path, num_labels: int = 3, seed: int = 0) -> Path:
@@ -41,7 +41,7 @@ def tiny_teacher_dir(tmp_path_factory) -> str:
 
 
 def publish_by_hand(root: Path, manifest: dict) -> None:
-    """Publish a partition tree a test wrote by hand under ROOT (method=…/degree=…/*.parquet) as
+    """Publish a partition tree a test wrote by hand under ROOT (METHOD/DEGREE/*.parquet) as
     `kdaug` would: staged, then `commit.publish`ed with `manifest` (a labelled dataset's kind unless it
     names one). A published ROOT gets `manifest`'s fields patched into its manifest instead (a test
     changing what an output records)."""
@@ -53,7 +53,7 @@ def publish_by_hand(root: Path, manifest: dict) -> None:
         path = root / schema.MANIFEST_FILE
         path.write_text(json.dumps(json.loads(path.read_text()) | manifest))
         return
-    files = sorted(p.relative_to(root).as_posix() for p in root.glob("method=*/degree=*/*.parquet"))
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("[!_]*/*/*.parquet"))
     with commit.Writer(str(root), "test") as attempt:
         for rel in files:
             staged = root / attempt.staging / rel

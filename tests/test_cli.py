@@ -134,7 +134,7 @@ def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
     """transformers 5 saves only tokenizer.json after fine-tuning: the vocabulary must still load."""
     import shutil
 
-    from kdaug.augment import resources
+    from kdaug.augmenters import resources
 
     saved = tmp_path / "saved"
     shutil.copytree(tiny_teacher_dir, saved)
@@ -143,11 +143,11 @@ def test_fine_tuned_teacher_without_vocab_txt(tmp_path, tiny_teacher_dir):
 
 
 def test_teacher_threads_and_sharing_follow_the_worker_processes(monkeypatch):
-    from kdaug.cli import label_config
+    from kdaug.api import label_config
     from kdaug.teacher import model as teacher
 
     def config(*args, threads=None, share="auto"):
-        made = label_config("T", None, threads, None, "auto", "fp32", share, list(args))
+        made = label_config("T", list(args), teacher_threads=threads, share_teacher=share)
         return made.num_threads, made.share
 
     monkeypatch.setattr(teacher, "default_num_threads", lambda: 8)

@@ -14,7 +14,7 @@ import click
 import pytest
 import tomllib
 
-from kdaug.augment import REGISTRY
+from kdaug.augmenters import REGISTRY
 from kdaug.cli import main
 from kdaug.inputs import sources
 

@@ -1,6 +1,6 @@
 """The import structure docs/architecture.md describes, checked statically (imports inside functions
 included, no module imported): which package may import which, only `kdaug.beam` imports Beam, the
-students never reach Beam, and only teacher training (and the CLI) reach into `kdaug.distill`."""
+students never reach Beam, and only teacher training (and the CLI) reach into `kdaug.distillation`."""
 
 from __future__ import annotations
 
@@ -10,27 +10,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 #: Each package's layer: a module imports only from lower layers, or from its own package.
 LAYERS = {
+    "kdaug.logs": 0,
     "kdaug.commit": 0,
     "kdaug.schema": 1,
     "kdaug.inputs": 2,
     "kdaug.teacher.model": 2,
-    "kdaug.augment": 3,
+    "kdaug.augmenters": 3,
     "kdaug.report": 4,
     "kdaug.flags": 4,
     "kdaug.beam": 5,
-    "kdaug.distill": 5,
+    "kdaug.distillation": 5,
     "kdaug.versioning": 6,
     "kdaug.teacher.train": 6,
-    "kdaug.cli": 7,
-    "kdaug.__main__": 8,
-    "kdaug": 8,
+    "kdaug.api": 7,
+    "kdaug.cli": 8,
+    "kdaug.__main__": 9,
+    "kdaug": 9,
 }
 
 
 def module_files() -> dict[str, Path]:
-    """Every kdaug module and its file: pipeline/ is `kdaug`, distill/ is `kdaug.distill` (pyproject)."""
+    """Every kdaug module and its file: pipeline/ is `kdaug`, distill/ is `kdaug.distillation` (pyproject)."""
     found = {}
-    for folder, package in (("pipeline", "kdaug"), ("distill", "kdaug.distill")):
+    for folder, package in (("pipeline", "kdaug"), ("distill", "kdaug.distillation")):
         for path in (ROOT / folder).rglob("*.py"):
             parts = path.relative_to(ROOT / folder).with_suffix("").parts
             name = ".".join([package, *[p for p in parts if p != "__init__"]])
@@ -91,13 +93,13 @@ def test_only_the_beam_package_imports_beam():
 
 
 def test_the_students_never_reach_beam():
-    todo, seen = [m for m in MODULES if m.startswith("kdaug.distill")], set()
+    todo, seen = [m for m in MODULES if m.startswith("kdaug.distillation")], set()
     while todo:
         module = todo.pop()
         if module in seen:
             continue
         seen.add(module)
-        assert not module.startswith(("apache_beam", "kdaug.beam")), f"kdaug.distill reaches {module}"
+        assert not module.startswith(("apache_beam", "kdaug.beam")), f"kdaug.distillation reaches {module}"
         todo += [t for t in GRAPH.get(module, ()) if t in MODULES or t.startswith("apache_beam")]
 
 
@@ -105,6 +107,6 @@ def test_only_teacher_training_and_the_cli_import_distill():
     outside = {
         m
         for m, t in GRAPH.items()
-        if any(i.startswith("kdaug.distill") for i in t) and not m.startswith("kdaug.distill")
+        if any(i.startswith("kdaug.distillation") for i in t) and not m.startswith("kdaug.distillation")
     }
-    assert outside <= {"kdaug.teacher.train", "kdaug.cli", "kdaug"}, outside
+    assert outside <= {"kdaug.teacher.train", "kdaug.api", "kdaug.cli", "kdaug"}, outside

@@ -20,10 +20,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from kdaug import commit, schema
-from kdaug.augment import ORIGINAL, AugmentOptions, create, original_row
-from kdaug.augment.base import CHUNK_SIZE, COPIES
-from kdaug.beam import progress, sinks
+from kdaug import commit, logs, schema
+from kdaug.augmenters import ORIGINAL, AugmentOptions, create, original_row
+from kdaug.augmenters.base import CHUNK_SIZE, COPIES
+from kdaug.beam import sinks
 from kdaug.beam.elements import CHUNK, DEAD_LETTERS, STATS, only
 from kdaug.beam.engines import run_pipeline
 from kdaug.inputs import sources, splits
@@ -85,6 +85,8 @@ class AugmentConfig:
             "options": self.options.to_dict(),
             "chunk_size": self.chunk_size,
             "max_rows": self.max_rows,
+            "delimiter": self.task.delimiter,
+            "quoting": self.task.quoting,
         }
 
 
@@ -180,7 +182,7 @@ class ReadSplit(beam.DoFn):
             yield from sources.parquet_records(splits.parquet_rows(split, FileSystems.open), split.first_line)
         else:
             data = splits.read_bytes(split, FileSystems.open)
-            yield from sources.records(data, split.fmt, split.header, split.first_line)
+            yield from sources.records(data, split.fmt, split.header, split.first_line, split.dialect)
 
     @staticmethod
     def _emit(prefix: str, batches: dict):
@@ -231,9 +233,8 @@ def plan(config: AugmentConfig) -> tuple[list[splits.Split], dict[str, int], str
     digest, found, records, stamps = hashlib.sha256(), [], {}, {}
     for path in config.inputs:
         stamps[path] = check_input_file(path)
-        file_plan = splits.plan_file(
-            path, sources.file_format(path, config.task), config.chunk_size, config.max_rows, FileSystems.open, digest
-        )
+        fmt, dialect = sources.file_format(path, config.task), sources.dialect_of(path, config.task)
+        file_plan = splits.plan_file(path, fmt, config.chunk_size, config.max_rows, FileSystems.open, digest, dialect)
         found += file_plan.splits
         records[path] = file_plan.records
     return found, records, digest.hexdigest(), InputGuard(stamps)
@@ -290,7 +291,7 @@ def run_augment(config: AugmentConfig, pipeline_args: list[str], attempt: commit
     planned = plan(config)
     found, records, _, _ = planned
     chunks = sum(s.chunks for s in found)
-    progress.say(
+    logs.say(
         f"planned {sum(records.values()):,} rows of {len(records)} file(s): {chunks:,} chunks of "
         f"≤{config.chunk_size} rows in {len(found):,} splits"
     )

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import difflib
 import logging
+import signal
 import time
 from collections.abc import Iterable
 
@@ -203,6 +204,27 @@ def threads_per_worker(requested: int | None, options, processes: int) -> int | 
     return None if processes == 1 else max(1, default_num_threads() // processes)
 
 
+def _workers_leave_sigint_to_kdaug() -> None:
+    """Start the DirectRunner's multi_processing SDK workers with SIGINT ignored (a disposition exec
+    keeps). They share the terminal's process group, so Ctrl-C reaches each of them, and each would
+    print a KeyboardInterrupt traceback and then its lost gRPC connection (~150 lines); ignoring it,
+    they leave the interrupt to kdaug, which stops them (`kdaug.cli.stopped_by_signals`). Beam starts
+    them with `subprocess.Popen` in `local_job_service`: that module's `subprocess` is wrapped once."""
+    import subprocess
+    import types
+
+    from apache_beam.runners.portability import local_job_service
+
+    if isinstance(local_job_service.subprocess, types.SimpleNamespace):
+        return
+
+    def popen(*args, **kwargs):
+        kwargs.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        return subprocess.Popen(*args, **kwargs)
+
+    local_job_service.subprocess = types.SimpleNamespace(**{**vars(subprocess), "Popen": popen})
+
+
 def run_pipeline(
     attempt: commit.Attempt, pipeline_args: list[str], build_fn, bar=None, elements: int | None = None
 ) -> dict:
@@ -217,6 +239,7 @@ def run_pipeline(
     Runners without counters (Beam's DaskRunner) record None.
     """
     options = pipeline_options(pipeline_args, elements)
+    _workers_leave_sigint_to_kdaug()
     started = time.monotonic()
     with progress.StagedRows(attempt, *bar) if bar and not attempt.detached else contextlib.nullcontext():
         with beam.Pipeline(options=options) as pipeline:

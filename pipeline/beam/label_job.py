@@ -15,7 +15,7 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from kdaug import commit, schema
+from kdaug import commit, logs, schema
 from kdaug.beam import sinks
 
 
@@ -142,7 +142,10 @@ def run_label(source: str, label: LabelConfig, pipeline_args: list[str], attempt
     from kdaug.beam.engines import run_pipeline
 
     published = commit.published(source)
+    schema.check_version(published)  # older shard files lack columns this job reads and writes
     total = sum(f.get("rows", 0) for f in published.manifest["files"] if schema.is_shard(f["path"]))
+    on = f"{label.device}, {label.precision}" + (f", {label.quantize}" if label.quantize else "")
+    logs.say(f"labelling {total:,} rows of {published.dir} with teacher {label.teacher_dir} ({on})")
     return run_pipeline(
         attempt,
         pipeline_args,

@@ -1,4 +1,5 @@
-"""What a person sees while a job runs: one line per phase and a progress bar of rows done.
+"""What a person sees while a job runs: one line per phase and the progress of rows done (a bar
+on a terminal, timestamped lines in a log: `kdaug.logs`).
 
 The bar is read from the attempt's staging area, not from runner counters (Beam's DaskRunner has
 none, and Dataflow's arrive late): every staged shard's Parquet footer says how many rows it holds,
@@ -7,19 +8,12 @@ so polling the staging area once a second measures the same thing on every runne
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
-from kdaug import commit
-
-
-def say(message: str) -> None:
-    """One line of a phase, on stderr (stdout keeps the summary)."""
-    print(message, file=sys.stderr, flush=True)
+from kdaug import commit, logs
 
 
 class StagedRows:
@@ -37,16 +31,7 @@ class StagedRows:
         self.store = commit.Store(attempt.output)
         self.prefix = attempt.staging + "/"
         self.partitions, self.every = partitions, every
-        self.bar = tqdm(
-            total=total,
-            desc=desc,
-            unit="rows",
-            unit_scale=True,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            mininterval=every,
-            disable=None,
-        )  # disabled when stderr is not a terminal
+        self.bar = logs.progress(total, desc, "rows", unit_scale=True, mininterval=every)
         self.counted: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kdaug-progress", daemon=True)

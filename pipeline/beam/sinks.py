@@ -37,6 +37,8 @@ def file_table(rows: list[dict], file_schema: pa.Schema) -> pa.Table:
 class WriteFile(beam.DoFn):
     """Write one row batch ``((partition, batch key), rows)`` as one file of the attempt's staging area.
 
+    A shard's rows get their partition's `method` and `degree` columns here, from the partition's
+    path, so every file says what its path says (`kdaug.schema`: plain readers read the columns).
     Emits a small summary of the file (partition, key, staged path, rows, sum of `changed_frac`),
     which is all the finaliser needs.
     """
@@ -51,15 +53,15 @@ class WriteFile(beam.DoFn):
             self.beat_at = time.monotonic() + self.attempt.lease_seconds / 10
         (partition, key), rows = element
         dead = partition == schema.DEAD_LETTER_DIR
-        failed = partition.startswith(schema.FAILED_INFERENCE_DIR + "/")
-        table = file_table(
-            rows,
-            schema.DEAD_LETTER_SCHEMA
-            if dead
-            else schema.FAILED_INFERENCE_SCHEMA
-            if failed
-            else schema.SHARD_FILE_SCHEMA,
-        )
+        if dead:
+            table = file_table(rows, schema.DEAD_LETTER_SCHEMA)
+        else:
+            failed = partition.startswith(schema.FAILED_INFERENCE_DIR + "/")
+            values = schema.partition_values(partition.removeprefix(schema.FAILED_INFERENCE_DIR + "/"))
+            table = file_table(
+                [{**row, **values} for row in rows],
+                schema.FAILED_INFERENCE_SCHEMA if failed else schema.SHARD_FILE_SCHEMA,
+            )
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         staged = f"{self.attempt.staging}/{partition}/{key}.parquet"

@@ -8,9 +8,10 @@ An output directory OUT (local, or an object store such as gs://) holds::
     OUT/_kdaug/publish.json            the journal of a plain output's publish (its commit point)
     OUT/_manifest.json                 the published run: config, counts and every file it owns
     OUT/_SUCCESS                       the published run's attempt id; written last
-    OUT/method=…/degree=…/part-….parquet   (a plain output: the published files in place)
+    OUT/<method>/<degree>/part-….parquet   (a plain output: the published files in place)
     OUT/runs/<stamp>-<attempt>/        (a versioned root: each published run in its own directory)
     OUT/LATEST                         (a versioned root: one line, the newest published run)
+    OUT/runs/0-NOT-PARQUET-….parquet   (a versioned root: RUNS_GUARD, so Parquet readers of the root fail)
 
 The rules, in the order a writer meets them:
 
@@ -24,10 +25,11 @@ The rules, in the order a writer meets them:
 3. **Stage.** The job writes only under its attempt's staging area; nothing a reader sees changes.
 4. **Publish**, only while the claim is still the writer's own (a fence). A plain output: write the
    journal (the commit point), remove `_SUCCESS`, delete the files the old manifest lists, move the
-   staged files in, the manifest, then `_SUCCESS`. A versioned root: move the files into a new run
-   directory with its manifest and `_SUCCESS`, then replace LATEST (the commit point; it never
-   moves back in time) and prune to `--keep` published runs. Every step is idempotent, so a retried
-   or recovered publish ends in the same place.
+   staged files in, the manifest, then `_SUCCESS`. A versioned root: write RUNS_GUARD (Parquet
+   readers of the root then fail rather than read two runs), move the files into a new run directory
+   with its manifest and `_SUCCESS`, then replace LATEST (the commit point; it never moves back in
+   time) and prune to `--keep` published runs. Every step is idempotent, so a retried or recovered
+   publish ends in the same place.
 5. **Release** the claim.
 
 A failure before the commit point leaves the previous output exactly as it was; after it, the next
@@ -63,6 +65,7 @@ from kdaug.commit.layout import (
     METRICS_FILE,
     OWN_FILES,
     RUNS_DIR,
+    RUNS_GUARD,
     STATE_DIR,
     SUCCESS_FILE,
     TEMP_DIR,
@@ -117,6 +120,7 @@ __all__ = [
     "METRICS_FILE",
     "OWN_FILES",
     "RUNS_DIR",
+    "RUNS_GUARD",
     "STATE_DIR",
     "SUCCESS_FILE",
     "TEMP_DIR",

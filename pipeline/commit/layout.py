@@ -16,6 +16,15 @@ SUCCESS_FILE = "_SUCCESS"
 METRICS_FILE = "_metrics.json"
 LATEST_FILE = "LATEST"
 RUNS_DIR = "runs"
+#: Not Parquet, on purpose: a Parquet reader pointed at a versioned root (or its runs/) would read every
+#: run together; this file makes each one fail instead, naming it. Its name sorts before every run's
+#: (they start with the year), so a reader that opens the first file only (a schema, a LIMIT) fails too.
+RUNS_GUARD = f"{RUNS_DIR}/0-NOT-PARQUET-read-only-the-run-LATEST-names.parquet"
+RUNS_GUARD_TEXT = (
+    b"This is not Parquet. It is here so that a Parquet reader pointed at this root of kdaug's versioned runs "
+    b"(or at its runs/ folder) fails instead of reading every run together. Read one run: "
+    b"runs/<the name in LATEST>/, or kdaug.schema.open_dataset(ROOT), which follows LATEST.\n"
+)
 #: Files of a published output that its manifest cannot list (itself, the marker, the counters).
 OWN_FILES = (MANIFEST_FILE, SUCCESS_FILE, METRICS_FILE)
 

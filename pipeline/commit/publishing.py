@@ -18,6 +18,8 @@ from kdaug.commit.layout import (
     METRICS_FILE,
     OWN_FILES,
     RUNS_DIR,
+    RUNS_GUARD,
+    RUNS_GUARD_TEXT,
     SUCCESS_FILE,
     TEMP_DIR,
     CommitError,
@@ -178,6 +180,7 @@ def _publish_run(store: Store, attempt: Attempt, manifest: dict, moves: dict[str
             )
 
     refuse_older()
+    store.write(RUNS_GUARD, RUNS_GUARD_TEXT)  # before a second run's first file is there to mix with
     store.write_json(f"{run}/{MANIFEST_FILE}", manifest)  # first: it says which files the run owns
     for dst, src in sorted(moves.items()):
         guard()

@@ -13,6 +13,7 @@ from kdaug.commit.layout import (
     MANIFEST_FILE,
     OWN_FILES,
     RUNS_DIR,
+    RUNS_GUARD,
     STATE_DIR,
     SUCCESS_FILE,
     CommitError,
@@ -73,9 +74,10 @@ def published_runs(store: Store) -> list[str]:
 
 def foreign_files(store: Store) -> list[str]:
     """Files (and links) under the output that kdaug did not write: anything but its state, the
-    published files and their own files, LATEST and the runs' contents as their manifests list them.
+    published files and their own files, LATEST, the runs' guard and the runs' contents as their
+    manifests list them.
     Inside its state (staging areas) kdaug deletes links as entries, never what they point to."""
-    ours = {LATEST_FILE, *OWN_FILES}
+    ours = {LATEST_FILE, RUNS_GUARD, *OWN_FILES}
     manifest = read_manifest(store)
     if manifest is not None:
         ours.update(manifest_files(manifest))

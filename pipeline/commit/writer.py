@@ -14,6 +14,7 @@ from kdaug.commit.layout import (
     LOCK_WAIT,
     MANIFEST_FILE,
     RUNS_DIR,
+    RUNS_GUARD,
     STATE_DIR,
     SUCCESS_FILE,
     CommitError,
@@ -52,7 +53,7 @@ def check_target(output: str, inputs: Iterable[str] = (), versioned: bool = Fals
         raise TargetRefused(
             f"{output} holds a plain output (it has {MANIFEST_FILE}); use another root for --versioned runs"
         )
-    if not versioned and (store.exists(LATEST_FILE) or _run_names(store)):
+    if not versioned and (store.exists(LATEST_FILE) or store.exists(RUNS_GUARD) or _run_names(store)):
         raise TargetRefused(f"{output} is a root of versioned runs; pass --versioned or write elsewhere")
     if kind is not None:
         check_kind(store, kind)
@@ -161,7 +162,7 @@ class Writer:
             if full or not kept:  # nothing worth keeping, or room needed now
                 self.store.delete_tree(staging)
                 kept = []
-            self.log(
+            message = (
                 f"{self.store.root}: nothing was published, the previous output is unchanged"
                 + (
                     f"; this attempt's files stay in {self.attempt.staging_uri} until the next run on it"
@@ -170,6 +171,10 @@ class Writer:
                 )
                 + ("; the disk is full: its staged files were removed, free space and run again" if full else "")
             )
+            if isinstance(exc, Exception):
+                self.log(message)
+            else:  # an interrupt (Ctrl-C, SIGTERM): the command's one closing line says it (a PEP 678 note)
+                exc.__notes__ = [*getattr(exc, "__notes__", ()), message]
         self.lease.release()
 
 

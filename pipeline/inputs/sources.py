@@ -1,7 +1,7 @@
 """Read labelled text files into examples, and every bad row into a dead letter.
 
-Formats: GLUE-style TSV (header, no quoting: one record per line), CSV (header, RFC 4180 quoting: a
-quoted field may hold line breaks, so a record may span lines), JSONL, Parquet, and TREC's
+Formats: TSV and CSV (a header line, then a record per line, but for a quoted field holding line
+breaks: how fields are delimited and quoted is the file's `Dialect`), JSONL, Parquet, and TREC's
 ``COARSE:fine question`` lines. The format is `--format` when given, else the file extension's, else
 the task preset's (the format of the preset's own files). Which fields hold the texts and the label
 comes from a task preset (`--task sst2`) or flags.
@@ -58,6 +58,8 @@ class Task:
     format: str | None = None  # --format: wins over the extension
     glue_splits: dict[str, str] | None = field(default=None, compare=False)  # split → file under $KDAUG_GLUE_DIR
     max_length: int = 128  # word pieces a teacher or student reads of an example of this task
+    delimiter: str | None = None  # --delimiter: TSV/CSV files' field delimiter, when not the format's (`Dialect`)
+    quoting: str | None = None  # --quoting: how TSV/CSV files quote fields, when not as the format's (`Dialect`)
 
     def label_index(self, raw: object) -> int | None:
         """Class index of a raw label value; raises ValueError naming the value when unknown."""
@@ -137,7 +139,7 @@ DEFAULT_TASK = "rt-snippets"
 
 def glue_dir() -> Path:
     """Where GLUE's TSV files are: `$KDAUG_GLUE_DIR`, else `../shared/data` beside this checkout."""
-    return Path(os.environ.get("KDAUG_GLUE_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    return Path(os.environ.get("KDAUG_GLUE_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def glue_file(task: str, split: str) -> str:
@@ -171,8 +173,11 @@ def make_task(
     label_field: str | None = None,
     labels: tuple[str, ...] | None = None,
     fmt: str | None = None,
+    delimiter: str | None = None,
+    quoting: str | None = None,
 ) -> Task:
-    """A preset with any flag overriding its field, or a custom task from flags alone."""
+    """A preset with any flag overriding its field, or a custom task from flags alone. `delimiter`
+    may be written `\\t` or `tab` for a tab (a shell or a template parameter hardly passes one)."""
     if preset is not None and preset not in TASKS:
         raise ValueError(f"unknown task {preset!r}; presets: {', '.join(TASKS)}")
     task = TASKS[preset] if preset else Task("custom")
@@ -182,10 +187,18 @@ def make_task(
         "label_field": label_field,
         "labels": labels,
         "format": fmt,
+        "delimiter": {"\\t": "\t", "tab": "\t"}.get(delimiter or "", delimiter),
+        "quoting": quoting,
     }
     task = replace(task, **{k: v for k, v in overrides.items() if v is not None})
+    if labels is not None and task.label_names is not None and len(task.label_names) != len(labels):
+        task = replace(task, label_names=None)  # the preset's names are for its own label set
     if task.format is not None and task.format not in FORMATS:
         raise ValueError(f"unknown format {task.format!r}; choose from {', '.join(FORMATS)}")
+    if task.delimiter is not None:
+        _check_delimiter(task.delimiter)
+    if task.quoting is not None and task.quoting not in QUOTINGS:
+        raise ValueError(f"unknown quoting {task.quoting!r}; choose from {', '.join(QUOTINGS)}")
     if task.label_field and task.labels is None:
         raise ValueError("the label set is unknown: pass --label-values (comma-separated values in class order)")
     return task
@@ -208,6 +221,196 @@ def source_prefix(path: str) -> str:
     return PurePosixPath(path).stem
 
 
+# --- TSV/CSV dialects: how a file delimits and quotes its fields --------------------------------------
+
+QUOTINGS = ("minimal", "all", "none")
+#: "minimal" quoting: the most bytes a record read with its quotes may span over several lines; a
+#: longer one is read as its line. It bounds how far `RecordEnds` looks ahead (and holds) in a file.
+QUOTED_RECORD_LIMIT = 1 << 17
+UNDECIDED = -1  # the data ends before what follows tells
+LINE_OPEN = -2  # the record is its line, whose line feed the data does not hold yet
+BOM = "\ufeff".encode()
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a TSV/CSV file delimits its fields (`delimiter`, one ASCII character) and quotes them
+    (`quoting`, named after the setting of Python's csv module that writes such files):
+
+    - "minimal" (TSV's default): as csv.writer and pandas' to_csv write by default (QUOTE_MINIMAL),
+      or as GLUE's files, which quote nothing. A record is read with its quotes when it reads as one
+      of the former: each of its fields that starts with a quote is a quoted field (it ends with a
+      quote followed by the delimiter or the line's end, doubles every quote in between, may span
+      lines, and holds the delimiter, a quote or a line break: they quote no other field), and it
+      has the header's number of fields. Any other record is its line, split at the delimiter, with
+      its quotes as text: GLUE's texts that start or end with a lone quote (MRPC's ``" I think ... ,
+      " he said .``) read as written. Before reading a file with fields quoted where nothing needs
+      it, name its quoting "all".
+    - "all" (CSV's default): RFC 4180, as csv.reader reads it: every field that starts with a quote
+      is quoted (QUOTE_ALL, R's write.csv, spreadsheets). A line feed ends a record when the record
+      so far holds an even number of quotes.
+    - "none": quotes are text and a line is a record (QUOTE_NONE).
+    """
+
+    delimiter: str
+    quoting: str
+
+    @staticmethod
+    def of(fmt: str, delimiter: str | None = None, quoting: str | None = None) -> Dialect | None:
+        """The dialect of a `fmt` file (None for a format without fields to delimit): the format's
+        own, with `delimiter` and `quoting` instead where given."""
+        default = DIALECTS.get(fmt)
+        return default and Dialect(delimiter or default.delimiter, quoting or default.quoting)
+
+    def row(self, number: int, raw: bytes, columns: int | None = None) -> Row:
+        """The cells of the record `raw` (without its line feed) on line `number`, or why it has none;
+        `columns`: the header's count (None: `raw` is the header)."""
+        if self.quoting == "all":
+            return _rfc4180_row(number, raw, self.delimiter)
+        if self.quoting == "minimal" and b'"' in raw:
+            return _minimal_row(number, raw, self.delimiter, columns)
+        return _plain_row(number, raw, self.delimiter)
+
+
+DIALECTS = {"tsv": Dialect("\t", "minimal"), "csv": Dialect(",", "all")}
+
+
+def _check_delimiter(delimiter: str) -> None:
+    """Raise ValueError for a delimiter that cannot delimit: `RecordEnds` looks for it as one byte."""
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n':
+        raise ValueError(
+            f"the delimiter must be one ASCII character other than a quote or a line break, got {delimiter!r}"
+        )
+
+
+def dialect_of(path: str, task: Task) -> Dialect | None:
+    """The dialect the task reads the file at `path` in (None: not a TSV/CSV file)."""
+    return Dialect.of(file_format(path, task), task.delimiter, task.quoting)
+
+
+class RecordEnds:
+    """Where the records of a file end: at each line feed (a CRLF's CR stays with its record) but one
+    inside a quoted field (see `Dialect`; None: a format without quoting). The planner
+    (`kdaug.inputs.splits`), every split's reader and `check_usable` find them with it, so they
+    always agree on the records; a record's end depends on its own bytes only, so a split's reader,
+    which sees no further, cuts its records as the planner did. One instance follows a file from its
+    start (`columns` None: its header, then its records), or a split from its start (`columns`: the
+    header's count), piece by piece."""
+
+    def __init__(self, dialect: Dialect | None = None, columns: int | None = None):
+        self.dialect = dialect
+        self.columns = columns  # "minimal": the header's field count, once known
+        self.quotes = 0  # "all": quote characters before the piece (their parity tells a record's end)
+        self.line_open = False  # "minimal": the piece continues a record that is its line
+
+    def scan(self, data: bytes, final: bool = True) -> tuple[np.ndarray, int]:
+        """Offsets in `data`, the next piece, just past each record end in it, and how many of its
+        bytes are decided: the next piece starts there. Unless `final` (the file ends with `data`),
+        a record whose end the bytes after `data` may move stays undecided, from its start."""
+        quoting = self.dialect.quoting if self.dialect else "none"
+        if quoting == "minimal":
+            return self._minimal(data, final)
+        ends = record_ends(data, quoting == "all", self.quotes)
+        self.quotes += data.count(b'"') if quoting == "all" else 0
+        return ends, len(data)
+
+    def _minimal(self, data: bytes, final: bool) -> tuple[np.ndarray, int]:
+        """`scan` in "minimal" quoting: the lines before a line holding a quote are records, found
+        at once; the record from the start of such a line (and the header) is read field by field."""
+        ends: list[int] = []
+        pos = 0
+        if self.line_open:
+            pos = data.find(b"\n") + 1 or len(data)
+            ends += [pos] if data[pos - 1 : pos] == b"\n" else []
+            self.line_open = not ends
+        while pos < len(data):
+            quote = pos if self.columns is None else data.find(b'"', pos)
+            quoted_line = len(data) if quote < 0 else data.rfind(b"\n", pos, quote) + 1
+            feeds = np.flatnonzero(np.frombuffer(data, dtype=np.uint8)[pos:quoted_line] == 10) + pos + 1
+            ends += feeds.tolist()
+            pos = int(feeds[-1]) if len(feeds) else pos
+            if quote < 0:  # no quote left: the rest is the start of a line
+                if not final and len(data) - pos <= QUOTED_RECORD_LIMIT:
+                    return np.array(ends, dtype=np.int64), pos
+                self.line_open = not final
+                break
+            end = self._record_end(data, pos, final)
+            if end == UNDECIDED:
+                return np.array(ends, dtype=np.int64), pos
+            if end == LINE_OPEN:
+                self.line_open = True
+                break
+            ends += [end] if data[end - 1 : end] == b"\n" else []
+            pos = end
+        return np.array(ends, dtype=np.int64), len(data)
+
+    def _record_end(self, data: bytes, start: int, final: bool) -> int:
+        """The offset past the end of the record at `start`, UNDECIDED or LINE_OPEN (see above).
+        Without `columns` the record is the header, whose field count they become."""
+        assert self.dialect is not None
+        header = self.columns is None
+        stop = min(len(data), start + QUOTED_RECORD_LIMIT)
+        first = start + len(BOM) if header and data.startswith(BOM, start) else start
+        walked = _walk(data, first, self.dialect.delimiter.encode(), stop, final and stop == len(data))
+        if walked == UNDECIDED and stop == len(data) and not final:
+            return UNDECIDED
+        line = data.find(b"\n", start)
+        if isinstance(walked, tuple) and (header or walked[0] <= line + 1 or len(walked[1]) == self.columns):
+            end = walked[0]
+        elif line >= 0 or final:
+            end = line + 1 or len(data)
+        else:
+            return UNDECIDED if header else LINE_OPEN  # a header is read whole before any record
+        if header:
+            cells = self.dialect.row(1, data[start:end].removesuffix(b"\n"))[2]
+            self.columns = -1 if isinstance(cells, str) else len(cells)  # -1: the file is refused
+        return end
+
+
+def _walk(data: bytes, start: int, delimiter: bytes, stop: int, final: bool) -> tuple[int, list[bytes]] | int | None:
+    """Read the record at `start` of data[:stop] with its quotes ("minimal" quoting, see `Dialect`):
+    (the offset past its line feed, or `stop` when `final`, the end of the file, ends it; its cells)
+    when each of its fields that starts with a quote is a quoted field, else None; UNDECIDED when
+    data[:stop] ends before that is known."""
+    cells, pos = [], start
+    while True:
+        if data[pos : pos + 1] == b'"' and pos < stop:
+            end = _quoted_end(data, pos, delimiter, stop, final)
+            if end is None or end == UNDECIDED:
+                return end
+            cells.append(data[pos + 1 : end - 1].replace(b'""', b'"'))
+            end += data[end : end + 1] == b"\r"  # a CRLF after the closing quote
+        else:
+            found = [at for at in (data.find(delimiter, pos, stop), data.find(b"\n", pos, stop)) if at >= 0]
+            end = min(found, default=stop)
+            cells.append(data[pos:end])
+        if end >= stop:
+            return (stop, cells) if final else UNDECIDED
+        if data[end : end + 1] == b"\n":
+            return end + 1, cells
+        pos = end + 1  # past a delimiter
+
+
+def _quoted_end(data: bytes, start: int, delimiter: bytes, stop: int, final: bool) -> int | None:
+    """The offset past the closing quote of the quoted field that the quote at `start` opens in
+    data[:stop] (see `Dialect`, "minimal"), None when it opens none, UNDECIDED when data[:stop]
+    ends before that is known and is not `final` (the end of the file)."""
+    pos = start + 1
+    while (quote := data.find(b'"', pos, stop)) >= 0:
+        after = data[quote + 1 : min(quote + 3, stop)]
+        if after[:1] == b'"':  # a doubled quote, inside the field
+            pos = quote + 2
+            continue
+        if not final and after in (b"", b"\r"):
+            return UNDECIDED
+        if after[:1] not in (b"", delimiter, b"\n") and after not in (b"\r", b"\r\n"):
+            return None
+        inside = data[start + 1 : quote]
+        written = not inside or any(c in inside for c in (b'"', delimiter, b"\n", b"\r"))
+        return quote + 1 if written else None
+    return None if final else UNDECIDED
+
+
 # --- raw records: (line, raw text, fields or an error) ---------------------------------------------
 
 Record = tuple[int, str, "dict | str"]  # a dict of fields, or the reason the row is bad
@@ -216,11 +419,10 @@ UNDECODABLE = "undecodable bytes (not UTF-8)"
 
 
 def record_ends(block: bytes, quoted: bool = False, quotes_before: int = 0) -> np.ndarray:
-    """Offsets in `block` just past each record's end: each line feed (a CRLF's CR stays with its
-    record), and for CSV only a line feed with an even number of quotes before it since the record
-    boundary where counting began (`quotes_before` of them before the block): quotes pair up within
-    a record, so a line feed inside a quoted field ends nothing. Vectorised: the reader of a split and
-    the planner (`kdaug.inputs.splits`) use this one rule, so they always agree on the records."""
+    """Offsets in `block` just past each line feed (a CRLF's CR stays with its record); `quoted`
+    ("all" quoting), only those with an even number of quotes before them since the record boundary
+    where counting began (`quotes_before` of them before the block): quotes pair up within a record,
+    so a line feed inside a quoted field ends nothing. Vectorised (see `RecordEnds`)."""
     data = np.frombuffer(block, dtype=np.uint8)
     feeds = np.flatnonzero(data == 10)
     if quoted and len(feeds):
@@ -229,12 +431,15 @@ def record_ends(block: bytes, quoted: bool = False, quotes_before: int = 0) -> n
     return feeds + 1
 
 
-def _physical_records(data: bytes, first_line: int, quoted: bool) -> Iterator[tuple[int, bytes]]:
+def _physical_records(
+    data: bytes, first_line: int, dialect: Dialect | None, columns: int | None = None
+) -> Iterator[tuple[int, bytes]]:
     """(first line, bytes without the ending line feed) of each record in `data`, whose first record
-    starts at its first byte, on line `first_line`."""
+    starts at its first byte, on line `first_line` (`columns`: the header's count, when `data` starts
+    after it)."""
     feeds = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
     start = 0
-    for end in record_ends(data, quoted).tolist():
+    for end in RecordEnds(dialect, columns).scan(data)[0].tolist():
         yield first_line + int(np.searchsorted(feeds, start)), data[start : end - 1]
         start = end
     if start < len(data):  # the last record without its line feed, or one whose quote never closes
@@ -252,20 +457,35 @@ def _bad_bytes(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
-def _tsv_row(number: int, raw: bytes) -> Row:
-    """GLUE's TSV quotes nothing: a line is a row, split at tabs."""
+def _plain_row(number: int, raw: bytes, delimiter: str) -> Row:
+    """A record without quoting (GLUE's TSV): a line, split at the delimiter."""
     line = _decoded(raw.removesuffix(b"\r"))
     if line is None:
         return number, _bad_bytes(raw.removesuffix(b"\r")), UNDECODABLE
     if number == 1:
         line = line.lstrip("\ufeff")  # a byte-order mark is no part of the first column's name
     try:
-        return number, line, next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE), [])
+        return number, line, next(csv.reader([line], delimiter=delimiter, quoting=csv.QUOTE_NONE), [])
     except csv.Error as err:  # e.g. a field longer than csv.field_size_limit()
         return number, line, f"unreadable line: {err}"
 
 
-def _csv_row(number: int, raw: bytes) -> Row:
+def _minimal_row(number: int, raw: bytes, delimiter: str, columns: int | None) -> Row:
+    """A record in "minimal" quoting (see `Dialect`): read with its quotes where it reads as
+    csv.writer writes, with `columns` fields (None: any count, the header), else as its line."""
+    raw = raw.removesuffix(b"\r")
+    text = _decoded(raw)
+    start = len(BOM) if number == 1 and raw.startswith(BOM) else 0
+    walked = _walk(raw, start, delimiter.encode(), len(raw), final=True)
+    if text is None or not isinstance(walked, tuple) or columns not in (None, len(walked[1])):
+        return _plain_row(number, raw, delimiter)
+    cells = [cell.decode("utf-8") for cell in walked[1]]
+    if max(map(len, cells)) > csv.field_size_limit():  # as `_plain_row` says of a line without quotes
+        return number, text, f"unreadable record: field larger than field limit ({csv.field_size_limit()})"
+    return number, text, cells
+
+
+def _rfc4180_row(number: int, raw: bytes, delimiter: str) -> Row:
     """One RFC 4180 record, whose quoted fields may hold line breaks."""
     text = _decoded(raw)
     shown = (text if text is not None else _bad_bytes(raw)).removesuffix("\r")
@@ -273,10 +493,10 @@ def _csv_row(number: int, raw: bytes) -> Row:
         return number, shown, UNDECODABLE
     if number == 1:
         text = text.lstrip("\ufeff")
-    if raw.count(b'"') % 2:  # the rule above made it run to the end of the data
+    if raw.count(b'"') % 2:  # `record_ends` made it run to the end of the data
         return number, shown, "unterminated quoted field"
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as err:  # a field over csv.field_size_limit()
         return number, shown, f"unreadable record: {err}"
     if len(rows) > 1:  # quotes inside a field, not around it, paired across a line break
@@ -284,14 +504,15 @@ def _csv_row(number: int, raw: bytes) -> Row:
     return number, shown, rows[0] if rows else []
 
 
-def _delimited(rows: Iterator[Row], header: Row | None) -> Iterator[Record]:
+def _delimited(lines: Iterator[tuple[int, bytes]], header: Row | None, dialect: Dialect) -> Iterator[Record]:
     """Records of a TSV/CSV file: the header row names the cells of every other row."""
-    for number, raw, cells in rows:
+    for number, line in lines:
         if header is None:  # without a header no row can be read: the file is refused
-            header = number, raw, cells
+            header = dialect.row(number, line)
             continue
         if isinstance(header[2], str):
             raise ValueError(f"unreadable header: {header[2]}")
+        number, raw, cells = dialect.row(number, line, len(header[2]))
         if isinstance(cells, str):
             yield number, raw, cells
         elif not raw.strip():
@@ -357,24 +578,28 @@ def parquet_records(rows, first_row: int = 1) -> Iterator[Record]:
         yield number, json.dumps(row, default=str, ensure_ascii=False), row
 
 
-def header_columns(header: bytes, fmt: str) -> list[str]:
+def header_columns(header: bytes, dialect: Dialect) -> list[str]:
     """The column names of a TSV/CSV header line; ValueError when it cannot name them (the file is refused)."""
-    _, _, cells = (_tsv_row if fmt == "tsv" else _csv_row)(1, header.removesuffix(b"\n"))
+    _, _, cells = dialect.row(1, header.removesuffix(b"\n"))
     if isinstance(cells, str):
         raise ValueError(f"unreadable header: {cells}")
     return cells
 
 
-def records(data: bytes, fmt: str, header: bytes | None = None, first_line: int = 1) -> Iterator[Record]:
+def records(
+    data: bytes, fmt: str, header: bytes | None = None, first_line: int = 1, dialect: Dialect | None = None
+) -> Iterator[Record]:
     """The records of `data`: a whole file, or (a split, `kdaug.inputs.splits`) a run of whole records that
-    starts on line `first_line`, with the file's `header` line for TSV/CSV."""
+    starts on line `first_line`, with the file's `header` line for TSV/CSV; `dialect`: a TSV/CSV file's,
+    when not the format's own."""
     if fmt == "parquet":
         return _parquet(data)
-    lines = _physical_records(data, first_line, quoted=fmt == "csv")
-    if fmt in ("tsv", "csv"):
-        row = _tsv_row if fmt == "tsv" else _csv_row
-        head = None if header is None else row(1, header.removesuffix(b"\n"))
-        return _delimited((row(number, raw) for number, raw in lines), head)
+    dialect = dialect or Dialect.of(fmt)
+    if dialect is not None:
+        head = None if header is None else dialect.row(1, header.removesuffix(b"\n"))
+        columns = None if head is None or isinstance(head[2], str) else len(head[2])
+        return _delimited(_physical_records(data, first_line, dialect, columns), head, dialect)
+    lines = _physical_records(data, first_line, None)
     if fmt == "jsonl":
         return _jsonl(lines)
     if fmt == "trec":
@@ -438,7 +663,8 @@ def read_examples(
 
     Raises ValueError naming `path` when the whole file is unreadable (see the module docstring).
     """
-    return examples(path, records(data, file_format(path, task), header, first_line), task, max_rows)
+    found = records(data, file_format(path, task), header, first_line, dialect_of(path, task))
+    return examples(path, found, task, max_rows)
 
 
 def examples(path: str, found: Iterator[Record], task: Task, max_rows: int | None = None) -> Iterator[tuple[str, dict]]:
@@ -479,18 +705,19 @@ def check_usable(path: str, task: Task, open_fn) -> None:
         if fmt == "parquet":
             _check_parquet(task, path, open_fn)
         else:
-            _check_text(task, fmt, path, open_fn)
+            _check_text(task, fmt, dialect_of(path, task), path, open_fn)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
 
 
-def _check_text(task: Task, fmt: str, path: str, open_fn) -> None:
-    """`check_usable` for the text formats: the header, then the first data record."""
-    header = fmt in ("tsv", "csv")
-    found = _leading_records(path, fmt == "csv", 1 + header, open_fn)
+def _check_text(task: Task, fmt: str, dialect: Dialect | None, path: str, open_fn) -> None:
+    """`check_usable` for the text formats: the header (TSV/CSV: those with a `dialect`), then the
+    first data record."""
+    header = dialect is not None
+    found = _leading_records(path, dialect, 1 + header, open_fn)
     if header and not found:
         raise ValueError("the file is empty (no header line)")
-    columns = header_columns(found[0][1], fmt) if header else []
+    columns = header_columns(found[0][1], dialect) if dialect else []
     data = [(line, raw) for line, raw in found[header:] if raw.strip()]
     if not data:
         raise ValueError("no data rows after the header line" if header else "no data rows (blank lines only)")
@@ -505,19 +732,19 @@ def _check_text(task: Task, fmt: str, path: str, open_fn) -> None:
             )
 
 
-def _leading_records(path: str, quoted: bool, wanted: int, open_fn) -> list[tuple[int, bytes]]:
+def _leading_records(path: str, dialect: Dialect | None, wanted: int, open_fn) -> list[tuple[int, bytes]]:
     """(line, bytes) of a text file's first whole records, read from its start in growing blocks until
     `wanted` of them are not blank, or to its end: a large file is read only as far as its first rows."""
     data, size = b"", HEAD_BYTES
     with open_fn(path) as f:
         while block := f.read(size):
             data += block
-            ends = record_ends(data, quoted)
-            found = list(_physical_records(data[: ends[-1]] if len(ends) else b"", 1, quoted))
+            ends, _ = RecordEnds(dialect).scan(data, final=False)
+            found = list(_physical_records(data[: ends[-1]] if len(ends) else b"", 1, dialect))
             if sum(1 for _, raw in found if raw.strip()) >= wanted:
                 return found
             size *= 2
-    return list(_physical_records(data, 1, quoted))
+    return list(_physical_records(data, 1, dialect))
 
 
 def _check_parquet(task: Task, path: str, open_fn) -> None:

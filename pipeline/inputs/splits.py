@@ -8,9 +8,10 @@ line number of its first record, so its reader needs nothing from before it.
 
 Planning streams each file once, in blocks, in the launching process (the pass that also hashes the
 file for the manifest's input fingerprint), finding record ends by the rule the readers use
-(`kdaug.inputs.sources.record_ends`: a line feed; for CSV one outside quotes), and Parquet splits come
-from its footer. Chunk boundaries, and so chunk keys, row ids and file names,
-depend on the file and `chunk_size` only: never on the split size, the runner or the worker count.
+(`kdaug.inputs.sources.RecordEnds`: a line feed, for TSV/CSV one outside quoted fields, so a quoted
+line break never cuts a split), and Parquet splits come from its footer. Chunk boundaries, and so
+chunk keys, row ids and file names, depend on the file and `chunk_size` only: never on the split
+size, the runner or the worker count.
 Splits only group chunks so that a job has at most `MAX_SPLITS` of them (each is one element of the
 pipeline's first step, and one Dask task). A split also carries how many records planning found in
 it, and the job stamps each file (`Stamp`) before planning it: a file that changed after planning
@@ -21,15 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from kdaug.inputs.sources import header_columns, record_ends
+from kdaug.inputs.sources import Dialect, RecordEnds, header_columns
 
 BLOCK_BYTES = 8 << 20
 MAX_SPLITS = 1024  # per job: the pipeline's first step holds them all (a Dataflow graph is at most 10 MB)
-HEADER_FORMATS = ("tsv", "csv")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Split:
     chunks: int
     rows: int  # its records, as planned: its reader must find as many (see `check_unchanged`)
     header: bytes | None = None  # TSV/CSV: the header line, which every split needs to read its rows
+    dialect: Dialect | None = None  # TSV/CSV: how the file delimits and quotes its fields
 
 
 @dataclass
@@ -93,50 +95,53 @@ def check_unchanged(
         )
 
 
-def plan_file(path: str, fmt: str, chunk_size: int, max_rows: int | None, open_fn, digest=None) -> FilePlan:
+def plan_file(
+    path: str, fmt: str, chunk_size: int, max_rows: int | None, open_fn, digest=None, dialect: Dialect | None = None
+) -> FilePlan:
     """Plan one file (see the module docstring); `open_fn(path)` opens it for reading (Beam's
     FileSystems.open in the job); `digest` (a hashlib object, default a new sha256) is updated with
-    all its bytes. Raises ValueError naming the file when its header line is missing or unreadable."""
+    all its bytes; `dialect`: a TSV/CSV file's, when not the format's own. Raises ValueError naming
+    the file when its header line is missing or unreadable."""
     digest = digest or hashlib.sha256()
     if fmt == "parquet":
         return _plan_parquet(path, chunk_size, max_rows, open_fn, digest)
-    quotes = 0  # CSV: quote characters before the block (their parity tells a record's end)
+    dialect = dialect or Dialect.of(fmt)
     limit = max_rows if max_rows is not None else np.iinfo(np.int64).max
     chunk_starts: list[tuple[int, int]] = []  # (byte offset, line number) of each chunk's first record
-    header = None if fmt in HEADER_FORMATS else b""
-    head: list[bytes] = []  # the header line's blocks while it has not ended
+    header = None if dialect is not None else b""  # TSV/CSV (those with a dialect) have a header line
+    head: list[bytes] = []  # the header line's pieces while it has not ended
     records = lines = offset = last_start = 0  # record starts, line feeds, bytes so far
     end = None  # the start of record number `limit`: where the planned records end
     with open_fn(path) as f:
-        while block := f.read(BLOCK_BYTES):
+        for piece, ends in _pieces(f, RecordEnds(dialect), digest):
+            ends = ends + offset
+            feeds = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 10) + offset + 1
+            if header is None and len(ends):  # a TSV/CSV file's first record is its header
+                header = b"".join(head) + piece[: ends[0] - offset]
+            elif header is None:
+                head.append(piece)
+            # a record starts at the file's start (no header) and after every record end
+            starts = ends if offset or dialect is not None else np.concatenate([[0], ends]).astype(np.int64)
+            index = records + np.arange(len(starts))
+            first = (index % chunk_size == 0) & (index < limit)
+            numbers = lines + np.searchsorted(feeds, starts[first], side="right") + 1
+            chunk_starts += zip(starts[first].tolist(), numbers.tolist())
+            records += len(starts)
+            last_start = int(starts[-1]) if len(starts) else last_start
+            lines += len(feeds)
+            offset += len(piece)
+            if (index == limit).any():
+                end = int(starts[index == limit][0])
+                break
+        while block := f.read(BLOCK_BYTES):  # past --max-rows: hashed only
             digest.update(block)
-            if end is None:
-                ends = record_ends(block, fmt == "csv", quotes) + offset
-                quotes += block.count(b'"') if fmt == "csv" else 0
-                feeds = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + offset + 1
-                if header is None and len(ends):  # a TSV/CSV file's first record is its header
-                    header, ends = b"".join(head) + block[: ends[0] - offset], ends
-                elif header is None:
-                    head.append(block)
-                # a record starts at the file's start (no header) and after every record end
-                starts = ends if offset or fmt in HEADER_FORMATS else np.concatenate([[0], ends]).astype(np.int64)
-                index = records + np.arange(len(starts))
-                first = (index % chunk_size == 0) & (index < limit)
-                numbers = lines + np.searchsorted(feeds, starts[first], side="right") + 1
-                chunk_starts += zip(starts[first].tolist(), numbers.tolist())
-                if (index == limit).any():
-                    end = int(starts[index == limit][0])
-                records += len(starts)
-                last_start = int(starts[-1]) if len(starts) else last_start
-                lines += len(feeds)
-            offset += len(block)
     if header is None and not head:
         raise ValueError(f"{path}: the file is empty (no header line)")
     if header is None:  # a header line without a line feed, and no data
         header, end = b"".join(head), offset
-    if fmt in HEADER_FORMATS:
+    if dialect is not None:
         try:
-            header_columns(header, fmt)
+            header_columns(header, dialect)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
     if end is None:
@@ -146,13 +151,36 @@ def plan_file(path: str, fmt: str, chunk_size: int, max_rows: int | None, open_f
             if chunk_starts and chunk_starts[-1][0] == offset:
                 chunk_starts.pop()
     records = min(records, limit)
-    return FilePlan(
-        path, _group(path, fmt, chunk_starts, end, header, chunk_size, records), records, digest.hexdigest()
-    )
+    found = _group(path, fmt, chunk_starts, end, header, chunk_size, records, dialect)
+    return FilePlan(path, found, records, digest.hexdigest())
+
+
+def _pieces(f, scanner: RecordEnds, digest) -> Iterator[tuple[bytes, np.ndarray]]:
+    """The bytes of file `f`, read in blocks and hashed into `digest`, as consecutive pieces with the
+    record ends in each (offsets in the piece): a piece ends where `scanner` has decided every record
+    end before it, and what is left of a block, undecided, begins the next piece."""
+    pending = b""
+    while True:
+        block = f.read(BLOCK_BYTES)
+        digest.update(block)
+        data = pending + block
+        ends, decided = scanner.scan(data, final=not block)
+        if decided:
+            yield data[:decided], ends
+        pending = data[decided:]
+        if not block:
+            return
 
 
 def _group(
-    path: str, fmt: str, starts: list[tuple[int, int]], end: int, header: bytes | None, chunk_size: int, records: int
+    path: str,
+    fmt: str,
+    starts: list[tuple[int, int]],
+    end: int,
+    header: bytes | None,
+    chunk_size: int,
+    records: int,
+    dialect: Dialect | None = None,
 ) -> list[Split]:
     """Consecutive chunks grouped into at most MAX_SPLITS splits of equal chunk counts; every chunk
     holds `chunk_size` of the file's `records` (the last one the rest)."""
@@ -162,7 +190,8 @@ def _group(
         last = min(first + per_split, len(starts))
         stop = starts[last][0] if last < len(starts) else end
         rows = min(last * chunk_size, records) - first * chunk_size
-        splits.append(Split(path, fmt, starts[first][0], stop, starts[first][1], first, last - first, rows, header))
+        first_line = starts[first][1]
+        splits.append(Split(path, fmt, starts[first][0], stop, first_line, first, last - first, rows, header, dialect))
     return splits
 
 

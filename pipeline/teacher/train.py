@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from kdaug.flags import device_option, precision_option
+from kdaug.flags import device_option, input_options, precision_option
 from kdaug.inputs.sources import TASKS as SOURCE_TASKS
-from kdaug.inputs.sources import glue_file, load_labelled
+from kdaug.inputs.sources import Task, glue_file, load_labelled, make_task
 
 
 @click.group()
@@ -21,17 +21,18 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
 @click.option(
     "--task",
     type=click.Choice(sorted(SOURCE_TASKS)),
-    default="sst2",
-    show_default=True,
-    help="Preset: label names, max length and, for GLUE tasks (" + ", ".join(GLUE_TASKS) + "), default "
+    default=None,
+    help="Preset: fields, label names, max length and, for GLUE tasks (" + ", ".join(GLUE_TASKS) + "), default "
     "train/dev files under $KDAUG_GLUE_DIR (default ../shared/data) (sst2: 64 tokens, single sentences; "
-    "mrpc: 128 tokens, sentence pairs, dev = test split). Other tasks (e.g. trec) need --train and --dev.",
+    "mrpc: 128 tokens, sentence pairs, dev = test split). Other tasks (e.g. trec) need --train and --dev. "
+    "Default: sst2, unless --text-field names the fields of your own files.",
 )
 @click.option(
     "--train",
     "train_path",
     type=click.Path(exists=True, dir_okay=False),
-    help="Training file in the preset's layout (GLUE TSV, TREC lines). Default: the preset's train split.",
+    help="Training file: TSV/CSV/JSONL/Parquet/TREC, read as `kdaug augment` reads its input (the preset's "
+    "fields, or --text-field ...). Default: the preset's GLUE train split.",
 )
 @click.option(
     "--dev",
@@ -72,6 +73,7 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
     help="torch threads. Default: every CPU this process may use; "
     "on a machine shared with other jobs, 1 is often faster (no spin-waiting).",
 )
+@input_options
 @device_option("Where it trains")
 @precision_option()
 def train(
@@ -87,6 +89,13 @@ def train(
     max_examples,
     seed,
     threads,
+    text_field,
+    text_b_field,
+    label_field,
+    labels,
+    fmt,
+    delimiter,
+    quoting,
     device,
     precision,
 ):
@@ -95,30 +104,44 @@ def train(
     The same training loop as `kdaug distill --mode ft` (distill.train), over every layer of the base,
     evaluated on dev after every epoch; the best epoch is saved.
 
+    Training and dev files are read as `kdaug augment` reads its inputs (the same field, label and
+    format flags); a row that cannot be read refuses the file, naming its lines.
+
     \b
-    Example (SST-2, 1 epoch, about an hour on 2 cores):
+    Examples (SST-2, 1 epoch, about an hour on 2 cores; your own 3-class TSV):
       kdaug teacher train --task sst2 --output /tmp/teachers/sst2
+      kdaug teacher train --train mine.tsv --dev mine-dev.tsv --text-field review \\
+          --label-field stars --label-values bad,ok,good --output /tmp/teachers/mine
     """
     import math
     import random
 
     from kdaug import commit
-    from kdaug.augment.resources import resolve_teacher_dir
-    from kdaug.distill.train import DistillConfig, fine_tune
+    from kdaug.augmenters.resources import resolve_teacher_dir
+    from kdaug.distillation.train import DistillConfig, fine_tune
     from kdaug.teacher.model import default_num_threads
 
-    source = SOURCE_TASKS[task]
+    preset = task or (None if text_field else "sst2")
     try:
-        train_path, dev_path = train_path or glue_file(task, "train"), dev_path or glue_file(task, "dev")
+        label_values = tuple(labels.split(",")) if labels else None
+        source = make_task(preset, text_field, text_b_field, label_field, label_values, fmt, delimiter, quoting)
     except ValueError as err:
-        raise click.UsageError(f"{err}: pass --train and --dev") from None
+        raise click.UsageError(str(err)) from None
+    train_path, dev_path = files(preset, train_path, dev_path)
     commit.check_target(output, [train_path, dev_path], kind="teacher")
-    train_rows, dev_rows = load_labelled(train_path, source), load_labelled(dev_path, source)
-    if max_examples is not None and max_examples < len(train_rows):
+    train_rows, dev_rows = read_labelled(train_path, source), read_labelled(dev_path, source)
+    total = len(train_rows)
+    if max_examples is not None and max_examples < total:
         train_rows = random.Random(seed).sample(train_rows, max_examples)
+    click.echo(
+        f"training on {len(train_rows):,}{'' if total == len(train_rows) else f' of {total:,}'} rows of "
+        f"{train_path}, evaluating on {len(dev_rows):,} rows of {dev_path} "
+        f"({source.name}: {len(source.labels or ())} classes)",
+        err=True,
+    )
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
     label_names = source.label_names or source.labels
-    assert label_names is not None  # every SOURCE_TASKS preset declares its labels
+    assert label_names is not None  # make_task refuses a task without its label values
     config = DistillConfig(
         mode="ft",
         student=resolve_teacher_dir(base),
@@ -154,3 +177,23 @@ def train(
         f"{metrics['train_examples']} training rows, {metrics['dev_examples']} dev rows, {metrics['train_seconds']} s on "
         f"{metrics['device']} ({metrics['precision']}, {metrics['threads']} threads), seed {seed} -> {output}"
     )
+
+
+def read_labelled(path: str, task: Task) -> list[tuple[str, str | None, int]]:
+    """The rows of a training or dev file; a file the task cannot read is a usage error naming it."""
+    try:
+        return load_labelled(path, task)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+
+
+def files(preset: str | None, train_path: str | None, dev_path: str | None) -> tuple[str, str]:
+    """--train and --dev, where not given the preset's GLUE splits; a usage error when there are none."""
+    if train_path and dev_path:
+        return train_path, dev_path
+    if preset is None:
+        raise click.UsageError("a task of your own fields has no default files: pass --train and --dev")
+    try:
+        return train_path or glue_file(preset, "train"), dev_path or glue_file(preset, "dev")
+    except ValueError as err:
+        raise click.UsageError(f"{err}: pass --train and --dev") from None

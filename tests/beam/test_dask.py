@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kdaug import commit
+from kdaug import commit, schema
 from kdaug.beam import engines
 from tests.helpers import invoke
 
@@ -123,7 +123,7 @@ def test_one_file_is_split_across_both_workers(inputs, cluster, tmp_path):
     _, client = cluster
     with distributed.get_task_stream(client) as stream:
         direct, dask = on_both(tmp_path, cluster, *augment_args(inputs / "one.tsv", methods="random"))
-    assert dask == direct and len([f for f in dask[1] if f.startswith("method=original/")]) == 25  # 400 rows / 16
+    assert dask == direct and len([f for f in dask[1] if f.startswith("original/")]) == 25  # 400 rows / 16
     # 25 splits in (up to) PARTITIONS_PER_THREAD partitions per worker thread; the steps over them run on both workers
     partitions = dask_bag.from_sequence(range(25), npartitions=engines.PARTITIONS_PER_THREAD * 2).npartitions
     by_step: dict[str, set] = {}
@@ -144,5 +144,5 @@ def test_run_and_label_on_dask_equal_the_direct_runner(inputs, cluster, tmp_path
     direct, dask = on_both(tmp_path / "label", cluster, "label", "--input", tmp_path / "aug", *teacher)
     assert dask == direct
     assert dask[0]["counts"]["rows_read"] == sum(
-        f["rows"] for f in commit.published(str(tmp_path / "aug")).manifest["files"] if f["path"].startswith("method=")
+        f["rows"] for f in commit.published(str(tmp_path / "aug")).manifest["files"] if schema.is_shard(f["path"])
     )

@@ -18,7 +18,7 @@ from apache_beam.portability import common_urns
 from apache_beam.portability.api import beam_runner_api_pb2
 
 from kdaug import commit
-from kdaug.augment import REGISTRY, AugmentOptions
+from kdaug.augmenters import REGISTRY, AugmentOptions
 from kdaug.beam.augment_job import AugmentConfig, build
 from kdaug.beam.label_job import LabelConfig
 from kdaug.inputs import sources
@@ -242,7 +242,7 @@ def test_worker_setup_loads_everything_offline(job, tmp_path):
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["attempts"] == []
     rows = report["rows"]
-    expected = {f"method={m}/degree={d:.2f}" for m in REGISTRY for d in DEGREES} | {"method=original/degree=0.00"}
+    expected = {f"{m}/{d:.2f}" for m in REGISTRY for d in DEGREES} | {"original/0.00"}
     assert set(rows) == expected
     for partition, labelled in rows.items():
         assert len(labelled) == len(SENTENCES) * (1 if "original" in partition else COPIES), partition

@@ -72,7 +72,7 @@ def run(handler, elements, tmp_path):
 def test_keys_rows_and_logits_survive_run_inference(tiny_teacher_dir, tmp_path):
     teacher = Teacher.load(tiny_teacher_dir, max_tokens=48)
     singles, pairs = rows("s"), rows("p", texts_b=list(reversed(SENTENCES)))
-    elements = [(("method=eda/degree=0.30", "k0"), singles), (("method=eda/degree=0.30", "k1"), singles[:2] + pairs)]
+    elements = [(("eda/0.30", "k0"), singles), (("eda/0.30", "k1"), singles[:2] + pairs)]
     found, counters = run(TeacherHandler(tiny_teacher_dir, max_tokens=48), elements, tmp_path)
     assert sorted(key for key, _ in found) == sorted(key for key, _ in elements)
     for (_, labelled), (_, source) in zip(sorted(found), sorted(elements)):
@@ -88,11 +88,11 @@ def test_keys_rows_and_logits_survive_run_inference(tiny_teacher_dir, tmp_path):
 
 def test_a_failing_chunk_becomes_dead_letters_and_the_rest_is_labelled(tiny_teacher_dir, tmp_path):
     bad = [dict(r, text_a=r["text_a"] + " boom") for r in rows("b")]
-    elements = [(("method=original/degree=0.00", "k0"), rows("g")), (("method=original/degree=0.00", "k1"), bad)]
+    elements = [(("original/0.00", "k0"), rows("g")), (("original/0.00", "k1"), bad)]
     found, counters = run(FailingHandler(tiny_teacher_dir), elements, tmp_path)
     by_key = dict(found)
-    assert all(r["teacher_logits"] for r in by_key[("method=original/degree=0.00", "k0")])
-    failed = by_key[(f"{schema.FAILED_INFERENCE_DIR}/method=original/degree=0.00", "k1")]
+    assert all(r["teacher_logits"] for r in by_key[("original/0.00", "k0")])
+    failed = by_key[(f"{schema.FAILED_INFERENCE_DIR}/original/0.00", "k1")]
     assert [r["id"] for r in failed] == [r["id"] for r in bad]
     assert all(
         r["reason"] == "RuntimeError: CUDA out of memory (simulated)" and "teacher_logits" not in r for r in failed

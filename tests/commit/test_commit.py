@@ -187,38 +187,36 @@ def test_writers_started_together_never_both_proceed(world, tmp_path):
     for i, code in enumerate(codes):
         if code:
             assert "is being written by another kdaug run" in (tmp_path / f"{i}.log").read_text()
-    runs = sorted(p.name for p in (root / "runs").iterdir()) if (root / "runs").exists() else []
+    runs = sorted(p.name for p in (root / "runs").glob("*/")) if (root / "runs").exists() else []
     assert len(runs) == codes.count(0)
     if runs:
         assert (root / "LATEST").read_text().strip() == runs[0]
         assert_clean_run(root, world)
     invoke(*augment_args(world["data"], root, 0, "--versioned"))  # and then one after the other: new folders
     invoke(*augment_args(world["data"], root, 0, "--versioned"))
-    names = sorted(p.name for p in (root / "runs").iterdir())
+    names = sorted(p.name for p in (root / "runs").glob("*/"))
     assert len(names) == len(set(names)) == len(runs) + 2 and (root / "LATEST").read_text().strip() == names[-1]
 
 
 def test_symbolic_links_are_never_followed(world, tmp_path):
     out, victim = tmp_path / "out", tmp_path / "victim"
     invoke(*augment_args(world["data"], out, 0))
-    (victim / "degree=0.30").mkdir(parents=True)
-    (victim / "degree=0.30" / "part-00000-of-00010.parquet").write_text("not kdaug's")
+    (victim / "0.30").mkdir(parents=True)
+    (victim / "0.30" / "part-00000-of-00010.parquet").write_text("not kdaug's")
     before = tree(victim)
 
-    (out / "method=eda").symlink_to(victim, target_is_directory=True)  # a partition folder that is a link
-    assert "files kdaug did not write (method=eda)" in invoke(*augment_args(world["data"], out, 1), code=2)
-    (out / "method=eda").unlink()
+    (out / "eda").symlink_to(victim, target_is_directory=True)  # a partition folder that is a link
+    assert "files kdaug did not write (eda)" in invoke(*augment_args(world["data"], out, 1), code=2)
+    (out / "eda").unlink()
 
-    published = out / "method=random" / "degree=0.30" / "part-00000-of-00008.parquet"  # a listed file made a link
+    published = out / "random" / "0.30" / "part-00000-of-00008.parquet"  # a listed file made a link
     published.unlink()
-    published.symlink_to(victim / "degree=0.30" / "part-00000-of-00010.parquet")
-    assert "method=random/degree=0.30/part-00000-of-00008.parquet" in invoke(
-        *augment_args(world["data"], out, 1), code=2
-    )
+    published.symlink_to(victim / "0.30" / "part-00000-of-00010.parquet")
+    assert "random/0.30/part-00000-of-00008.parquet" in invoke(*augment_args(world["data"], out, 1), code=2)
     with pytest.raises(commit.CommitError, match="is a symbolic link"):  # and the store itself refuses it
-        commit.Store(str(out)).delete("method=random/degree=0.30/part-00000-of-00008.parquet")
+        commit.Store(str(out)).delete("random/0.30/part-00000-of-00008.parquet")
     with pytest.raises(commit.CommitError, match="leaves the output"):
-        commit.Store(str(out)).delete("method=random/../../victim/degree=0.30/part-00000-of-00010.parquet")
+        commit.Store(str(out)).delete("random/../../victim/0.30/part-00000-of-00010.parquet")
     published.unlink()
     assert tree(victim) == before
 
@@ -234,7 +232,7 @@ def test_keep_never_deletes_a_live_run_and_latest_never_moves_back(world, tmp_pa
     assert "is being written by another kdaug run" in pruner
     assert running.wait() == 0, (tmp_path / "a.log").read_text()
     assert commit.published(str(root)).manifest["config"]["inputs"] == [str(world["big"])]
-    assert len(list((root / "runs").iterdir())) == 1
+    assert len(list((root / "runs").glob("*/"))) == 1
 
     # a writer that lost its lease while paused (another took over) publishes nothing, even if it
     # still tries: LATEST names a newer run
@@ -306,9 +304,9 @@ def test_a_failed_rerun_leaves_the_previous_output_whole(world, tmp_path, tiny_t
 
 def test_readers_refuse_an_unfinished_output(world, tmp_path):
     out = tmp_path / "out"
-    (out / "method=random" / "degree=0.30").mkdir(parents=True)  # shards without _SUCCESS or manifest
+    (out / "random" / "0.30").mkdir(parents=True)  # shards without _SUCCESS or manifest
     clean_file = Path(commit.published(str(world["clean"][0]["dir"])).files[0])
-    (out / "method=random" / "degree=0.30" / "part-00000-of-00001.parquet").write_bytes(clean_file.read_bytes())
+    (out / "random" / "0.30" / "part-00000-of-00001.parquet").write_bytes(clean_file.read_bytes())
     with pytest.raises(commit.UnfinishedOutput, match="has no _SUCCESS"):
         schema.open_dataset(str(out))
     assert schema.open_dataset(str(out), allow_unfinished=True).count_rows() == pq.read_metadata(clean_file).num_rows
@@ -375,7 +373,7 @@ def test_foreign_files_are_refused_and_never_reach_kdaug_readers(world, tmp_path
     (out / "notes.txt").unlink()
     invoke(*augment_args(world["data"], out, 0))
     (out / "notes.txt").write_text("added after the run")  # kdaug's readers read only what the manifest lists
-    (out / "method=random" / "degree=0.30" / "stray.parquet").write_bytes(b"not parquet")
+    (out / "random" / "0.30" / "stray.parquet").write_bytes(b"not parquet")
     assert schema.open_dataset(str(out)).count_rows() == 800 * 21
     assert "random    0.30" in invoke("inspect", out)
 
@@ -419,11 +417,11 @@ def test_a_versioned_run_dead_before_latest_moved_is_removed(world, tmp_path, mo
     monkeypatch.setattr(commit.Store, "write", die_at_latest)
     assert "killed" in invoke(*augment_args(world["data"], root, 1, "--versioned"), code=1)
     monkeypatch.undo()
-    assert len(list((root / "runs").iterdir())) == 2 and (root / "LATEST").read_text().strip() == first
+    assert len(list((root / "runs").glob("*/"))) == 2 and (root / "LATEST").read_text().strip() == first
     assert assert_clean_run(root, world)["config"]["options"]["seed"] == 0
     result = kdaug("recover", root)
     assert result.returncode == 0 and "never published" in result.stderr
-    assert [p.name for p in (root / "runs").iterdir()] == [first]
+    assert [p.name for p in (root / "runs").glob("*/")] == [first]
 
 
 def test_a_detached_job_holds_the_lease_until_its_publish(world, tmp_path, monkeypatch):
@@ -468,7 +466,7 @@ def run_trial(trial: int, world, tmp_path: Path) -> None:
     (sentinel / "deep" / "precious.parquet").write_text("outside OUT")
     dead = real / "_kdaug" / "attempts" / "0000deadbeef"  # a dead attempt's staging area, linking out
     dead.mkdir(parents=True)
-    (dead / "method=random").symlink_to(sentinel, target_is_directory=True)
+    (dead / "random").symlink_to(sentinel, target_is_directory=True)
     (dead / "file.parquet").symlink_to(sentinel / "deep" / "precious.parquet")
     guarded = tree(sentinel)
     flags = ["--versioned", *(["--keep", str(rng.choice([1, 2]))] if rng.random() < 0.5 else [])] if versioned else []

@@ -161,16 +161,8 @@ def table_sha(table) -> str:
 
 def rows_sha(base: Path, rels: list[str]) -> str:
     """The rows of the listed shard files under BASE (read here, not through kdaug's reader)."""
-    shards = [str(base / rel) for rel in rels if rel.startswith("method=")]
-    return table_sha(
-        ds.dataset(
-            shards,
-            format="parquet",
-            partitioning=schema.PARTITIONING,
-            partition_base_dir=str(base),
-            schema=schema.ROW_SCHEMA,
-        ).to_table()
-    )
+    shards = [str(base / rel) for rel in rels if schema.is_shard(rel)]
+    return table_sha(ds.dataset(shards, format="parquet", schema=schema.SHARD_FILE_SCHEMA).to_table())
 
 
 def one_line(err: BaseException) -> str:
@@ -208,7 +200,7 @@ def crafted_world(tmp_path_factory, tiny_teacher_dir):
         }
     assert refs["plain"]["files"] == refs["versioned"]["files"] and refs["plain"]["rows"] == refs["versioned"]["rows"]
     assert refs["seed1"]["listed"] == refs["plain"]["listed"] and refs["seed1"]["rows"] != refs["plain"]["rows"]
-    runs = sorted(p.name for p in (pristine["versioned"] / "runs").iterdir())
+    runs = sorted(p.name for p in (pristine["versioned"] / "runs").glob("*/"))
     assert len(runs) == 2 and (pristine["versioned"] / "LATEST").read_text().strip() == runs[-1]
 
     student = root / "student-ref"  # what a distill of the clean labelled output trains on
@@ -220,7 +212,7 @@ def crafted_world(tmp_path_factory, tiny_teacher_dir):
     state = victim / "state" / "_kdaug"
     (state / "claims").mkdir(parents=True)
     (state / "claims" / "0000deadbeef.json").write_text(json.dumps(dead_claim("0000deadbeef")))
-    staged = state / "attempts" / "0000deadbeef" / "method=random" / "degree=0.30"
+    staged = state / "attempts" / "0000deadbeef" / "random" / "0.30"
     staged.mkdir(parents=True)
     shutil.copy(victim / "plain" / refs["seed1"]["listed"][-1], staged / "part-0.parquet")
     (state / "tmp").mkdir()
@@ -426,7 +418,7 @@ class Case:
         return f"victim/plain/{self.listed[-1]}"
 
     def shard(self) -> str:
-        return self.rng.choice([p for p in self.listed if p.startswith("method=random")])
+        return self.rng.choice([p for p in self.listed if p.startswith("random/")])
 
     def staged_bytes(self, rel: str) -> bytes:
         return (self.pristine / self.prefix / rel).read_bytes()
@@ -456,17 +448,17 @@ def m_journal(c: Case, rng) -> str | None:
     elif shape == "remove-dotdot-elsewhere":
         journal["remove"].append("../../elsewhere/precious.parquet")
     elif shape == "remove-embedded-dotdot":
-        journal["remove"].append("method=random/../../victim/plain/_manifest.json")
+        journal["remove"].append("random/../../victim/plain/_manifest.json")
     elif shape == "remove-empty-path":
         journal["remove"].append("")
     elif shape == "remove-nul":
-        journal["remove"].append("method=random/degree=0.30/part\x00.parquet")
+        journal["remove"].append("random/0.30/part\x00.parquet")
     elif shape == "move-src-abs-sentinel":
-        journal["moves"].append([str(c.sentinel), "method=random/degree=0.30/stolen.parquet"])
+        journal["moves"].append([str(c.sentinel), "random/0.30/stolen.parquet"])
     elif shape == "move-src-abs-victim":
-        journal["moves"].append([victim_abs, "method=random/degree=0.10/stolen.parquet"])
+        journal["moves"].append([victim_abs, "random/0.10/stolen.parquet"])
     elif shape == "move-src-dotdot-victim":
-        journal["moves"].append([out_up + c.victim_shard(), "method=random/degree=0.10/stolen.parquet"])
+        journal["moves"].append([out_up + c.victim_shard(), "random/0.10/stolen.parquet"])
     elif shape in ("move-dst-abs-elsewhere", "move-dst-dotdot-victim"):
         c.plant.write(f"{staging}/extra.parquet", c.sentinel.read_bytes())
         dst = (
@@ -482,7 +474,7 @@ def m_journal(c: Case, rng) -> str | None:
     elif shape == "attempt-dotdot":
         journal["attempt"] = "../../../victim/plain"
     elif shape == "attempt-slash":
-        journal["attempt"] = f"{STAGED}/method=random"
+        journal["attempt"] = f"{STAGED}/random"
     elif shape == "attempt-abs":
         journal["attempt"] = str(c.victim / "plain")
     elif shape == "attempt-int":
@@ -494,13 +486,13 @@ def m_journal(c: Case, rng) -> str | None:
     elif shape == "moves-null":
         journal["moves"] = None
     elif shape == "moves-dict":
-        journal["moves"] = {f"{staging}/x.parquet": "method=random/degree=0.30/x.parquet"}
+        journal["moves"] = {f"{staging}/x.parquet": "random/0.30/x.parquet"}
     elif shape == "moves-nested":
-        journal["moves"].append([[f"{staging}/x"], "method=random/x.parquet"])
+        journal["moves"].append([[f"{staging}/x"], "random/x.parquet"])
     elif shape == "moves-arity":
         journal["moves"].append([f"{staging}/x.parquet"])
     elif shape == "remove-string":
-        journal["remove"] = "method=random"
+        journal["remove"] = "random"
     elif shape == "remove-null":
         journal["remove"] = None
     elif shape == "remove-int-entry":
@@ -544,7 +536,7 @@ def m_manifest(c: Case, rng) -> str | None:
     elif shape == "path-dotdot-victim":
         entry["path"] = up + c.victim_shard()
     elif shape == "path-embedded-dotdot":
-        entry["path"] = "method=random/../" + up + c.victim_shard()
+        entry["path"] = "random/../" + up + c.victim_shard()
     elif shape == "path-into-kdaug":
         c.plant.write(prefix + "_kdaug/attempts/0000cafe0002/part.parquet", c.sentinel.read_bytes())
         entry["path"] = "_kdaug/attempts/0000cafe0002/part.parquet"
@@ -553,7 +545,7 @@ def m_manifest(c: Case, rng) -> str | None:
     elif shape == "path-nul":
         entry["path"] = entry["path"] + "\x00"
     elif shape == "path-dir":
-        entry["path"] = "method=random"
+        entry["path"] = "random"
     elif shape == "path-duplicate":
         files.append(dict(entry))
     elif shape == "path-int":
@@ -585,7 +577,7 @@ def m_manifest(c: Case, rng) -> str | None:
     elif shape == "files-null":
         manifest["files"] = None
     elif shape == "files-string":
-        manifest["files"] = "method=random"
+        manifest["files"] = "random"
     elif shape == "unknown-field":
         manifest["kdaug_then"] = {"remove": [str(c.sentinel)]}
         entry["mode"] = "0777"
@@ -710,7 +702,7 @@ def m_tree(c: Case, rng) -> str | None:
         "link-attempt-dir": ("_kdaug/attempts/0000cafe0003", c.victim / "plain"),
         "link-journal": ("_kdaug/publish.json", vstate / "publish.json"),
         "tmp-link-to-sentinel": (f"_kdaug/tmp/{tmp_name}", c.sentinel),
-        "attempt-holding-link": ("_kdaug/attempts/0000cafe0005/method=random", c.victim / "plain" / "method=random"),
+        "attempt-holding-link": ("_kdaug/attempts/0000cafe0005/random", c.victim / "plain" / "random"),
     }
     if shape in links:
         rel, target = links[shape]
@@ -748,9 +740,7 @@ def m_tree(c: Case, rng) -> str | None:
     elif shape == "attempts-stray-file":
         done = c.plant.write("_kdaug/attempts/stray.txt", b"stray")
     else:  # attempts-dead-staging: a dead writer's staging area (the control)
-        done = c.plant.write(
-            "_kdaug/attempts/0000cafe0004/method=random/degree=0.30/part.parquet", c.sentinel.read_bytes()
-        )
+        done = c.plant.write("_kdaug/attempts/0000cafe0004/random/0.30/part.parquet", c.sentinel.read_bytes())
     return f"tree:{shape}" if done else None
 
 
@@ -760,9 +750,9 @@ def m_link(c: Case, rng) -> str | None:
     if shape in ("run-dir", "runs") and c.kind != "versioned":
         shape = "partition-dir"
     if shape == "partition-dir":
-        done = c.plant.replace(c.prefix + "method=random", link_to=vplain / "method=random")
+        done = c.plant.replace(c.prefix + "random", link_to=vplain / "random")
     elif shape == "degree-dir":
-        done = c.plant.replace(c.prefix + "method=random/degree=0.30", link_to=vplain / "method=random/degree=0.30")
+        done = c.plant.replace(c.prefix + "random/0.30", link_to=vplain / "random/0.30")
     elif shape == "shard-to-victim":
         rel = c.shard()
         done = c.plant.replace(c.prefix + rel, link_to=vplain / rel)

@@ -150,7 +150,7 @@ def test_readers_never_follow_paths_out_of_the_root_and_check_sizes(world, prist
         schema.open_dataset(str(root))
 
     out = world["out"]
-    shard = next(out.glob("method=random/degree=0.30/*.parquet"))
+    shard = next(out.glob("random/0.30/*.parquet"))
     shard.write_bytes(shard.read_bytes() + b"x")  # same name, other bytes
     line = one_line(invoke("inspect", out, code=2))
     assert f"{shard.relative_to(out)} has" in line and "not the" in line and "after the run was published" in line
@@ -221,7 +221,7 @@ def test_recover_works_only_on_kdaug_outputs(tmp_path):
 
 def test_outputs_never_nest_nor_replace_another_kind(world, data, tmp_path):
     out = world["out"]
-    for inner in (out / "inner", out / "method=random" / "degree=0.30" / "more"):
+    for inner in (out / "inner", out / "random" / "0.30" / "more"):
         line = one_line(invoke(*augment_args(data, inner), code=2))
         assert f"lies inside the kdaug output {out}" in line and not inner.exists()
     manifest = manifest_of(out)
@@ -243,7 +243,7 @@ def test_a_full_disk_leaves_no_staging_and_says_so(world, data, monkeypatch):
     before = manifest_of(out)["attempt"]
 
     def full(config, pipeline_args, attempt, label=None):
-        staged = Path(attempt.staging_uri) / "method=random" / "x.parquet"
+        staged = Path(attempt.staging_uri) / "random" / "x.parquet"
         staged.parent.mkdir(parents=True)
         staged.write_bytes(b"half")
         raise OSError(28, "No space left on device")

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kdaug.schema import SHARD_FILE_SCHEMA, partition_dir, shard_file_name
+from kdaug.schema import SCHEMA_VERSION, SHARD_FILE_SCHEMA, partition_dir, partition_values, shard_file_name
 from tests.conftest import publish_by_hand
 
 GOOD = ["a great film", "wonderful and moving", "truly good fun", "a delight"]
@@ -17,7 +17,7 @@ BAD = ["a dull mess", "boring and bad", "truly awful", "a waste of time"]
 
 
 def write_partition(root: Path, method: str, degree: float, rows: list[dict], index: int = 0, count: int = 1) -> Path:
-    """One shard file of SHARD_FILE_SCHEMA under root/method=…/degree=…/."""
+    """One shard file of SHARD_FILE_SCHEMA under root/METHOD/DEGREE/."""
     full = [
         {
             "id": f"{method}-{degree}-{index}-{i}",
@@ -29,6 +29,7 @@ def write_partition(root: Path, method: str, degree: float, rows: list[dict], in
             "partner_id": None,
             "mix_lambda": None,
             "teacher_logits": None,
+            **partition_values(partition_dir(method, degree)),
         }
         | row
         for i, row in enumerate(rows)
@@ -66,11 +67,17 @@ def output(tmp_path) -> Path:
 
 
 TEACHER = "0123456789abcdef0123456789abcdef"  # the fingerprint the fixtures' manifests record
+LABELS = ("negative", "positive")  # the class names the fixtures' manifests record (label 0, label 1)
 
 
-def write_manifest(root: Path, teacher: str | None = TEACHER, schema_version: int = 1) -> None:
-    """Publish ROOT with a manifest as `kdaug label`/`run` write it (only the fields distill reads);
+def write_manifest(root: Path, teacher: str | None = TEACHER, schema_version: int = SCHEMA_VERSION) -> None:
+    """Publish ROOT with a manifest as `kdaug run` writes it (only the fields distill reads);
     teacher=None: `augment`'s."""
     publish_by_hand(
-        root, {"schema_version": schema_version, "teacher": teacher and {"dir": "t", "fingerprint": teacher}}
+        root,
+        {
+            "schema_version": schema_version,
+            "config": {"label_names": list(LABELS)},
+            "teacher": teacher and {"dir": "t", "fingerprint": teacher},
+        },
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,15 +15,15 @@ from click.testing import CliRunner
 from transformers import AutoModelForSequenceClassification
 
 from kdaug import commit
-from kdaug.augment.resources import resolve_teacher_dir
-from kdaug.distill import sweep as sweep_module
-from kdaug.distill.cli import main as cli
-from kdaug.distill.evaluate import evaluate, read_labelled
-from kdaug.distill.loss import IGNORE, distill_loss
-from kdaug.distill.shards import Selection, ShardError, ShardReader, check_manifest
-from kdaug.distill.train import DistillConfig, distill
+from kdaug.augmenters.resources import resolve_teacher_dir
+from kdaug.distillation import sweep as sweep_module
+from kdaug.distillation.cli import main as cli
+from kdaug.distillation.evaluate import evaluate, read_labelled
+from kdaug.distillation.loss import IGNORE, distill_loss
+from kdaug.distillation.shards import Selection, ShardError, ShardReader, check_manifest
+from kdaug.distillation.train import DistillConfig, distill
 from kdaug.schema import MANIFEST_FILE
-from tests.distill.conftest import BAD, GOOD, TEACHER, sentiment_rows, write_manifest, write_partition
+from tests.distill.conftest import BAD, GOOD, LABELS, TEACHER, sentiment_rows, write_manifest, write_partition
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +100,8 @@ def all_rows(reader: ShardReader, **kwargs) -> list[tuple]:
 def test_reader_filters_partitions_and_copies(output):
     reader = ShardReader(output, Selection(methods=["knn"], degrees=[0.3], copies=2), buffer_rows=5, read_rows=2)
     assert [Path(f.path).parent.parent.name + "/" + Path(f.path).parent.name for f in reader.fragments] == [
-        "method=knn/degree=0.30",
-        "method=original/degree=0.00",
+        "knn/0.30",
+        "original/0.00",
     ]  # augpro-mix and knn/0.10 never opened
     assert len(reader) == 8 + 4 * 2
     rows = all_rows(reader)
@@ -108,7 +110,7 @@ def test_reader_filters_partitions_and_copies(output):
     assert [len(b["text_a"]) for b in batches[:-1]] == [3] * (len(batches) - 1)  # full mini-batches, tail last
     assert len(ShardReader(output, Selection(methods=(), originals=True))) == 8  # originals only
     assert len(ShardReader(output, Selection(degrees=[0.1], originals=False))) == 24  # both files of knn/0.1
-    with pytest.raises(ValueError, match="no rows selected.*method=knn/degree=0.30"):
+    with pytest.raises(ValueError, match="no rows selected.*knn/0.30"):
         ShardReader(output, Selection(methods=["eda"], originals=False))
 
 
@@ -130,7 +132,7 @@ def test_reader_refuses_bad_logits_naming_file_and_row(tmp_path):
     write_manifest(tmp_path)
     with pytest.raises(ValueError, match=f"{bad}, row 3: teacher_logits"):
         list(ShardReader(tmp_path, Selection(methods=["knn"])).batches(4))
-    with pytest.raises(ValueError, match="method=eda/degree=0.30/part-00000-of-00001.parquet, row 4"):
+    with pytest.raises(ValueError, match="eda/0.30/part-00000-of-00001.parquet, row 4"):
         list(ShardReader(tmp_path, Selection(methods=["eda"])).batches(4))
     ft = ShardReader(tmp_path, Selection(), require_logits=False, require_labels=True)
     assert sum(len(b["label"]) for b in ft.batches(4)) == 11  # fine-tuning never looks at the logits
@@ -206,7 +208,7 @@ def test_distill_cli_checks_the_expected_teacher(output, tiny_teacher_dir, tmp_p
 # --- training, evaluation, sweep ------------------------------------------------------------------
 
 
-def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp_path):
+def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp_path, capsys):
     dev = [(t, None, 1) for t in GOOD] + [(t, None, 0) for t in BAD]
     config = DistillConfig(
         student=str(tiny_config),
@@ -228,6 +230,17 @@ def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp
     assert metrics["dev_accuracy"] >= 0.75 and metrics["train_rows"] == 8 + 12
     saved = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert saved["config"]["student"] == str(tiny_config) and saved["selection"]["methods"] == ["knn"]
+    # one line per evaluation on stderr, like a trainer's log
+    evals = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in evals] == ["step 5/20", "step 10/20", "step 15/20", "step 20/20"]
+    assert all(
+        re.fullmatch(r"step \d+/20: train loss \d\.\d{4}, dev accuracy [\d.]+% \(best [\d.]+% at step \d+\)", e)
+        for e in evals
+    )
+    # the class names of the data's manifest, not LABEL_0 / LABEL_1
+    model_config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert model_config["id2label"] == {"0": "negative", "1": "positive"}
+    assert model_config["label2id"] == {"negative": 0, "positive": 1} and saved["label_names"] == list(LABELS)
 
     tsv = tmp_path / "dev.tsv"
     tsv.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, _, y in dev))
@@ -259,7 +272,7 @@ def test_freeze_embeddings_keeps_the_word_piece_table(output, tiny_config, tmp_p
         out_dir=tmp_path / "trained",
         progress=False,
     )
-    from kdaug.distill.train import build_student
+    from kdaug.distillation.train import build_student
 
     torch.manual_seed(0)  # the random initialisation distill() drew with seed 0
     initial = build_student(str(tiny_config), None, 2)[0].get_input_embeddings().weight
@@ -271,7 +284,7 @@ def test_freeze_embeddings_keeps_the_word_piece_table(output, tiny_config, tmp_p
 
 
 def test_default_student_is_teacher_base_cut_to_two_layers():
-    from kdaug.distill.train import build_student
+    from kdaug.distillation.train import build_student
 
     model, tokenizer = build_student(None, None, 3)
     assert model.config.num_hidden_layers == 2 and len(model.bert.encoder.layer) == 2
@@ -281,7 +294,8 @@ def test_default_student_is_teacher_base_cut_to_two_layers():
 def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     calls = []
 
-    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher, allow_unfinished, test):
+    def fake_distill(data_dir, selection, config, dev, out_dir, progress, teacher, allow_unfinished, test, quiet):
+        assert quiet  # a sweep says one line per cell, its cells' training nothing
         assert teacher == TEACHER  # the one teacher every size was labelled by, checked before the first cell
         calls.append((selection, config.mode, config.seed))
         degree = selection.degrees[0] if selection.degrees else 0.0
@@ -295,6 +309,7 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
             "hit_cap": config.seed == 0,
             "test_accuracy": test and 0.7 + degree / 10 + config.seed / 100,
             "test_f1": test and 0.7,
+            "warnings": [],
         }
 
     monkeypatch.setattr(sweep_module, "distill", fake_distill)
@@ -346,7 +361,7 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
 def test_training_stops_on_a_dev_plateau_and_says_when_it_hit_the_cap(output, tiny_config, monkeypatch):
     """Early stopping on a synthetic dev curve: better, better, then flat for `patience` evaluations
     → stop, keep the best step, hit_cap False; a curve that keeps improving runs to the cap."""
-    from kdaug.distill import train as train_module
+    from kdaug.distillation import train as train_module
 
     def run(curve: list[float]) -> dict:
         scores = iter(curve)
@@ -363,3 +378,132 @@ def test_training_stops_on_a_dev_plateau_and_says_when_it_hit_the_cap(output, ti
     assert plateau["hit_cap"] is False
     rising = run([0.1 * i for i in range(1, 9)])
     assert rising["steps"] == 40 and rising["best_step"] == 40 and rising["hit_cap"] is True
+
+
+def test_training_warns_when_its_numbers_mislead(output, tmp_path, monkeypatch, capsys):
+    """One `warning:` line each, kept in the metrics too: a single evaluation (--eval-every past the
+    last step), a dev accuracy at the majority-class rate, a run stopped by its step cap."""
+    from kdaug.distillation import train as train_module
+
+    dev = [("good", None, 1)] * 3 + [("bad", None, 0)]  # 75% positive
+
+    def run(curve: list[float], out_dir=None, **options) -> dict:
+        scores = iter(curve)
+        monkeypatch.setattr(train_module, "evaluate_model", lambda *a, **k: {"accuracy": next(scores), "n": 4})
+        config = DistillConfig(student="cnn", batch_size=8, max_steps=8, eval_every=4, patience=2)
+        return distill(
+            output, Selection(methods=["knn"], degrees=[0.3]), replace(config, **options), dev, out_dir, progress=False
+        )
+
+    once = run([0.9], tmp_path / "once", eval_every=10)
+    assert len(once["history"]) == 1
+    assert once["warnings"][0] == (
+        "--eval-every 10 exceeds the 8 training steps: one evaluation, at the end, so no checkpoint was "
+        "selected and early stopping never ran"
+    )
+    assert json.loads((tmp_path / "once" / "metrics.json").read_text())["warnings"] == once["warnings"]
+    collapsed = run([0.75, 0.75, 0.75], eval_every=2)  # stopped early, by patience: no cap warning
+    assert collapsed["warnings"] == [
+        "dev accuracy 75.0% is no better than the majority-class rate (75.0% of dev is 'positive'): the "
+        "student may answer one class whatever the input; try another --lr or more steps"
+    ]
+    capped = run([0.8, 0.9])
+    assert capped["hit_cap"] and capped["warnings"] == [
+        "training ran to its step cap (8 steps) without dev accuracy levelling off for 2 evaluations: it "
+        "may not have converged; raise --max-steps or --epochs"
+    ]
+    assert run([0.9, 0.9, 0.9], max_steps=12)["warnings"] == []  # levelled off at the cap: nothing to say
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert said == [f"warning: {w}" for w in once["warnings"] + collapsed["warnings"] + capped["warnings"]]
+
+
+def fake_sweep_distill(calls: list):
+    """`distill` for sweeps whose dev accuracy says which config trained it: 0.5 + 100 × the learning
+    rate + max_steps / 1000 (lr 0.001 and 10 steps: 61%)."""
+
+    def fake(data_dir, selection, config, dev, out_dir, progress, teacher, allow_unfinished, test, quiet):
+        calls.append(config)
+        return {
+            "dev_accuracy": 0.5 + 100 * config.learning_rate + config.max_steps / 1000,
+            "dev_f1": 0.5,
+            "best_step": config.max_steps,
+            "steps": config.max_steps,
+            "train_seconds": 0.1,
+            "train_rows": 8,
+            "hit_cap": True,
+            "test_accuracy": None,
+            "test_f1": None,
+            "warnings": ["a warning"],
+        }
+
+    return fake
+
+
+def test_sweep_trains_again_under_another_training_config(output, tmp_path, monkeypatch):
+    """A cell is done only for the training config and data it ran with: another --lr or --max-steps
+    trains the grid again and the report shows the new numbers; the rows of the old config stay
+    in results.csv; the same config (an unchanged command, or the student's default lr spelt out)
+    trains nothing."""
+    calls: list = []
+    monkeypatch.setattr(sweep_module, "distill", fake_sweep_distill(calls))
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    out = tmp_path / "sw"
+    args = ["sweep", "--data", f"size=8:{output}", "--dev", str(tmp_path / "dev.tsv"), "--output", str(out)]
+    args += ["--methods", "knn", "--degrees", "0,0.3", "--seeds", "0", "--student", "cnn", "--max-steps", "10"]
+
+    def sweep(*extra: str) -> str:
+        calls.clear()
+        result = CliRunner().invoke(cli, args + list(extra))
+        assert result.exit_code == 0, result.output
+        return result.stderr
+
+    sweep()
+    assert len(calls) == 4  # kd and ft: originals only, knn 0.3
+    assert "| 8 | 1 | kd | knn | 61.0 ± 0.0 (1) | 61.0 ± 0.0 (1) | 0.00 |" in (out / "results.md").read_text()
+    sweep("--lr", "0.001")
+    assert calls == []  # the cnn's default rate: the same config
+
+    said = sweep("--lr", "0.002")
+    assert len(calls) == 4 and {c.lr for c in calls} == {0.002}
+    table = (out / "results.md").read_text()
+    assert "| 8 | 1 | kd | knn | 71.0 ± 0.0 (1) | 71.0 ± 0.0 (1) | 0.00 |" in table and "61.0" not in table
+    assert "4 students" in table and "lr 0.002" in table
+    assert f"4 rows of other training configs stay in {out / 'results.csv'}" in said
+    cell = "size=8 mode=kd method=knn degree=0.30 copies=1 seed=0: dev accuracy 71.0% (best step 10 of 10)"
+    assert f"{cell}, 1 warning (results.csv)" in said  # one line a cell
+
+    sweep("--max-steps", "20")
+    assert len(calls) == 4 and {c.max_steps for c in calls} == {20}
+    assert "| 8 | 1 | kd | knn | 62.0 ± 0.0 (1) | 62.0 ± 0.0 (1) | 0.00 |" in (out / "results.md").read_text()
+
+    sweep()  # back to the first config: nothing trains, its report is back
+    assert calls == []
+    assert "| 8 | 1 | kd | knn | 61.0 ± 0.0 (1) | 61.0 ± 0.0 (1) | 0.00 |" in (out / "results.md").read_text()
+
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12 and len({r["config"] for r in rows}) == 3
+    assert {r["data"] for r in rows} == {commit.published(str(output)).attempt}
+    assert {r["warnings"] for r in rows} == {"a warning"}
+    configs = json.loads((out / "configs.json").read_text())
+    assert sorted((c["lr"], c["max_steps"]) for c in configs.values()) == [(0.001, 10), (0.001, 20), (0.002, 10)]
+    first = configs[rows[0]["config"]]
+    assert (first["student"], first["temperature"], first["alpha"], first["batch_size"]) == ("cnn", 1.0, 0.0, 32)
+    assert first["epochs"] is None and first["threads"] == 1
+
+
+def test_sweep_refuses_a_results_csv_without_training_configs(output, tmp_path):
+    """An older kdaug's results.csv says nothing of the config its rows ran with: refused in one line,
+    not resumed or reported as this run's."""
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\ngood\t1\n")
+    out = tmp_path / "sw"
+    out.mkdir()
+    old = "size,mode,method,degree,copies,seed,dev_accuracy\n8,kd,knn,0.30,1,0,0.9\n"
+    (out / "results.csv").write_text(old)
+    args = ["sweep", "--data", f"size=8:{output}", "--dev", str(tmp_path / "dev.tsv"), "--output", str(out)]
+    result = CliRunner().invoke(cli, args + ["--methods", "knn", "--degrees", "0.3", "--seeds", "0"])
+    assert result.exit_code == 2
+    assert (
+        f"{out / 'results.csv'} was written by an older kdaug" in result.output and "another --output" in result.output
+    )
+    assert (out / "results.csv").read_text() == old

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdaug.distill.findings import Interval, bootstrap_interval, findings, markdown, t_interval
+from kdaug.distillation.findings import Interval, bootstrap_interval, findings, markdown, t_interval
 
 
 def test_t_interval_matches_a_hand_computed_case():

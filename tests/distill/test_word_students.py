@@ -9,9 +9,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kdaug.distill import word_students
-from kdaug.distill.cli import main as cli
-from kdaug.distill.train import DistillConfig, ExampleReader, _train
+from kdaug.distillation import word_students
+from kdaug.distillation.cli import main as cli
+from kdaug.distillation.train import DistillConfig, ExampleReader, _train
 from tests.distill.conftest import BAD, GOOD
 
 EXAMPLES = [(text, None, 1) for text in GOOD] + [(text, None, 0) for text in BAD]
@@ -118,6 +118,15 @@ def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["config"]["student"] == "bilstm" and (student / word_students.CONFIG_FILE).is_file()
+    assert [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("step ")] == [
+        "step 10/30",
+        "step 20/30",
+        "step 30/30",
+    ]  # one line per evaluation
+    saved = json.loads((student / word_students.CONFIG_FILE).read_text())  # the data manifest's class names
+    assert saved["id2label"] == {"0": "negative", "1": "positive"}
+    assert saved["label2id"] == {"negative": 0, "positive": 1}
+    assert word_students.load(student)[0].config.id2label == {0: "negative", 1: "positive"}
     assert metrics["config"]["lr"] is None and metrics["learning_rate"] == word_students.DEFAULT_LR
     scored = CliRunner().invoke(cli, ["evaluate", str(student), str(tmp_path / "dev.tsv")])
     assert scored.exit_code == 0, scored.output

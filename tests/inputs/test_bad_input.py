@@ -2,9 +2,9 @@
 wrong column counts and unknown labels at the sources; odd texts at the augmenters and the teacher;
 NaN/inf logits at the distill reader; missing files and mismatched teachers at the command line.
 
-The contract: every data record (a line, ended by a line feed; a CSV record whose quoted field holds
-line breaks spans several) ends up exactly once, as an example or as a dead letter naming its file
-and first line; only a whole-file problem raises, as a ValueError naming the file.
+The contract: every data record (a line, ended by a line feed; a TSV/CSV record whose quoted field
+holds line breaks spans several) ends up exactly once, as an example or as a dead letter naming its
+file and first line; only a whole-file problem raises, as a ValueError naming the file.
 """
 
 import csv
@@ -24,9 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kdaug import schema
-from kdaug.augment import AugmentOptions, create
+from kdaug.augmenters import AugmentOptions, create
 from kdaug.beam.augment_job import AugmentConfig
 from kdaug.inputs import sources
+from kdaug.inputs.sources import BOM
 from tests.conftest import make_tiny_teacher, publish_by_hand, write_augment
 from tests.helpers import run_cli
 
@@ -95,7 +96,9 @@ def test_text_formats_give_every_line_once(fmt, data):
     content = data.draw(text_file(fmt))
     max_rows = data.draw(st.one_of(st.none(), st.integers(0, 8)))
     lines = content.split(b"\n")[:-1] if content.endswith(b"\n") else content.split(b"\n") if content else []
-    starts = record_starts(content) if fmt == "csv" else list(range(1, len(lines) + 1))
+    starts = {"csv": record_starts, "tsv": minimal_record_starts}.get(fmt, lambda _: list(range(1, len(lines) + 1)))(
+        content
+    )
     delimited = fmt in ("tsv", "csv")
     err = check_every_row_once(f"dir/in.{fmt}", content, fmt, max_rows, starts[1:] if delimited else starts)
     if err is not None:  # only a file without a readable header is refused
@@ -119,6 +122,65 @@ def record_starts(content: bytes) -> list[int]:
             if quotes % 2 == 0:
                 begun, quotes = False, 0
     return starts
+
+
+def minimal_record_starts(content: bytes, delimiter: bytes = b"\t") -> list[int]:
+    """First line of each TSV record, header included, by the documented "minimal" rule, written
+    plainly: from a record's start, read it with its quotes (`quoted_record`); it spans lines only
+    when that reading holds and gives the header's field count, else it is its line. (Records here
+    are far shorter than QUOTED_RECORD_LIMIT.)"""
+    starts, pos, line, columns = [], 0, 1, None
+    while pos < len(content):
+        starts.append(line)
+        header = columns is None
+        bom = len(BOM) if header and content.startswith(BOM) else 0
+        read = quoted_record(content, pos + bom, delimiter)
+        line_end = content.find(b"\n", pos) + 1 or len(content)
+        end = read[0] if read and (header or read[0] <= line_end or read[1] == columns) else line_end
+        if header:
+            text = content[pos + bom : end].removesuffix(b"\n").removesuffix(b"\r")
+            columns = read[1] if read and b'"' in text else plain_count(text, delimiter)
+        line += content[pos:end].count(b"\n")
+        pos = end
+    return starts
+
+
+def plain_count(line: bytes, delimiter: bytes) -> int:
+    """The fields of a header line read without quoting, as csv.reader counts them (-1: it cannot, and
+    the file is refused)."""
+    try:
+        text = line.decode().lstrip("\ufeff")
+        return len(next(csv.reader([text], delimiter=delimiter.decode(), quoting=csv.QUOTE_NONE), []))
+    except (UnicodeDecodeError, csv.Error):
+        return -1
+
+
+def quoted_record(content: bytes, pos: int, delimiter: bytes) -> tuple[int, int] | None:
+    """(end, field count) of the record at `pos` read as csv.writer writes records (QUOTE_MINIMAL),
+    byte by byte; None when a field that starts with a quote is no quoted field it writes."""
+    fields = 0
+    while True:
+        fields += 1
+        if content[pos : pos + 1] == b'"':
+            close = pos + 1
+            while content[close : close + 2] == b'""' or content[close : close + 1] not in (b'"', b""):
+                close += 2 if content[close : close + 2] == b'""' else 1
+            inside = content[pos + 1 : close]
+            after = content[close + 1 : close + 3]
+            after = after[1:] if after in (b"\r", b"\r\n") else after[:1]
+            if close == len(content) or after not in (b"", delimiter, b"\n"):
+                return None  # never closed, or text after the closing quote
+            if inside and not any(c in inside for c in (b'"', delimiter, b"\n", b"\r")):
+                return None  # csv.writer does not quote such a field
+            pos = close + 1 + (content[close + 1 : close + 2] == b"\r")
+        else:
+            while pos < len(content) and content[pos : pos + 1] not in (delimiter, b"\n"):
+                pos += 1
+        if pos == len(content):
+            return pos, fields
+        if content[pos : pos + 1] == b"\n":
+            return pos + 1, fields
+        pos += 1
 
 
 def _utf8(raw: bytes) -> bool:
@@ -232,7 +294,8 @@ def test_teacher_labels_any_text(teacher, texts):
 
 def write_shards(root: Path, logits: list[list[float]]) -> Path:
     """A one-shard kdaug output whose rows carry `logits`."""
-    part = root / "method=original" / "degree=0.00" / schema.shard_file_name(0, 1)
+    partition = schema.partition_dir(schema.ORIGINAL, 0.0)
+    part = root / partition / schema.shard_file_name(0, 1)
     part.parent.mkdir(parents=True)
     rows = [
         {
@@ -246,6 +309,7 @@ def write_shards(root: Path, logits: list[list[float]]) -> Path:
             "partner_id": None,
             "mix_lambda": None,
             "teacher_logits": lg,
+            **schema.partition_values(partition),
         }
         for i, lg in enumerate(logits)
     ]
@@ -258,7 +322,7 @@ def write_shards(root: Path, logits: list[list[float]]) -> Path:
 @SETTINGS
 @given(logits=st.lists(st.lists(st.floats(width=32), min_size=2, max_size=2), min_size=1, max_size=20))
 def test_distill_reader_refuses_non_finite_logits(logits):
-    from kdaug.distill.shards import ShardReader
+    from kdaug.distillation.shards import ShardReader
 
     with tempfile.TemporaryDirectory() as tmp:
         part = write_shards(Path(tmp), logits)

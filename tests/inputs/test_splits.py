@@ -1,6 +1,7 @@
 """Input splits (`pipeline.splits`): reading a file split by split gives exactly the records of
 reading it whole, in order, with the same line numbers, whatever the block size of the planner, the
-chunk size and --max-rows; chunks are numbered by records alone (never by how splits group them)."""
+chunk size, --max-rows and the TSV/CSV dialect (a quoted line break never cuts a split); chunks are
+numbered by records alone (never by how splits group them)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 PIECES = st.sampled_from(
-    ["a", "b c", "\t", ",", '"', '""', "\r", "\n", "\r\n", "\ufeff", "é", "x:y z", "{}", '{"s": "t"}']
+    ["a", "b c", "\t", ",", ";", '"', '""', "\r", "\n", "\r\n", "\ufeff", "é", "x:y z", "{}", '{"s": "t"}']
 )
 BAD = st.sampled_from([b"\xff", b"\xfe\xff", b"\n", b'"', b"\r\n"])
 CONTENT = st.lists(st.one_of(PIECES.map(str.encode), BAD), max_size=40).map(b"".join)
@@ -29,8 +30,8 @@ def opener(data: bytes):
     return lambda path: io.BytesIO(data)
 
 
-def whole(data: bytes, fmt: str, max_rows) -> list:
-    out = list(sources.records(data, fmt))
+def whole(data: bytes, fmt: str, max_rows, dialect=None) -> list:
+    out = list(sources.records(data, fmt, dialect=dialect))
     return out[:max_rows] if max_rows is not None else out
 
 
@@ -39,7 +40,7 @@ def split_by_split(plan: splits.FilePlan, data: bytes) -> list[tuple[int, list]]
     found = []
     for split in plan.splits:
         part = splits.read_bytes(split, opener(data))
-        records = list(sources.records(part, split.fmt, split.header, split.first_line))
+        records = list(sources.records(part, split.fmt, split.header, split.first_line, split.dialect))
         assert len(records) <= split.chunks * CHUNK[0] and len(records) > (split.chunks - 1) * CHUNK[0]
         assert len(records) == split.rows  # the job's reader checks this (an input changed while it ran)
         found += [(split.first_chunk + i // CHUNK[0], r) for i, r in enumerate(records)]
@@ -49,7 +50,18 @@ def split_by_split(plan: splits.FilePlan, data: bytes) -> list[tuple[int, list]]
 CHUNK = [1]
 
 
-@pytest.mark.parametrize("fmt", ["tsv", "csv", "jsonl", "trec"])
+DIALECTS = {  # the formats' own dialects, and others by flags
+    "tsv": None,
+    "csv": None,
+    "tsv-none": sources.Dialect("\t", "none"),
+    "csv-minimal": sources.Dialect(",", "minimal"),
+    "semicolon": sources.Dialect(";", "all"),
+    "jsonl": None,
+    "trec": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIALECTS))
 @SETTINGS
 @given(
     data=CONTENT,
@@ -57,17 +69,20 @@ CHUNK = [1]
     block=st.integers(1, 9),
     max_splits=st.integers(1, 4),
     max_rows=st.one_of(st.none(), st.integers(1, 6)),
+    limit=st.integers(1, 12),
 )
-def test_splits_read_the_records_of_the_whole_file(monkeypatch, fmt, data, chunk, block, max_splits, max_rows):
+def test_splits_read_the_records_of_the_whole_file(monkeypatch, name, data, chunk, block, max_splits, max_rows, limit):
     monkeypatch.setattr(splits, "BLOCK_BYTES", block)
     monkeypatch.setattr(splits, "MAX_SPLITS", max_splits)
+    monkeypatch.setattr(sources, "QUOTED_RECORD_LIMIT", limit)  # "minimal": records longer than that are lines
     CHUNK[0] = chunk
+    fmt, dialect = name.split("-")[0].replace("semicolon", "csv"), DIALECTS[name]
     try:
-        expected = whole(data, fmt, max_rows)
+        expected = whole(data, fmt, max_rows, dialect)
     except ValueError:  # a TSV/CSV file without a readable header: no split may read around that
         expected = None
     try:
-        plan = splits.plan_file("in." + fmt, fmt, chunk, max_rows, opener(data))
+        plan = splits.plan_file("in." + fmt, fmt, chunk, max_rows, opener(data), dialect=dialect)
     except ValueError as err:
         assert expected is None and str(err).startswith("in.")
         return

@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from kdaug import commit, schema
-from kdaug.augment import resources
+from kdaug.augmenters import resources
 from tests.helpers import invoke
 
 WORDS = (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kdaug import commit
-from kdaug.augment import resources
+from kdaug.augmenters import resources
 from kdaug.teacher.model import ModelDirError, Teacher, check_model_dir
 from tests.conftest import publish_by_hand
 from tests.helpers import kdaug, run_cli

@@ -7,12 +7,13 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
 
 from kdaug.cli import main
-from kdaug.distill.train import parameter_groups
+from kdaug.distillation.train import parameter_groups
 from kdaug.teacher.model import Teacher, fingerprint, length_batches
 from tests.conftest import make_tiny_teacher
 
@@ -151,6 +152,38 @@ def test_teacher_train_for_a_task_without_glue_files(tiny_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert Teacher.load(str(tmp_path / "trec")).label_names == ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
+def test_teacher_train_reads_your_own_file_as_augment_does(tiny_dir, tmp_path):
+    """A 3-class TSV of other field names, written by pandas (quoted tabs, quotes and a line break):
+    the flags `augment` takes read it, and one line names the files and rows before training."""
+    texts = [f'{s} "quoted"\tand\nsplit' if i % 4 == 0 else s for i, s in enumerate(SENTENCES * 2)]
+    frame = pd.DataFrame({"id": range(len(texts)), "review": texts, "stars": ["bad", "ok", "good"] * 4})
+    frame.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    frame[:6].to_csv(tmp_path / "dev.tsv", sep="\t", index=False)
+    flags = ["--text-field", "review", "--label-field", "stars", "--label-values", "bad,ok,good"]
+    args = ["teacher", "train", *flags, "--base", tiny_dir, "--batch-size", "8", "--max-length", "16"]
+    files = ["--train", tmp_path / "train.tsv", "--dev", tmp_path / "dev.tsv"]
+    result = CliRunner().invoke(main, [*args, *map(str, files), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    line = f"training on 12 rows of {tmp_path / 'train.tsv'}, evaluating on 6 rows of {tmp_path / 'dev.tsv'}"
+    assert f"{line} (custom: 3 classes)" in result.output.splitlines()
+    assert Teacher.load(str(tmp_path / "out")).label_names == ["bad", "ok", "good"]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "your own fields has no default files: pass --train and --dev" in result.output
+
+
+@pytest.mark.slow
+def test_teacher_train_says_which_glue_files_it_reads(tiny_dir, tmp_path):
+    from kdaug.inputs.sources import glue_file
+
+    args = ["teacher", "train", "--base", tiny_dir, "--max-examples", "16", "--batch-size", "16", "--max-length", "16"]
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    train, dev = glue_file("sst2", "train"), glue_file("sst2", "dev")
+    assert f"training on 16 of 67,349 rows of {train}, evaluating on 872 rows of {dev} (sst2: 2 classes)" in (
+        result.output
+    )
 
 
 def test_no_weight_decay_on_biases_and_layer_norms(teacher):

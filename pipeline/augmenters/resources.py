@@ -184,8 +184,8 @@ WORDNET_SOURCE = Path(os.environ.get("KDAUG_WORDNET_SOURCE", "/usr/share/wordnet
 
 @once
 def wordnet():
-    """WordNet 3.0 from Debian's dict files (`kdaug.augment.wordnet`, no nltk at run time)."""
-    from kdaug.augment.wordnet import WordNet
+    """WordNet 3.0 from Debian's dict files (`kdaug.augmenters.wordnet`, no nltk at run time)."""
+    from kdaug.augmenters.wordnet import WordNet
 
     if not (WORDNET_SOURCE / "data.noun").is_file():
         raise FileNotFoundError(

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import random
 
-from kdaug.augment import resources
-from kdaug.augment.base import Augmenter, register
-from kdaug.augment.synonym import synonyms
-from kdaug.augment.words import Words, is_alpha_word, target_count, word_count
+from kdaug.augmenters import resources
+from kdaug.augmenters.base import Augmenter, register
+from kdaug.augmenters.synonym import synonyms
+from kdaug.augmenters.words import Words, is_alpha_word, target_count, word_count
 
 
 @register

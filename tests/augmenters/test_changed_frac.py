@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from kdaug.augment import AugmentOptions, create
-from kdaug.augment.base import split_once, word_change_fraction
+from kdaug.augmenters import AugmentOptions, create
+from kdaug.augmenters.base import split_once, word_change_fraction
 
 TEXTS = [
     "it 's a charming and often affecting journey .",

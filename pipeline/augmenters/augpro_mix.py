@@ -3,7 +3,7 @@
 Each example is mixed with a partner from its own chunk: word-piece positions are aligned by index
 (text_a with the partner's text_a, text_b with its text_b), a mixed position becomes
 λ·e(own) + (1−λ)·e(partner), and the nearest vocabulary embedding turns it back into a token
-(`kdaug.augment.projection`), so the teacher labels real text. docs/augpro.md has the measurements
+(`kdaug.augmenters.projection`), so the teacher labels real text. docs/augpro.md has the measurements
 behind the choices below.
 
 - Degree. AugPro mixes every position, but on the teacher's table a two-token mix projects back to
@@ -11,7 +11,7 @@ behind the choices below.
   or the partner's text, never a degree. Here the degree picks round(p·n) of the text's n word
   pieces; only those are mixed, every other position keeps the example's own token.
 - Eligible positions: a word piece (letters or digits; punctuation and [UNK] never change, as in
-  `kdaug.augment.words`) whose aligned partner piece differs from it (mixing equal embeddings is a
+  `kdaug.augmenters.words`) whose aligned partner piece differs from it (mixing equal embeddings is a
   no-op) and is of the same kind, word start or continuation (##ing). Mixing kinds made 25–36%
   of the texts (p = 0.3–0.5) re-tokenize into other pieces than the ones measured ("communicatepi ly").
 - Partner: drawn uniformly among the chunk's other examples at least as long (in pieces, in every
@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kdaug.augment import projection, resources
-from kdaug.augment.augpro import encode_pieces, piece_kinds, splice
-from kdaug.augment.base import Augmenter, register
-from kdaug.augment.seeding import row_rng
-from kdaug.augment.words import Words, target_count
+from kdaug.augmenters import projection, resources
+from kdaug.augmenters.augpro import encode_pieces, piece_kinds, splice
+from kdaug.augmenters.base import Augmenter, register
+from kdaug.augmenters.seeding import row_rng
+from kdaug.augmenters.words import Words, target_count
 from kdaug.teacher.model import LOCAL_ONLY
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from kdaug.augment import resources
-from kdaug.augment.base import Augmenter, register
-from kdaug.augment.words import Words, is_alpha_word, match_case, target_count, word_count
+from kdaug.augmenters import resources
+from kdaug.augmenters.base import Augmenter, register
+from kdaug.augmenters.words import Words, is_alpha_word, match_case, target_count, word_count
 
 
 class WordReplacer(Augmenter):

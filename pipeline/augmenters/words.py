@@ -27,7 +27,7 @@ _ALPHA_WORD = re.compile(r"^[A-Za-z]+(?:[-'][A-Za-z]+)*$")
 class Words:
     """Tokens of one text, the whitespace before each, the text's trailing whitespace, and how
     many word positions the edits made to this copy changed. `positions` caches `word_positions`
-    on a split that is shared and never edited (`kdaug.augment.base.split_once`); copies
+    on a split that is shared and never edited (`kdaug.augmenters.base.split_once`); copies
     leave it unset, since their edits may move words."""
 
     tokens: list[str]

@@ -20,7 +20,7 @@ import re
 import faiss
 import numpy as np
 
-from kdaug.augment import resources
+from kdaug.augmenters import resources
 
 _SPECIAL = re.compile(r"\[[^\[\]]+\]")
 _RERANK_SLACK = 4  # extra FAISS candidates re-ranked exactly: float32 error never reaches past them

@@ -9,7 +9,7 @@ exception lists and the lemma names of the data files are parsed once per proces
 dicts (~1 s), after which a look-up is a few dict reads.
 
 `lemma_names(word)` returns exactly what ``[l.name() for s in nltk_wordnet.synsets(word) for l in
-s.lemmas()]`` returns (tests/augment/test_wordnet.py checks it against nltk word by word): the parts of
+s.lemmas()]`` returns (tests/augmenters/test_wordnet.py checks it against nltk word by word): the parts of
 speech in nltk's order (noun, verb, adjective, adverb), each form nltk's `morphy` finds (the
 exception lists, else one round of its suffix rules, the word itself first), and each form's
 synsets in index order.

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from kdaug.augment import REGISTRY, AugmentOptions, create, projection, resources
-from kdaug.augment.words import target_count
+from kdaug.augmenters import REGISTRY, AugmentOptions, create, projection, resources
+from kdaug.augmenters.words import target_count
 from tests.helpers import chunk
 
 OPTIONS = AugmentOptions(seed=5)
@@ -172,7 +172,7 @@ def test_same_rows_in_another_process(mixer):
     examples = chunk(SENTENCES)
     code = (
         "import json, sys\n"
-        "from kdaug.augment import AugmentOptions, create\n"
+        "from kdaug.augmenters import AugmentOptions, create\n"
         "a = create('augpro-mix', AugmentOptions(seed=5)); a.setup()\n"
         "print(json.dumps(a.augment_chunk(json.loads(sys.stdin.read()), 0.3, 0)))\n"
     )

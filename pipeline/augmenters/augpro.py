@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdaug.augment import projection
-from kdaug.augment.words import match_case
+from kdaug.augmenters import projection
+from kdaug.augmenters.words import match_case
 
 
 def piece_kinds(vocab) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,9 @@ import faiss
 import numpy as np
 import pytest
 
-from kdaug.augment import REGISTRY, AugmentOptions, create, resources
-from kdaug.augment.neighbours import nearest_neighbours, replaceable
-from kdaug.augment.words import Words, changed_words, only_words, target_count
+from kdaug.augmenters import REGISTRY, AugmentOptions, create, resources
+from kdaug.augmenters.neighbours import nearest_neighbours, replaceable
+from kdaug.augmenters.words import Words, changed_words, only_words, target_count
 
 OPTIONS = AugmentOptions(seed=3, glove_vocab=20_000, knn_k=10)
 SENTENCE = "the movie was good and the actors were great but the story felt long and slow"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kdaug.augment import resources
-from kdaug.augment.base import register
-from kdaug.augment.replace import WordReplacer
+from kdaug.augmenters import resources
+from kdaug.augmenters.base import register
+from kdaug.augmenters.replace import WordReplacer
 
 # EDA's stop-word list, copied from its reference code (NLTK's English list of the time, without
 # the contraction fragments). Embedded because NLTK's stopwords corpus is a download, not offline.

@@ -20,8 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from kdaug.augment.seeding import row_id, row_rng
-from kdaug.augment.words import Words, changed_words, only_words
+from kdaug.augmenters.seeding import row_id, row_rng
+from kdaug.augmenters.words import Words, changed_words, only_words
 from kdaug.schema import ORIGINAL
 
 #: Defaults of a job's shape (`kdaug.beam.augment_job.AugmentConfig`, and the CLI's flags): augmented

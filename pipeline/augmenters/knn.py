@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from kdaug.augment import resources
-from kdaug.augment.base import register
-from kdaug.augment.neighbours import SPARE, nearest_neighbours, replaceable
-from kdaug.augment.replace import WordReplacer
+from kdaug.augmenters import resources
+from kdaug.augmenters.base import register
+from kdaug.augmenters.neighbours import SPARE, nearest_neighbours, replaceable
+from kdaug.augmenters.replace import WordReplacer
 
 
 @resources.once

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kdaug.augment import AugmentOptions, create, projection, resources
-from kdaug.augment.augpro_fgsm import K
-from kdaug.augment.words import target_count
+from kdaug.augmenters import AugmentOptions, create, projection, resources
+from kdaug.augmenters.augpro_fgsm import K
+from kdaug.augmenters.words import target_count
 from tests.helpers import chunk
 
 SENTENCES = [

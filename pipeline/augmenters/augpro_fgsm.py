@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdaug.augment import projection, resources
-from kdaug.augment.augpro import encode_pieces, piece_kinds, splice
-from kdaug.augment.base import Augmenter, register
-from kdaug.augment.seeding import row_rng
-from kdaug.augment.words import target_count
+from kdaug.augmenters import projection, resources
+from kdaug.augmenters.augpro import encode_pieces, piece_kinds, splice
+from kdaug.augmenters.base import Augmenter, register
+from kdaug.augmenters.seeding import row_rng
+from kdaug.augmenters.words import target_count
 from kdaug.teacher.model import LOCAL_ONLY, SAFE_WEIGHTS
 
 MODE = "hotflip"  # the only projection mode: rank the K nearest tokens by (E_w − e_t)·∇L

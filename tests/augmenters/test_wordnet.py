@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-from kdaug.augment import resources
-from kdaug.augment.wordnet import nltk_data_dir
+from kdaug.augmenters import resources
+from kdaug.augmenters.wordnet import nltk_data_dir
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # beside the repository
 

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from kdaug.augment import AugmentOptions, create
-from kdaug.augment.eda import random_deletion, random_insertion, random_swap
-from kdaug.augment.synonym import STOP_WORDS, synonyms
-from kdaug.augment.words import Words, changed_words, is_word, only_words, target_count
+from kdaug.augmenters import AugmentOptions, create
+from kdaug.augmenters.eda import random_deletion, random_insertion, random_swap
+from kdaug.augmenters.synonym import STOP_WORDS, synonyms
+from kdaug.augmenters.words import Words, changed_words, is_word, only_words, target_count
 
 SST = "it 's a charming and often affecting journey . "
 SST_ELIGIBLE = {3: "charming", 5: "often", 6: "affecting", 7: "journey"}  # token index → word
@@ -37,7 +37,7 @@ _OTHER_PROCESS = (
     inspect.getsource(rows_of)
     + """
 import json, sys
-from kdaug.augment import AugmentOptions, create
+from kdaug.augmenters import AugmentOptions, create
 examples = json.loads(sys.argv[1])
 print(json.dumps({name: rows_of(create(name, AugmentOptions(seed=3)), examples) for name in ("synonym", "eda")}))
 """
