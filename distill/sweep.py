@@ -41,9 +41,7 @@ from itertools import product
 from multiprocessing import get_context
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from kdaug import commit
+from kdaug import commit, logs
 from kdaug.distillation import findings
 from kdaug.distillation.evaluate import Example, evaluate
 from kdaug.distillation.shards import ORIGINAL, Selection, check_manifest
@@ -165,8 +163,10 @@ def sweep(
             test=test,
             progress=progress and jobs == 1,
         )
-        with _cell_runner(jobs) as run:
-            for cell, metrics in zip(todo, tqdm(run(train, todo), total=len(todo), desc="sweep", disable=not progress)):
+        bar = logs.progress(len(todo), "sweep", "cells", enabled=progress)
+        with _cell_runner(jobs) as run, bar:
+            for cell, metrics in zip(todo, run(train, todo)):
+                bar.update()
                 row = dict(zip(KEY + RUN, (*cell.key(), config_id, data_ids[cell.size])))
                 row |= {k: metrics[k] for k in METRICS} | {"warnings": "; ".join(metrics["warnings"])}
                 store.write("results.csv", _csv(_read_csv(results) + [row]))

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 from transformers.utils import logging as hf_logging
 
-from kdaug import commit
+from kdaug import commit, logs
 from kdaug.augmenters.resources import resolve_teacher_dir
 from kdaug.distillation import word_students
 from kdaug.distillation.evaluate import Example, evaluate_model
@@ -278,9 +278,10 @@ def _train(
 
 
 def echo(line: str) -> None:
-    """One line on stderr, clear of any progress bar (tqdm redraws the bar below it)."""
+    """One line on stderr, clear of any progress bar (tqdm redraws the bar below it); timestamped
+    in a log file (`kdaug.logs`)."""
     with tqdm.external_write_mode(file=sys.stderr):
-        click.echo(line, err=True)
+        click.echo(logs.stamp(line), err=True)
 
 
 def _loop(
@@ -320,7 +321,7 @@ def _loop(
     history, losses = [], []
     best, best_state, stale = None, None, 0
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"{config.mode} student", disable=not progress)
+    bar = logs.progress(total, f"{config.mode} student", "steps", enabled=progress)
     for step, batch in enumerate(itertools.islice(stream, total), start=1):
         inputs = {
             k: v.to(device) for k, v in encode(tokenizer, batch["text_a"], batch["text_b"], config.max_length).items()

@@ -27,6 +27,9 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # gRPC's C core writes straigh
 #: Libraries whose INFO lines (and Beam's logged tracebacks of a failing step, which kdaug reports
 #: itself) a person does not need; `--verbose` shows them.
 CHATTY = ("apache_beam", "distributed", "dask", "tornado", "faiss", "absl", "urllib3")
+#: Where Beam logs a Dataflow job's id and console URL, and how those lines begin.
+DATAFLOW_SUBMIT_LOGGER = "apache_beam.runners.dataflow.internal.apiclient"
+DATAFLOW_JOB_LINES = ("Created job with id", "To access the Dataflow monitoring console")
 #: Root-logger warnings Beam prints on import that say nothing about the job.
 IMPORT_NOISE = ("apitools not found",)
 
@@ -49,6 +52,11 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(
             logging.NOTSET if verbose else logging.CRITICAL if name == "apache_beam" else logging.ERROR
         )
+    # Dataflow's job id and console URL, among Beam's hidden INFO lines: a person needs them, and
+    # Airflow's Dataflow hook reads the job id from them
+    submitted = logging.getLogger(DATAFLOW_SUBMIT_LOGGER)
+    submitted.setLevel(logging.NOTSET if verbose else logging.INFO)
+    submitted.filters[:] = [] if verbose else [lambda record: str(record.msg).startswith(DATAFLOW_JOB_LINES)]
     # transformers' "Loading weights" bars, once per model load and worker (read when it is imported,
     # and inherited by worker processes); kdaug's own bars are not Hugging Face's
     if verbose:

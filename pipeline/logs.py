@@ -42,6 +42,11 @@ class LineProgress:
         self.every = every if every is not None else float(os.environ.get("KDAUG_PROGRESS_SECONDS", "30"))
         self._started = self._last = time.monotonic()
         self._closed, self._shown = False, -1
+        self.postfix = ""
+
+    def set_postfix(self, **values: object) -> None:
+        """Figures shown after the count (tqdm's `set_postfix`), e.g. the loss."""
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -59,7 +64,8 @@ class LineProgress:
         seconds = self._last - self._started
         of = f"/{self.total:,}" if self.total else ""
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        say(f"{self.desc}: {self.n:,}{of} {self.unit}{share}, {seconds:.0f} s")
+        postfix = f", {self.postfix}" if self.postfix else ""
+        say(f"{self.desc}: {self.n:,}{of} {self.unit}{share}{postfix}, {seconds:.0f} s")
 
     def __enter__(self) -> LineProgress:
         return self

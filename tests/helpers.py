@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,8 @@ def chunk(texts, prefix: str = "s") -> list[dict]:
         {"source_id": f"{prefix}{i}", "text_a": a, "text_b": b, "label": i % 2}
         for i, (a, b) in enumerate(t if isinstance(t, tuple) else (t, None) for t in texts)
     ]
+
+
+def unstamped(text: str) -> list[str]:
+    """TEXT's lines without the UTC time kdaug puts before each line when stderr is no terminal."""
+    return [re.sub(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", "", line) for line in text.splitlines()]

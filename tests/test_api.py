@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import kdaug
-from tests.helpers import REPO, rows, tree
-from tests.helpers import kdaug as kdaug_process
+from tests.helpers import REPO, invoke, rows, run_cli, tree
 
 WORDS = "the a film movie plot actor scene great dull moving funny slow story music ending".split()
 
@@ -50,8 +49,7 @@ def test_the_api_and_the_cli_write_the_same_files(data, tmp_path):
     result = kdaug.augment(str(tmp_path / "api"), [str(data)], **FLAGS)
     assert result.status == "published" and result.path == str(tmp_path / "api")
     assert result.counts["rows_read"] == 60 and len(result.run) == 12
-    done = kdaug_process("augment", "--input", data, "--output", tmp_path / "cli", *CLI_FLAGS)
-    assert done.returncode == 0, done.stderr
+    invoke("augment", "--input", data, "--output", tmp_path / "cli", *CLI_FLAGS)
     shards = lambda out: {k: v for k, v in tree(out).items() if k.endswith(".parquet")}  # noqa: E731
     assert shards(tmp_path / "api") == shards(tmp_path / "cli") and len(shards(tmp_path / "cli")) == 3
     assert len(kdaug.open_dataset(result.path).to_table()) == 60 * 5
@@ -103,34 +101,28 @@ def test_a_users_pipeline_py_never_shadows_kdaug_in_the_launcher_or_its_workers(
     assert done.stdout.split() == ["published", "60"]
 
 
-def test_summary_json_and_the_unchanged_exit_code(data, tmp_path):
+def test_summary_json_and_the_unchanged_exit_code(data, tmp_path, monkeypatch):
     summary = tmp_path / "summary.json"
     args = ["augment", "--output", tmp_path / "root", *CLI_FLAGS, "--if-changed", "--summary-json", summary]
-    first = kdaug_process(*args, "--input", data, "--unchanged-exit-code", "99")
-    assert first.returncode == 0, first.stderr
+    invoke(*args, "--input", data, "--unchanged-exit-code", "99")
     published = json.loads(summary.read_text())
     assert published["status"] == "published" and published["counts"]["rows_read"] == 60
     assert published["path"].endswith(published["run"]) and published["seconds"] > 0
     # the same file named by a relative path is the same input: unchanged, exit 99
-    relative = os.path.relpath(data, REPO)
-    again = kdaug_process(*args, "--input", relative, "--unchanged-exit-code", "99")
-    assert again.returncode == 99, again.stderr
+    monkeypatch.chdir(data.parent.parent)
+    invoke(*args, "--input", os.path.relpath(data), "--unchanged-exit-code", "99", code=99)
     skipped = json.loads(summary.read_text())
-    assert (
-        skipped["status"] == "unchanged"
-        and skipped["run"] == published["run"]
-        and "unchanged since" in skipped["message"]
-    )
-    assert kdaug_process(*args, "--input", data).returncode == 0  # the exit code is opt-in
+    assert skipped["status"] == "unchanged" and skipped["run"] == published["run"]
+    assert "unchanged since" in skipped["message"]
+    invoke(*args, "--input", data)  # the exit code is opt-in: 0
 
 
-def test_logs_off_a_terminal_have_times_and_no_bars(data, tmp_path):
-    done = kdaug_process(
-        "augment", "--input", data, "--output", tmp_path / "out", *CLI_FLAGS, env={"KDAUG_PROGRESS_SECONDS": "0"}
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert lines and "\r" not in done.stderr and "\x1b[" not in done.stderr
+def test_logs_off_a_terminal_have_times_and_no_bars(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("KDAUG_PROGRESS_SECONDS", "0")
+    result = run_cli("augment", "--input", data, "--output", tmp_path / "out", *CLI_FLAGS)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and "\r" not in result.stderr and "\x1b[" not in result.stderr
     stamped = [line for line in lines if line[:4].isdigit() and line[10] == "T" and line[19] == "Z"]
     assert any("planned" in line for line in stamped) and any("augmenting: 60/60" in line for line in stamped), lines
 

@@ -161,3 +161,21 @@ def test_teacher_threads_and_sharing_follow_the_worker_processes(monkeypatch):
     assert config("--runner", "dataflow") == (1, True)  # an SDK process per vCPU
     assert config("--runner", "DataflowRunner", "--experiments", "no_use_multiple_sdk_containers") == (None, False)
     assert config("--runner", "dask") == (1, False)
+
+
+def test_dataflow_job_id_and_console_url_are_shown(capsys):
+    """Beam's INFO lines stay hidden but for a Dataflow job's id and console URL, which a person and
+    Airflow's Dataflow hook need (Beam logs them when the job is created)."""
+    import logging
+
+    from kdaug.cli import DATAFLOW_SUBMIT_LOGGER, configure_logging
+
+    configure_logging()
+    log = logging.getLogger(DATAFLOW_SUBMIT_LOGGER)
+    log.info("Create job: %s", "<the whole job proto>")
+    log.info("Created job with id: [%s]", "2026-12-05_01_02_03-123")
+    log.info("To access the Dataflow monitoring console, please navigate to https://console.cloud.google.com/x")
+    logging.getLogger("apache_beam.runners.dataflow.dataflow_runner").info("Job state: RUNNING")
+    err = capsys.readouterr().err
+    assert "Created job with id: [2026-12-05_01_02_03-123]" in err and "console.cloud.google.com" in err
+    assert "job proto" not in err and "Job state" not in err

@@ -277,10 +277,13 @@ def test_a_writer_paused_past_its_lease_never_publishes_over_another(world, data
     its lease". Paused while publishing, it holds the output's lock: the second is refused, and the
     first completes its publish. Either way the output is one whole run."""
     out = world["out"]
-    big = tmp_path / "big.tsv"
-    big.write_text(data.read_text() + "".join(f"extra row number {i} of the film\t{i % 2}\n" for i in range(3000)))
+    first_input = data
+    if moment == "staging":  # long enough to be caught while it stages
+        first_input = tmp_path / "big.tsv"
+        extra = "".join(f"extra row number {i} of the film\t{i % 2}\n" for i in range(3000))
+        first_input.write_text(data.read_text() + extra)
     log = tmp_path / "first.log"
-    first = start(*augment_args(big, out, "--seed", "1"), log=log, env={"KDAUG_LEASE_SECONDS": str(LEASE)})
+    first = start(*augment_args(first_input, out, "--seed", "1"), log=log, env={"KDAUG_LEASE_SECONDS": str(LEASE)})
     if moment == "staging":
         pause_when(first, lambda: any(out.glob("_kdaug/attempts/*/*/*/*.parquet")), log)
     else:

@@ -24,6 +24,7 @@ from kdaug.distillation.shards import Selection, ShardError, ShardReader, check_
 from kdaug.distillation.train import DistillConfig, distill
 from kdaug.schema import MANIFEST_FILE
 from tests.distill.conftest import BAD, GOOD, LABELS, TEACHER, sentiment_rows, write_manifest, write_partition
+from tests.helpers import unstamped
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +232,7 @@ def test_smoke_training_improves_loss_and_saves_student(output, tiny_config, tmp
     saved = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert saved["config"]["student"] == str(tiny_config) and saved["selection"]["methods"] == ["knn"]
     # one line per evaluation on stderr, like a trainer's log
-    evals = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    evals = [line for line in unstamped(capsys.readouterr().err) if line.startswith("step ")]
     assert [line.split(":")[0] for line in evals] == ["step 5/20", "step 10/20", "step 15/20", "step 20/20"]
     assert all(
         re.fullmatch(r"step \d+/20: train loss \d\.\d{4}, dev accuracy [\d.]+% \(best [\d.]+% at step \d+\)", e)
@@ -413,7 +414,7 @@ def test_training_warns_when_its_numbers_mislead(output, tmp_path, monkeypatch, 
         "may not have converged; raise --max-steps or --epochs"
     ]
     assert run([0.9, 0.9, 0.9], max_steps=12)["warnings"] == []  # levelled off at the cap: nothing to say
-    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    said = [line for line in unstamped(capsys.readouterr().err) if line.startswith("warning: ")]
     assert said == [f"warning: {w}" for w in once["warnings"] + collapsed["warnings"] + capped["warnings"]]
 
 

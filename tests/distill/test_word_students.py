@@ -13,6 +13,7 @@ from kdaug.distillation import word_students
 from kdaug.distillation.cli import main as cli
 from kdaug.distillation.train import DistillConfig, ExampleReader, _train
 from tests.distill.conftest import BAD, GOOD
+from tests.helpers import unstamped
 
 EXAMPLES = [(text, None, 1) for text in GOOD] + [(text, None, 0) for text in BAD]
 PROBES = ["a great film", "truly awful , and a waste of time", "well-acted -LRB- mostly -RRB-", "xyzzyq"]
@@ -118,7 +119,7 @@ def test_distill_and_evaluate_cli_with_a_bilstm_student(output, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads((student / "metrics.json").read_text())
     assert metrics["config"]["student"] == "bilstm" and (student / word_students.CONFIG_FILE).is_file()
-    assert [line.split(":")[0] for line in result.stderr.splitlines() if line.startswith("step ")] == [
+    assert [line.split(":")[0] for line in unstamped(result.stderr) if line.startswith("step ")] == [
         "step 10/30",
         "step 20/30",
         "step 30/30",
