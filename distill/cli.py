@@ -47,6 +47,18 @@ def _check_student(ctx, param, value):
     return value
 
 
+def labelled(path: str | None, flag: str, data: str | None = None):
+    """The examples of a labelled file given as FLAG (None when not given; `read_labelled`, with the
+    task of the labelled output DATA); a file kdaug cannot read as one is the user's to fix: a usage
+    error naming the flag."""
+    if path is None:
+        return None
+    try:
+        return read_labelled(path, data)
+    except ValueError as err:
+        raise click.UsageError(f"{flag} {err}") from None
+
+
 _TEST_HELP = (
     "Labelled test file the checkpoint selection never sees (e.g. SST-2's labelled test.tsv): the kept "
     "model is scored there too (test_accuracy), an unflattered figure."
@@ -268,7 +280,7 @@ def distill_command(
         copies=copies,
         originals=originals or originals_only,
     )
-    dev = read_labelled(dev_path) if dev_path else None
+    dev = labelled(dev_path, "--dev", data)
     try:
         metrics = distill(
             data,
@@ -278,7 +290,7 @@ def distill_command(
             out_dir=output,
             teacher=expected_teacher(teacher_dir, teacher_fingerprint),
             allow_unfinished=allow_unfinished,
-            test=read_labelled(test_path) if test_path else None,
+            test=labelled(test_path, "--test", data),
         )
     except ShardError as err:
         raise click.ClickException(str(err)) from None
@@ -307,7 +319,7 @@ def evaluate_command(model_dir, file, max_length, max_tokens, device, precision)
     MODEL_DIR is any local from_pretrained sequence classifier with its tokenizer: a student, a teacher.
     """
     click.echo(
-        json.dumps(evaluate(model_dir, read_labelled(file), max_length, max_tokens, device, precision), indent=2)
+        json.dumps(evaluate(model_dir, labelled(file, "FILE"), max_length, max_tokens, device, precision), indent=2)
     )
 
 
@@ -421,17 +433,18 @@ def sweep_command(
         comma_list(copies, int),
         comma_list(seeds, int),
     )
+    first = data[min(data)]  # every size's data shares its task (the sweep refuses mixed teachers)
     try:
         rows = sweep(
             data,
-            read_labelled(dev_path),
+            labelled(dev_path, "--dev", first),
             output,
             cells,
             _config(options),
             teacher,
             keep_models,
             allow_unfinished=allow_unfinished,
-            test=read_labelled(test_path) if test_path else None,
+            test=labelled(test_path, "--test", first),
             jobs=jobs,
         )
     except ShardError as err:

@@ -18,9 +18,37 @@ from kdaug.teacher.model import Teacher, resolve_device
 
 Example = tuple[str, str | None, int]
 
-#: The one place distill reads a labelled file: the Beam job's readers and presets (the preset is
-#: guessed from a TSV header when not given).
-read_labelled = load_labelled
+
+def read_labelled(path: str, data: str | None = None) -> list[Example]:
+    """The examples of a labelled dev or test file, read by the Beam job's readers: as the GLUE or
+    TREC preset its header names, else as the task the labelled output DATA was made from (its
+    manifest's fields, label values, delimiter and quoting), so a dev file shaped like the training
+    input reads too. A file neither fits is a ValueError naming it."""
+    try:
+        return load_labelled(path)
+    except ValueError:
+        task = _task_of(data) if data else None
+        if task is None:
+            raise
+        return load_labelled(path, task)
+
+
+def _task_of(data: str):
+    """The task an output's rows were read with, from its augment config (a `label` run's is its source's)."""
+    from kdaug import commit
+    from kdaug.inputs.sources import make_task
+
+    manifest = commit.published(data, allow_unfinished=True).manifest
+    while manifest and "text_fields" not in (manifest.get("config") or {}):
+        manifest = (manifest.get("source") or {}).get("manifest")
+    if not manifest:
+        return None
+    config = manifest["config"]
+    text_a, text_b = config["text_fields"]
+    labels = tuple(config.get("labels") or ()) or None
+    return make_task(
+        None, text_a, text_b, config.get("label_field"), labels, None, config.get("delimiter"), config.get("quoting")
+    )
 
 
 def evaluate_model(

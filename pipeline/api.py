@@ -324,11 +324,11 @@ def distill(
         data,
         selection,
         config,
-        dev=_examples(dev),
+        dev=_examples(dev, data),
         out_dir=output,
         teacher=_fingerprint(teacher),
         allow_unfinished=allow_unfinished,
-        test=_examples(test),
+        test=_examples(test, data),
     )
     seconds = round(time.monotonic() - started, 3)
     counts = {"train_rows": int(metrics["train_rows"]), "steps": int(metrics["steps"])}
@@ -367,14 +367,14 @@ def sweep(
     started = time.monotonic()
     rows = train_grid(
         data,
-        _examples(dev),
+        _examples(dev, str(data[min(data)])),
         output,
         cells,
         _distill_config(training),
         teacher,
         keep_models,
         allow_unfinished=allow_unfinished,
-        test=_examples(test),
+        test=_examples(test, str(data[min(data)])),
         jobs=jobs,
     )
     seconds = round(time.monotonic() - started, 3)
@@ -393,11 +393,17 @@ def _distill_config(training: dict):
         raise UsageError(str(err)) from None
 
 
-def _examples(source: str | Sequence | None):
-    """A labelled file's examples (`read_labelled`), or the examples given."""
+def _examples(source: str | Sequence | None, data: str):
+    """A labelled file's examples (`read_labelled`, with the task of the labelled output DATA), or
+    the examples given."""
     from kdaug.distillation.evaluate import read_labelled
 
-    return read_labelled(source) if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    try:
+        return read_labelled(os.fspath(source), data)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def _fingerprint(teacher: str | None) -> str | None:
