@@ -117,7 +117,8 @@ _TRAINING_OPTIONS = [
         type=click.FloatRange(0, 1),
         default=D.warmup,
         show_default=True,
-        help="Fraction of steps with linear warm-up; the rate then decays linearly to 0.",
+        help="Linear warm-up over this fraction of one epoch of the training rows, at most "
+        f"{D.max_warmup_steps} steps (whatever --max-steps is); the rate then decays linearly to 0 at the step cap.",
     ),
     click.option("--batch-size", type=click.IntRange(min=1), default=D.batch_size, show_default=True),
     click.option(
@@ -152,7 +153,10 @@ _TRAINING_OPTIONS = [
         help="Shuffle buffer in rows; shards are streamed, so memory grows with this, not the data.",
     ),
     device_option("Where the student trains"),
-    precision_option("Weights and optimiser stay fp32 either way. "),
+    precision_option(
+        "Weights and optimiser stay fp32 either way. ",
+        recorded="the training config (distill: the student's metrics.json and _manifest.json; sweep: configs.json)",
+    ),
     click.option(
         "--threads",
         type=click.IntRange(min=1),
@@ -198,7 +202,7 @@ _MODE_HELP = (
     "--data",
     required=True,
     type=click.Path(exists=True, file_okay=False),
-    help="A labelled kdaug output directory (OUT/method=M/degree=D/part-*.parquet).",
+    help="A labelled kdaug output directory (OUT/METHOD/DEGREE/part-*.parquet).",
 )
 @click.option(
     "--output",
@@ -312,7 +316,7 @@ def distill_command(
     "Default: 1024 on the CPU, 16384 on CUDA.",
 )
 @device_option("Where the model runs")
-@precision_option()
+@precision_option(recorded=None)
 def evaluate_command(model_dir, file, max_length, max_tokens, device, precision):
     """Accuracy (and F1 of class 1 for binary tasks) of MODEL_DIR on a labelled FILE (GLUE SST-2/MRPC TSV).
 

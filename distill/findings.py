@@ -7,13 +7,23 @@ is a best degree (an argmax, not an average), the interval comes from a seeded b
 (resampling whole seeds keeps the pairing). A verdict reads "holds" when the interval is above 0,
 "does not hold" when below, and "inconclusive (CI includes 0)" otherwise.
 
-Accuracy is the sweep's reported metric (test when every cell has it). Where a degree must be
-chosen (finding a), it is chosen on dev and the gain is measured on the reported set, so the
-selection does not flatter the estimate.
+That raw verdict is one test at a one-sided 2.5% level (`LEVEL`: each side of the 95% interval), and a
+report makes many: among m comparisons with no effect at all, about m × 2.5% would still read
+"holds". So the comparisons one report makes are one family, and beside each raw verdict stands a
+Holm–Bonferroni one (`holm`): from each comparison's one-sided p-value in the direction of its
+estimate (the paired t-test's; the bootstrap's share of resampled statistics on the other side of
+0), adjusted so that the chance of any comparison with no effect reading "holds" or "does not hold"
+stays at most 5% across the family. Holm rather than Bonferroni: as strict a guarantee, never less
+power, and no assumption about how the comparisons (which share cells) depend on each other.
+
+Accuracy is the sweep's reported metric (test when every cell has it). Wherever a degree must be
+chosen (the best degree of findings a, b, c), it is chosen on dev and the accuracy is measured on
+the reported set, so the choice does not flatter the estimate.
 
   (a) augmentation helps KD more than FT: (KD at its best degree − KD on originals) − (the same for FT)
-  (b) KD's best degree is higher than FT's: best degree (KD) − best degree (FT), bootstrap
-  (c) smaller sets prefer higher degrees: KD's best degree on the smallest size − on the largest, bootstrap
+  (b) KD's best degree is higher than FT's: best degree on dev (KD) − best degree on dev (FT), bootstrap
+  (c) smaller sets prefer higher degrees: KD's best degree on dev on the smallest size − on the largest,
+      bootstrap
   (d) AugPro vs plain replacement: KD accuracy of augpro-mix/augpro-fgsm − another method, same degree
   (e) KD keeps gaining with more copies where FT stops: (KD at c' copies − KD at c) − (the same for FT), for
       each pair of consecutive copy counts c < c' the grid has
@@ -32,6 +42,7 @@ from kdaug.distillation.shards import ORIGINAL
 
 AUGPRO = ("augpro-mix", "augpro-fgsm")
 BOOTSTRAP_SAMPLES = 4000
+LEVEL = 0.025  # one-sided level of a verdict: each side of a 95% interval
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class Interval:
     low: float
     high: float
     n: int
+    p: float  # one-sided p-value in the direction of the estimate (a test of "holds" when it is > 0)
 
     @property
     def verdict(self) -> str:
@@ -59,15 +71,18 @@ class Finding:
 
 
 def t_interval(diffs: Sequence[float], confidence: float = 0.95) -> Interval:
-    """Mean of paired differences with a Student-t interval (n − 1 degrees of freedom)."""
+    """Mean of paired differences with a Student-t interval (n − 1 degrees of freedom) and the paired
+    t-test's one-sided p-value. Differences that never vary (no spread) give a point interval, p 0."""
     from scipy.stats import t
 
     n = len(diffs)
     mean = statistics.fmean(diffs)
     if n < 2:
-        return Interval(mean, float("-inf"), float("inf"), n)
-    half = t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(diffs) / n**0.5
-    return Interval(mean, mean - half, mean + half, n)
+        return Interval(mean, float("-inf"), float("inf"), n, 1.0)
+    se = statistics.stdev(diffs) / n**0.5
+    half = t.ppf(0.5 + confidence / 2, n - 1) * se
+    p = float(t.sf(abs(mean) / se, n - 1)) if se else float(mean == 0)
+    return Interval(mean, mean - half, mean + half, n, p)
 
 
 def bootstrap_interval(
@@ -77,11 +92,36 @@ def bootstrap_interval(
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
 ) -> Interval:
-    """`statistic(seeds)` with a percentile interval from resampling the seeds with replacement."""
+    """`statistic(seeds)` with a percentile interval from resampling the seeds with replacement, and
+    a one-sided p-value: the share of resampled statistics at or beyond 0 on the other side of the
+    estimate, counted (k + 1) / (samples + 1) so that a finite resample never claims p = 0."""
     rng = np.random.default_rng(seed)
-    draws = [statistic([seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]) for _ in range(samples)]
+    draws = np.array([statistic([seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]) for _ in range(samples)])
     low, high = np.quantile(draws, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return Interval(statistic(seeds), float(low), float(high), len(seeds))
+    estimate = statistic(seeds)
+    against = int(np.sum(np.sign(estimate) * draws <= 0))  # all of them when the estimate is 0
+    return Interval(estimate, float(low), float(high), len(seeds), (against + 1) / (samples + 1))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the order given: sorted ascending, the i-th smallest
+    (from 0) becomes max over j ≤ i of min(1, (m − j) · p_(j)). Comparing them with a level α keeps
+    the chance of rejecting any true null hypothesis of the family at most α, however they depend
+    on each other."""
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def holm_verdict(estimate: float, adjusted_p: float) -> str:
+    """The verdict a Holm-adjusted p-value gives, worded as `Interval.verdict`'s."""
+    if adjusted_p >= LEVEL:
+        return f"inconclusive (Holm p ≥ {LEVEL:g})"
+    return "holds" if estimate > 0 else "does not hold"
 
 
 class Cells:
@@ -90,6 +130,7 @@ class Cells:
     augmented cell gets a line of its own, copies 0 and method `original`)."""
 
     def __init__(self, rows: Sequence[dict], metric: str):
+        self.on = "test" if metric == "test_accuracy" else "dev"  # the reported set, as a report names it
         self.acc: dict[tuple, dict[int, float]] = defaultdict(dict)
         self.dev: dict[tuple, dict[int, float]] = defaultdict(dict)
         originals: dict[tuple[int, str], dict[int, tuple[float, float]]] = defaultdict(dict)
@@ -120,13 +161,24 @@ class Cells:
         common = set.intersection(*(set(self.acc[k]) for k in keys)) if keys else set()
         return sorted(common)
 
-    def best_degree(self, line: tuple, seeds: Sequence[int], scores: str = "acc") -> float:
-        table = self.acc if scores == "acc" else self.dev
-        return max(self.degrees(line), key=lambda d: statistics.fmean(table[(*line, d)][s] for s in seeds))
+    def best_degree(self, line: tuple, seeds: Sequence[int]) -> float:
+        """The degree of `line` with the highest mean dev accuracy over `seeds`. Always dev: a degree
+        chosen on the reported set would be the one whose score there is luckiest, and reporting that
+        score would present the luck as the effect."""
+        return max(self.degrees(line), key=lambda d: statistics.fmean(self.dev[(*line, d)][s] for s in seeds))
+
+    def mean(self, key: tuple, seeds: Sequence[int]) -> float:
+        """Mean reported accuracy of a cell over `seeds`."""
+        return statistics.fmean(self.acc[key][s] for s in seeds)
+
+    def chosen(self, line: tuple, seeds: Sequence[int]) -> str:
+        """A line's best degree on dev and its reported accuracy there, e.g. `0.3 (test 81.2)`."""
+        best = self.best_degree(line, seeds)
+        return f"{best:g} ({self.on} {100 * self.mean((*line, best), seeds):.1f})"
 
     def degree_gap(self, a: tuple, b: tuple) -> Callable[[Sequence[int]], float]:
-        """The statistic `bootstrap_interval` resamples for findings (b) and (c): the best degree of
-        line `a` minus that of line `b`, over the seeds it is given."""
+        """The statistic `bootstrap_interval` resamples for findings (b) and (c): the best degree on
+        dev of line `a` minus that of line `b`, over the seeds it is given."""
         return lambda seeds: self.best_degree(a, seeds) - self.best_degree(b, seeds)
 
 
@@ -165,7 +217,7 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
         out.append(
             Finding(
                 "b",
-                where,
+                f"{where}; best degree on dev: KD {cells.chosen(kd, seeds)}, FT {cells.chosen(ft, seeds)}",
                 bootstrap_interval(seeds, cells.degree_gap(kd, ft)),
                 "degree",
             )
@@ -180,7 +232,8 @@ def findings(rows: Sequence[dict], metric: str) -> list[Finding]:
             out.append(
                 Finding(
                     "c",
-                    f"KD, {method}, copies {copies}: size {sizes[0]} vs {sizes[-1]}",
+                    f"KD, {method}, copies {copies}: size {sizes[0]} vs {sizes[-1]}; best degree on dev: "
+                    f"{cells.chosen(small, seeds)} vs {cells.chosen(large, seeds)}",
                     bootstrap_interval(seeds, cells.degree_gap(small, large)),
                     "degree",
                 )
@@ -245,22 +298,39 @@ STATEMENTS = {
 
 
 def markdown(found: Sequence[Finding]) -> list[str]:
-    """The findings section of results.md: one table row per comparison."""
+    """The findings section of results.md: one table row per comparison, raw and Holm-adjusted side by
+    side. The family is every comparison of the table, and the section says how many raw "holds"
+    chance alone would give among them."""
     if not found:
         return []
+    m = len(found)
+    adjusted = holm([f.interval.p for f in found])
+    holm_verdicts = [holm_verdict(f.interval.estimate, q) for f, q in zip(found, adjusted)]
+    raw_holds = sum(f.interval.verdict == "holds" for f in found)
     md = [
         "## Findings (paired by seed, 95% CI)",
         "",
-        "Differences in accuracy points (t interval over seeds) or in degree (bootstrap over seeds).",
+        "Differences in accuracy points (t interval over seeds) or in degree (bootstrap over seeds); best "
+        "degrees are chosen on dev. Raw p: one-sided, in the direction of the estimate (the paired t-test's, "
+        "or the bootstrap's share of resamples on the other side of 0); the raw verdict is the 95% interval's.",
         "",
-        "| finding | cells | estimate | 95% CI | seeds | verdict |",
-        "|---|---|---|---|---|---|",
+        f"Family: the {m} comparisons below. At the one-sided {LEVEL:.1%} level of a raw verdict, chance alone "
+        f'would give about {m * LEVEL:.1f} "holds" among them ({m} × {LEVEL:g}) even if no effect were real; '
+        f'{raw_holds} read "holds" raw, {holm_verdicts.count("holds")} after Holm–Bonferroni adjustment across '
+        "the family (at most a 5% chance of any false verdict in it).",
+        "",
+        "| finding | cells | estimate | 95% CI | seeds | raw p | Holm p | verdict (raw) | verdict (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for f in found:
+    for f, q, verdict in zip(found, adjusted, holm_verdicts):
         i = f.interval
         fmt = "{:+.1f}" if f.unit == "points" else "{:+.2f}"
         md.append(
             f"| ({f.finding}) {STATEMENTS[f.finding]} | {f.where} | {fmt.format(i.estimate)} {f.unit} | "
-            f"[{fmt.format(i.low)}, {fmt.format(i.high)}] | {i.n} | {i.verdict} |"
+            f"[{fmt.format(i.low)}, {fmt.format(i.high)}] | {i.n} | {_p(i.p)} | {_p(q)} | {i.verdict} | {verdict} |"
         )
     return md + [""]
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"

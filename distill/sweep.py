@@ -13,12 +13,14 @@ was regenerated, trains the cells again instead of reporting old numbers as new.
 configs stay in the CSV (one output can hold several), cells of several sweep commands may share
 one output, and the report covers the current config only, the newest row of each cell.
 
-`results.md` (mean ± std over seeds, and the papers' findings as paired differences with 95%
-intervals and verdicts: `distill.findings`), `results.png` (accuracy vs degree with 95% bands, one
+`results.md` (mean ± std over seeds, each line's best degree chosen on dev, and the papers'
+findings as paired differences with 95% intervals, raw and Holm-adjusted verdicts:
+`distill.findings`), `results.png` (accuracy vs degree with 95% bands, one
 line per mode/method, a panel per size and a row per copies) and, with several sizes,
 `best_degree.png` are rewritten at the end. Dev selects each student's checkpoint; with a test set
 the report shows test accuracy (students and teacher alike), and every cell says whether it ran to
-its step cap (`hit_cap`) and what its training warned about (`warnings`).
+its step cap (`hit_cap`), whether the checkpoint it kept was still inside the learning-rate warm-up
+(`best_in_warmup`, `warmup_steps`) and what its training warned about (`warnings`).
 
 Commit protocol (`kdaug.commit`): a sweep holds its output's lease while it runs, so two sweeps
 never append to one CSV; every file is replaced whole (a killed sweep never leaves half a CSV line);
@@ -55,6 +57,8 @@ METRICS = (
     "dev_f1",
     "best_step",
     "steps",
+    "warmup_steps",
+    "best_in_warmup",
     "train_seconds",
     "train_rows",
     "test_accuracy",
@@ -340,14 +344,22 @@ def _mean_std(accs: list[float]) -> tuple[float, float]:
 def write_report(
     rows: Sequence[dict], store: commit.Store, teacher: dict | None = None, config: tuple[str, dict] | None = None
 ) -> None:
-    """OUT/results.md (accuracy % as mean ± std (seeds), best degree per line) and OUT/results.png;
-    `config`: (id, values) of the training config the rows share, named at the top."""
+    """OUT/results.md (accuracy % as mean ± std (seeds), each line's best degree and its accuracy,
+    the findings) and OUT/results.png; `config`: (id, values) of the training config the rows share,
+    named at the top.
+
+    A line's best degree is chosen on dev (mean over the seeds every degree of the line has) and
+    shown with its test accuracy: choosing on test would pick the degree whose test score is luckiest
+    and report that luck as the effect. Without a test set dev chooses and reports, and the report
+    says so."""
+    metric = reported(rows)
     lines = series(rows)
+    cells = findings.Cells(rows, metric)
     degrees = sorted({d for by_degree in lines.values() for d in by_degree})
     md = ["# Sweep results", ""]
     if config:
         md += [f"Training config `{config[0]}`: {describe(config[1])} (all its settings: configs.json).", ""]
-    on = "test" if reported(rows) == "test_accuracy" else "dev"
+    on = "test" if metric == "test_accuracy" else "dev"
     if teacher:
         md.append(f"Teacher `{teacher['model']}`: {on} accuracy {100 * teacher['accuracy']:.1f}%.")
     seconds = sum(float(r["train_seconds"]) for r in rows)
@@ -357,27 +369,51 @@ def write_report(
         if on == "test"
         else "dev accuracy (%) — dev also selected each checkpoint, which flatters every cell; pass --test"
     )
+    best_how = (
+        "The best degree of a line is the one with the highest mean dev accuracy; the accuracy beside it "
+        "is its test accuracy."
+        if on == "test"
+        else "The best degree of a line is the one with the highest mean dev accuracy, and with no test set "
+        "the accuracy beside it is dev's too, which flatters it."
+    )
     md += [
         f"{len(rows)} students, {seconds / 60:.1f} min of training; {capped} ran to their step cap without dev "
-        f"accuracy levelling off. {how[0].upper() + how[1:]}, mean ± std (seeds):",
+        f"accuracy levelling off; {_warmup_sentence(rows)} {how[0].upper() + how[1:]}, mean ± std (seeds). "
+        f"{best_how}",
         "",
     ]
-    md.append("| size | copies | mode | method | " + " | ".join(format_degree(d) for d in degrees) + " | best degree |")
-    md.append("|---" * (len(degrees) + 5) + "|")
-    for (size, copies, mode, method), by_degree in lines.items():
-        cells = []
+    md.append(
+        "| size | copies | mode | method | "
+        + " | ".join(format_degree(d) for d in degrees)
+        + f" | best degree (dev) | its {on} accuracy |"
+    )
+    md.append("|---" * (len(degrees) + 6) + "|")
+    for line, by_degree in lines.items():
+        row = []
         for d in degrees:
             accs = by_degree.get(d)
-            cells.append(
+            row.append(
                 "" if not accs else "{:.1f} ± {:.1f} ({})".format(*(100 * x for x in _mean_std(accs)), len(accs))
             )
-        best = max(by_degree, key=lambda d: statistics.mean(by_degree[d]))
-        md.append(f"| {size} | {copies} | {mode} | {method} | " + " | ".join(cells) + f" | {format_degree(best)} |")
-    md += [""] + findings.markdown(findings.findings(rows, reported(rows)))
+        seeds = cells.seeds([(*line, d) for d in by_degree])
+        best = cells.best_degree(line, seeds)
+        chosen = f"{format_degree(best)} | {100 * cells.mean((*line, best), seeds):.1f}"
+        md.append("| {} | {} | {} | {} | ".format(*line) + " | ".join(row) + f" | {chosen} |")
+    md += [""] + findings.markdown(findings.findings(rows, metric))
     store.write("results.md", ("\n".join(md) + "\n").encode())
     store.write("results.png", _plot(lines, teacher, on))
     if len({k[0] for k in lines}) > 1:
-        store.write("best_degree.png", _plot_best_degree(rows, on))
+        store.write("best_degree.png", _plot_best_degree(rows))
+
+
+def _warmup_sentence(rows: Sequence[dict]) -> str:
+    """How many cells kept a checkpoint from inside the learning-rate warm-up (`best_in_warmup`):
+    such a student was trained below the peak rate throughout, so it is not the converged student
+    the grid means to compare."""
+    warm = [int(r["warmup_steps"]) for r in rows]
+    inside = sum(r["best_in_warmup"] == "True" for r in rows)
+    ends = "–".join(str(w) for w in sorted({min(warm), max(warm)}))
+    return f"{inside} kept a checkpoint from inside the learning-rate warm-up (which ends at step {ends})."
 
 
 def describe(values: dict) -> str:
@@ -428,9 +464,9 @@ def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
     return _png(fig)
 
 
-def _plot_best_degree(rows: Sequence[dict], on: str) -> bytes:
-    """Best degree (by mean accuracy over seeds) against training-set size, one line per
-    copies/mode/method, with bootstrap 95% intervals over seeds."""
+def _plot_best_degree(rows: Sequence[dict]) -> bytes:
+    """Best degree (by mean dev accuracy over seeds, as in the table) against training-set size, one
+    line per copies/mode/method, with bootstrap 95% intervals over seeds."""
     plt = _pyplot()
     cells = findings.Cells(rows, reported(rows))
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -461,7 +497,7 @@ def _plot_best_degree(rows: Sequence[dict], on: str) -> bytes:
     ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
     ax.minorticks_off()
     ax.set_xlabel("training-set size (originals)")
-    ax.set_ylabel(f"best degree on {on} (bootstrap 95% CI)")
+    ax.set_ylabel("best degree on dev (bootstrap 95% CI)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return _png(fig)

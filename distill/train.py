@@ -1,11 +1,12 @@
 """kdaug's one training loop: students on kdaug shards (`distill`) and teachers on a labelled file
 (`fine_tune`, i.e. `kdaug teacher train`, which is the same loop in FT mode over the teacher base).
 
-nanoGPT-style: stream shuffled mini-batches, AdamW (no decay on biases and LayerNorm) with linear
-warmup and decay, log the training loss and evaluate on dev every `eval_every` steps, keep the best
-dev weights, stop when dev accuracy has not improved for `patience` evaluations. On CUDA the forward
-pass may run bf16 autocast (`precision`). The result is a `from_pretrained` directory
-(model + tokenizer) with `metrics.json`.
+nanoGPT-style: stream shuffled mini-batches, AdamW (no decay on biases and LayerNorm) with a short
+linear warm-up (`warmup_steps`: a tenth of an epoch, at most 100 steps, whatever the step cap) and a
+linear decay to 0 at the cap, log the training loss and evaluate on dev every `eval_every` steps,
+keep the best dev weights, stop when dev accuracy has not improved for `patience` evaluations. On
+CUDA the forward pass may run bf16 autocast (`precision`). The result is a `from_pretrained`
+directory (model + tokenizer) with `metrics.json`.
 
 Like a trainer, it reports as it goes, on stderr: one line per evaluation (step, train loss, dev
 accuracy, best so far) and a `warning:` line for a run whose numbers should not be trusted as they
@@ -60,7 +61,8 @@ class DistillConfig:
     freeze_embeddings: bool = False  # keep the word-piece table fixed (most of a small student's weights)
     lr: float | None = None  # None: 1e-4 for transformers, 1e-3 for the word students (`learning_rate`)
     weight_decay: float = 0.01
-    warmup: float = 0.1  # fraction of the steps spent warming the learning rate up
+    warmup: float = 0.1  # warm-up length as a fraction of ONE epoch of the training rows (`warmup_steps`)
+    max_warmup_steps: int | None = 100  # and at most this many steps; None: no bound
     batch_size: int = 32
     max_length: int = 128
     epochs: int = 3
@@ -107,6 +109,28 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
         {"params": [p for n, p in trainable if not exempt(n)], "weight_decay": weight_decay},
         {"params": [p for n, p in trainable if exempt(n)], "weight_decay": 0.0},
     ]
+
+
+def warmup_steps(config: DistillConfig, rows: int) -> int:
+    """Steps of linear warm-up: `config.warmup` of one epoch over `rows` training rows, at most
+    `config.max_warmup_steps` (defaults: a tenth of an epoch, at most 100 steps).
+
+    Warm-up keeps the first AdamW updates small while the optimiser's moment estimates rest on few
+    gradients and a fresh head pushes large ones through the network; that is a matter of a number
+    of updates, not of how long the run might last. It used to be a fraction of the step cap, but
+    with early stopping the cap is a safety limit, not the run's length: 10% of a 20,000-step cap is
+    2,000 steps of warm-up, and cells that stopped 300 steps after their best dev score kept a
+    checkpoint trained below the peak rate, so the grid compared half-warmed students. Here the cap
+    changes nothing. At most 100 steps: warm-up ends before the first dev evaluation at the default
+    `eval_every` (200), so no evaluated checkpoint is inside it, and it is a tenth of a typical CPU
+    cell's run (RESULTS v2's CNN cells stopped after a median 950 steps without warm-up). A tenth of
+    an epoch: on a small set (500 rows are 16 steps an epoch at batch size 32) 100 steps would be six
+    epochs at a reduced rate. The linear decay still ends at the cap; with early stopping far from
+    the cap it only lowers the rate a little (5% by step 1,000 of a 20,000 cap), so it stays.
+    """
+    epoch = math.ceil(rows / config.batch_size)
+    steps = math.ceil(config.warmup * epoch)
+    return steps if config.max_warmup_steps is None else min(steps, config.max_warmup_steps)
 
 
 def build_student(student: str | None, layers: int | None, num_labels: int, label_names: Sequence[str] | None = None):
@@ -296,7 +320,10 @@ def _loop(
 ) -> dict:
     """Train; save the model, its tokenizer and metrics.json (`about` merged in) to `save_to` when
     given. `hit_cap`: training ran to its step cap (`max_steps` or `epochs`) without dev accuracy
-    levelling off for `patience` evaluations, i.e. it may not have converged. The student is saved
+    levelling off for `patience` evaluations, i.e. it may not have converged. `warmup_steps`: the
+    step at which warm-up ends; `best_in_warmup`: every update before the kept checkpoint (the best
+    on dev, else the last) ran below the peak rate, i.e. the student kept is a half-warmed one. Each
+    history record has the `learning_rate` of the update that made its step. The student is saved
     with the class names (`config.label_names`, else the data manifest's), not LABEL_0, LABEL_1…"""
     kd = config.mode == "kd"
     names = config.label_names or reader.label_names
@@ -315,7 +342,8 @@ def _loop(
     for warning in early:  # said before training, while it can still be stopped
         say(f"warning: {warning}")
     optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
+    warm = warmup_steps(config, len(reader))
+    schedule = get_linear_schedule_with_warmup(optimizer, warm, total)
     stream = itertools.chain.from_iterable(reader.batches(config.batch_size, config.seed, e) for e in itertools.count())
 
     history, losses = [], []
@@ -336,6 +364,7 @@ def _loop(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        rate = schedule.get_last_lr()[0]  # the rate of the update that made this step's weights
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
@@ -344,7 +373,7 @@ def _loop(
 
         if step % config.eval_every and step != total:
             continue
-        record = {"step": step, "train_loss": sum(losses) / len(losses)}
+        record = {"step": step, "train_loss": sum(losses) / len(losses), "learning_rate": rate}
         losses = []
         if dev:
             record.update(evaluate_model(model, tokenizer, dev, max_length=config.max_length, precision=precision))
@@ -363,6 +392,7 @@ def _loop(
     if best_state is not None:
         model.load_state_dict(best_state)
     hit_cap = stale < config.patience
+    kept = best["step"] if best else step
     late = _end_warnings(config.patience, dev, best, hit_cap, step, names)
     for warning in late:
         say(f"warning: {warning}")
@@ -374,6 +404,8 @@ def _loop(
         "test_f1": scored.get("f1"),
         "best_step": best and best["step"],
         "steps": step,
+        "warmup_steps": warm,
+        "best_in_warmup": kept <= warm,
         "hit_cap": hit_cap,
         "warnings": early + late,
         "train_seconds": round(time.perf_counter() - start, 1),

@@ -54,7 +54,7 @@ class Result:
     output: str
     path: str | None
     run: str | None
-    counts: dict[str, int]
+    counts: dict[str, Any]
     seconds: float
     message: str
     manifest: dict | None = field(default=None, repr=False)
@@ -177,7 +177,7 @@ def augment(
     log: Log | None = None,
     **options: Any,
 ) -> Result:
-    """`kdaug augment`: OUTPUT/method=M/degree=D/part-*.parquet for each method × degree × copy of the
+    """`kdaug augment`: OUTPUT/METHOD/DEGREE/part-*.parquet for each method × degree × copy of the
     inputs' rows, plus the originals. `options` are `augment_config`'s (task, fields, methods, degrees,
     copies, seed, …)."""
     from kdaug import versioning
@@ -185,6 +185,7 @@ def augment(
 
     args = _beam_args(pipeline_args)
     config = augment_config(output, inputs, **options)
+    _check_resources(config, args)
     return _execute(
         "augment",
         config.output,
@@ -223,6 +224,7 @@ def run(
 
     args = _beam_args(pipeline_args)
     config = augment_config(output, inputs, teacher=teacher, **options)
+    _check_resources(config, args)
     check_teacher(teacher, config.task.labels)  # a ModelDirError (a ValueError) names what is wrong
     label = label_config(
         teacher,
@@ -468,6 +470,21 @@ def _execute(
     return Result(
         command, "published", output, path, run_id, dict(manifest["counts"]), seconds, f"published {path}", manifest
     )
+
+
+def _check_resources(config, pipeline_args: list[str]) -> None:
+    """On the DirectRunner, whose workers are this machine, each method's resources (`Augmenter.check`);
+    a launcher for remote workers (Dataflow, a Dask cluster) may lack what their image holds."""
+    from kdaug.augmenters import create
+    from kdaug.beam.engines import pipeline_options, runner_name
+
+    if runner_name(pipeline_options(pipeline_args)) != "DirectRunner":
+        return
+    for method in config.methods:
+        try:
+            create(method, config.options).check()
+        except OSError as err:
+            raise UsageError(f"{method}: {err}") from None
 
 
 def _beam_args(pipeline_args: Sequence[str]) -> list[str]:

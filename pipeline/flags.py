@@ -67,13 +67,15 @@ def device_option(where: str, note: str = ""):
     return click.option("--device", default=DEVICE_DEFAULT, show_default=True, help=f"{where}: {DEVICE_HELP}.{note}")
 
 
-def precision_option(note: str = ""):
+def precision_option(note: str = "", recorded: str | None = "the manifest"):
+    """`--precision`, with `note` before the shared help and, after it, where the command records the
+    precision it ran at (`recorded`; None: the command records it nowhere, e.g. `evaluate`)."""
     return click.option(
         "--precision",
         type=click.Choice(PRECISIONS),
         default=PRECISION_DEFAULT,
         show_default=True,
-        help=note + PRECISION_HELP,
+        help=note + PRECISION_HELP + (f" Recorded in {recorded}." if recorded else ""),
     )
 
 

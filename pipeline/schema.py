@@ -34,9 +34,13 @@ import pyarrow.dataset as ds
 from kdaug import commit
 from kdaug.commit import MANIFEST_FILE, SUCCESS_FILE  # noqa: F401  (the dataset's names, one place)
 
-#: 2: `method` and `degree` became columns of the shard files, and the folders `METHOD/DEGREE` (1 had
-#: them in Hive folder names `method=…/degree=…` only, as a float32 for kdaug's readers).
-SCHEMA_VERSION = 2
+#: What each schema version changed; an output of an older one is refused, naming the changes since
+#: (`check_version`), and regenerated (the version is part of a versioned run's key).
+SCHEMA_CHANGES = {
+    2: "`method` and `degree` became columns of every file, and the folders `METHOD/DEGREE`",
+    3: "labelled rows gained `teacher_shift` and `teacher_flip`",
+}
+SCHEMA_VERSION = 3
 
 #: The columns that say which partition a row is in; its folder is `partition_dir` of them.
 PARTITION_SCHEMA = pa.schema(
@@ -46,7 +50,18 @@ PARTITION_SCHEMA = pa.schema(
 PARTITIONING = ds.partitioning(PARTITION_SCHEMA)
 
 #: Columns of a shard file (and of a row as `open_dataset` reads it). `teacher_logits` is null until
-#: the teacher labels the row.
+#: the teacher labels the row; so are the two columns that say how far the teacher's view of a row
+#: moved from its original's (the row of the same `source_id` in `original/0.00`), with p = softmax
+#: of the row's logits and p_o of its original's:
+#:
+#: - `teacher_shift`: KL(p_o || p) in nats. The original's distribution is the reference, as the
+#:   target is in a KD loss: the value is the expected extra log-loss of taking the augmented row's
+#:   distribution for its original's (finite, since softmax is never 0). 0 on an original itself
+#:   (KL(p || p)), so every labelled row has a value and degree 0 reads as no shift.
+#: - `teacher_flip`: whether the row's argmax differs from its original's (False on an original).
+#:
+#: Both are null where the original has no logits (the teacher failed on its chunk: see
+#: FAILED_INFERENCE_DIR). Computed in float64 from the stored float32 logits, stored as float32.
 SHARD_FILE_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
@@ -59,6 +74,8 @@ SHARD_FILE_SCHEMA = pa.schema(
         pa.field("partner_id", pa.string()),
         pa.field("mix_lambda", pa.float32()),
         pa.field("teacher_logits", pa.list_(pa.float32())),
+        pa.field("teacher_shift", pa.float32()),
+        pa.field("teacher_flip", pa.bool_()),
         *PARTITION_SCHEMA,
     ]
 )
@@ -175,7 +192,8 @@ def check_version(run) -> None:
     manifest to say: its files are read as they are)."""
     version = (run.manifest or {}).get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
+        since = [change for v, change in sorted(SCHEMA_CHANGES.items()) if isinstance(version, int) and v > version]
         raise OtherSchemaVersion(
             f"{run.dir} was written with schema version {version} and this kdaug reads version "
-            f"{SCHEMA_VERSION} (`method` and `degree` became columns of every file): regenerate it"
+            f"{SCHEMA_VERSION}" + (f" ({'; '.join(since)})" if since else "") + ": regenerate it"
         )

@@ -162,3 +162,13 @@ def test_a_signal_ends_a_multi_processing_run_with_one_line(data, tmp_path, how)
     assert not (out / "_SUCCESS").exists()
     time.sleep(0.5)
     assert not subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.strip()
+
+
+def test_a_missing_wordnet_is_refused_before_anything_is_touched(data, tmp_path, monkeypatch):
+    from kdaug.augmenters import resources
+
+    monkeypatch.setattr(resources, "WORDNET_SOURCE", tmp_path / "nowhere")
+    for method in ("synonym", "eda"):
+        with pytest.raises(kdaug.UsageError, match=f"{method}: WordNet not found in .*nowhere"):
+            kdaug.augment(str(tmp_path / "out"), [str(data)], **{**FLAGS, "methods": [method]})
+    assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 """bench/bench_gpu.py is run once on a GPU machine, where a broken script would waste its time: it
-must run here, on the CPU, with small sizes, and report every figure it promises."""
+must run here, on the CPU, with small sizes, and report every figure it promises. Slow (10 s): run it
+with `make test-slow` before a GPU session."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_gpu_runs_on_the_cpu_and_reports_every_figure(tmp_path):
     out = subprocess.run(
         [

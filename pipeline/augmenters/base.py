@@ -62,6 +62,12 @@ class Augmenter(ABC):
         the default loads nothing."""
         return None
 
+    def check(self) -> None:
+        """Refuse what `setup` would miss, by looking for files only (nothing is loaded). Called where
+        the job is planned when the workers run on this machine (the DirectRunner), so a missing
+        resource is one line before anything is touched rather than every worker's traceback."""
+        return None
+
     @abstractmethod
     def augment_words(self, words: Words, degree: float, rng: random.Random) -> Words:
         """Return an edited copy of `words` with about `degree` of its word positions changed,

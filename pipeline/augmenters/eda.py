@@ -27,6 +27,9 @@ class EasyDataAugmentation(Augmenter):
     name = "eda"
     OPERATIONS = ("insert", "swap", "delete")
 
+    def check(self) -> None:
+        resources.check_wordnet()
+
     def setup(self) -> None:
         resources.wordnet()
 

@@ -182,14 +182,19 @@ def disk_cached(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.nd
 WORDNET_SOURCE = Path(os.environ.get("KDAUG_WORDNET_SOURCE", "/usr/share/wordnet"))
 
 
-@once
-def wordnet():
-    """WordNet 3.0 from Debian's dict files (`kdaug.augmenters.wordnet`, no nltk at run time)."""
-    from kdaug.augmenters.wordnet import WordNet
-
+def check_wordnet() -> None:
+    """Raise FileNotFoundError, saying how to install it, when WordNet's dict files are missing."""
     if not (WORDNET_SOURCE / "data.noun").is_file():
         raise FileNotFoundError(
             f"WordNet not found in {WORDNET_SOURCE}: install Debian's wordnet-base and wordnet-sense-index "
             "(`make setup` does), or set KDAUG_WORDNET_SOURCE to a WordNet 3.0 dict directory"
         )
+
+
+@once
+def wordnet():
+    """WordNet 3.0 from Debian's dict files (`kdaug.augmenters.wordnet`, no nltk at run time)."""
+    from kdaug.augmenters.wordnet import WordNet
+
+    check_wordnet()
     return WordNet(WORDNET_SOURCE)

@@ -60,6 +60,9 @@ class SynonymReplacement(WordReplacer):
 
     name = "synonym"
 
+    def check(self) -> None:
+        resources.check_wordnet()
+
     def setup(self) -> None:
         resources.wordnet()
 

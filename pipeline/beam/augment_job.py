@@ -1,9 +1,10 @@
 """The augmentation job: read → augment × method × degree × copy → Parquet shards + manifest.
 
 Rows travel through Beam in chunks (lists of a few hundred rows), never one element per row:
-Beam's per-element overhead would otherwise dominate token-level augmentation. Each chunk's rows
-of each partition are written as one file right away (`sinks.WriteFile`): no GroupByKey holds the
-corpus, so memory stays bounded by the chunk size.
+Beam's per-element overhead would otherwise dominate token-level augmentation. A chunk's rows of
+every partition travel as one element (so `kdaug run`'s teacher sees each row beside its original)
+and each partition's are written as one file right away (`sinks.WriteFile`): no GroupByKey holds the
+corpus, so memory stays bounded by one chunk's rows: chunk size × (1 + methods × degrees × copies).
 
 Determinism: chunks are cut in file order and named by (input file, chunk index), every row draws
 its randomness from its own seeded stream, every file is sorted by row id and the finaliser numbers
@@ -196,7 +197,9 @@ class ReadSplit(beam.DoFn):
 
 
 class AugmentChunks(beam.DoFn):
-    """Turn a chunk of originals into row batches keyed by (partition, the chunk's batch key).
+    """Turn a chunk of originals into one group (`kdaug.beam.inference.Group`): its row batches keyed
+    by (partition, the chunk's batch key), the originals' first. The group keeps every augmented row
+    beside its original, so the teacher can measure each row's shift from it (`kdaug run`).
 
     The augmenters load their resources in `setup`, once per DoFn instance; the loaders are
     memoised per process, so the instances of one worker share one copy.
@@ -212,18 +215,14 @@ class AugmentChunks(beam.DoFn):
 
     def process(self, element):
         key, examples = element
-        yield _counted(
-            (schema.partition_dir(ORIGINAL, 0.0), key), [original_row(self.options.seed, ex) for ex in examples]
-        )
+        group = [((schema.partition_dir(ORIGINAL, 0.0), key), [original_row(self.options.seed, ex) for ex in examples])]
         for augmenter in self.augmenters:
             for degree in self.degrees:
                 rows = [row for copy in range(self.copies) for row in augmenter.augment_chunk(examples, degree, copy)]
-                yield _counted((schema.partition_dir(augmenter.name, degree), key), rows)
-
-
-def _counted(key, rows):
-    Metrics.counter("kdaug", f"rows/{key[0]}").inc(len(rows))
-    return key, rows
+                group.append(((schema.partition_dir(augmenter.name, degree), key), rows))
+        for (partition, _), rows in group:
+            Metrics.counter("kdaug", f"rows/{partition}").inc(len(rows))
+        yield group
 
 
 def plan(config: AugmentConfig) -> tuple[list[splits.Split], dict[str, int], str, InputGuard]:
@@ -242,9 +241,9 @@ def plan(config: AugmentConfig) -> tuple[list[splits.Split], dict[str, int], str
 
 def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attempt, label=None, planned=None):
     """Add the augment job to `pipeline`, writing and publishing `attempt`; with `label` (a
-    `label_job.LabelConfig`) the teacher labels the row batches on their way to the sink (`kdaug
-    run`). `planned`: `plan(config)`, when the caller has it. Returns the PCollection holding the
-    published manifest.
+    `label_job.LabelConfig`) the teacher labels each chunk's group of row batches, and measures
+    their shift from their originals, on their way to the sink (`kdaug run`). `planned`:
+    `plan(config)`, when the caller has it. Returns the PCollection holding the published manifest.
 
     The graph uses only what every runner executes alike: one output per step, summaries gathered
     by a GroupByKey (not a side input or a combiner: Beam's DaskRunner returns wrong lists for those).
@@ -255,14 +254,15 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, attempt: commit.Attemp
         | "Splits" >> beam.Create(found)
         | "Read" >> beam.ParDo(ReadSplit(config.task, config.chunk_size, guard))
     )
-    rows = (
+    groups = (
         read
         | "Chunks" >> beam.FlatMap(only, CHUNK)
         | "Spread" >> beam.Reshuffle()
         | "Augment" >> beam.ParDo(AugmentChunks(config.methods, config.degrees, config.copies, config.options))
     )
     if label is not None:
-        rows = rows | "Label" >> label.transform()
+        groups = groups | "Label" >> label.transform()
+    rows = groups | "Partitions" >> beam.FlatMap(lambda group: group)
     # Each branch writes its own files and only their summaries meet: a Flatten of the rows
     # themselves would make the DirectRunner buffer all of them (its stages exchange flattened
     # PCollections through memory).

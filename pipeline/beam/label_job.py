@@ -1,7 +1,16 @@
 """The teacher-labelling job (`kdaug label`): shards of an earlier run → the same shards with
-`teacher_logits`, and the shared teacher step that `kdaug run` puts between augment and sink.
+`teacher_logits`, `teacher_shift` and `teacher_flip`, and the shared teacher step that `kdaug run`
+puts between augment and sink.
 
 Logits are stored raw and lossless (float32); the temperature is the consumer's choice.
+
+A row's shift is measured against its original's logits, so the job reads the shards in groups that
+hold each row's original (`shard_groups`): an output has one file per input chunk in every
+partition, numbered in chunk order (`sinks.finalize`), so the i-th files of all partitions are one
+chunk's rows. One worker reads a group, labels it file by file (each file packed alone, as `kdaug
+run` packs a chunk's partition) and writes one output file per source file: no join across the
+corpus, memory bounded by one chunk's rows as in `kdaug run`, and a labelled output grouped as its
+source was (it can be labelled again). The job's parallelism is its input chunks.
 """
 
 from __future__ import annotations
@@ -40,10 +49,10 @@ class LabelConfig:
     share: bool = False
 
     def transform(self) -> beam.PTransform:
-        """Beam's `RunInference` with kdaug's `TeacherHandler` (`kdaug.beam.inference.LabelChunks`)."""
-        from kdaug.beam.inference import LabelChunks, TeacherHandler
+        """Beam's `RunInference` with kdaug's `TeacherHandler` (`kdaug.beam.inference.LabelGroups`)."""
+        from kdaug.beam.inference import LabelGroups, TeacherHandler
 
-        return LabelChunks(
+        return LabelGroups(
             TeacherHandler(
                 self.teacher_dir,
                 self.max_tokens,
@@ -76,23 +85,31 @@ class LabelConfig:
 
 
 class ReadShards(beam.DoFn):
-    """Read one shard file of a published output as row batches keyed by (partition, batch key); the
-    key (source file name and batch index) names the batch's output file. One output, each element
-    saying what it is (`kdaug.beam.elements.only`): ``(CHUNK, batch)`` and, per file, ``(STATS, counts)``."""
+    """Read one group of shard files of a published output (`shard_groups`) as one group of row
+    batches (`kdaug.beam.inference.Group`), each keyed by (partition, source file name), which names
+    its output file. One output, each element saying what it is (`kdaug.beam.elements.only`):
+    ``(CHUNK, group)`` and, per file, ``(STATS, counts)``."""
 
-    def __init__(self, root: str, batch_rows: int):
-        self.root, self.batch_rows = root, batch_rows
+    def __init__(self, root: str):
+        self.root = root
 
-    def process(self, path: str):
+    def process(self, paths: list[str]):
         from kdaug.beam.elements import CHUNK, STATS
 
-        partition = posixpath.relpath(posixpath.dirname(path), self.root)
-        stem = posixpath.basename(path).removesuffix(".parquet")
-        with FileSystems.open(path) as f:
-            rows = pq.read_table(io.BytesIO(f.read()), schema=schema.SHARD_FILE_SCHEMA).to_pylist()
-        for start in range(0, len(rows), self.batch_rows):
-            yield CHUNK, ((partition, f"{stem}-{start // self.batch_rows:06d}"), rows[start : start + self.batch_rows])
-        yield STATS, {"file": path, "rows_read": len(rows)}
+        group = []
+        for path in paths:
+            partition = posixpath.relpath(posixpath.dirname(path), self.root)
+            stem = posixpath.basename(path).removesuffix(".parquet")
+            with FileSystems.open(path) as f:
+                rows = pq.read_table(io.BytesIO(f.read()), schema=schema.SHARD_FILE_SCHEMA).to_pylist()
+            group.append(((partition, stem), rows))
+            yield STATS, {"file": path, "rows_read": len(rows)}
+        yield CHUNK, group
+
+
+class UngroupedShards(ValueError):
+    """A source whose partitions do not hold one file per input chunk each: its rows cannot be read
+    beside their originals."""
 
 
 def shard_files(source: commit.Published) -> list[str]:
@@ -101,26 +118,36 @@ def shard_files(source: commit.Published) -> list[str]:
     return sorted(f for f in source.files if schema.is_shard(f[len(root) :]))
 
 
-def build(
-    pipeline: beam.Pipeline,
-    source: commit.Published,
-    label: LabelConfig,
-    attempt: commit.Attempt,
-    batch_rows: int = 1024,
-):
+def shard_groups(source: commit.Published) -> list[list[str]]:
+    """The shard files grouped by input chunk: the i-th file of every partition, the originals' first
+    (`part-i-of-n` sorts by i). Refuses a source with another number of files in some partition than
+    in `original/0.00`: one a teacher failed on chunks of (its rows are in `_failed_inference/`), or
+    not written by kdaug; label the `augment` output it came from instead."""
+    root = source.dir.rstrip("/") + "/"
+    by_partition: dict[str, list[str]] = {}
+    for path in shard_files(source):
+        by_partition.setdefault(posixpath.dirname(path[len(root) :]), []).append(path)
+    originals = by_partition.pop(schema.partition_dir(schema.ORIGINAL, 0.0), [])
+    uneven = [f"{p} {len(files)}" for p, files in sorted(by_partition.items()) if len(files) != len(originals)]
+    if uneven:
+        raise UngroupedShards(
+            f"{source.dir}: the teacher's shift needs each input chunk's files side by side, but original/0.00 "
+            f"has {len(originals)} files and {', '.join(uneven)}; label the `kdaug augment` output instead"
+        )
+    return [[original, *(by_partition[p][i] for p in sorted(by_partition))] for i, original in enumerate(originals)]
+
+
+def build(pipeline: beam.Pipeline, source: commit.Published, label: LabelConfig, attempt: commit.Attempt):
     """Add the label job: the shards of the published `source` → labelled shards, published as `attempt`."""
     from kdaug.beam.elements import CHUNK, STATS, only
 
-    read = (
-        pipeline
-        | "Shards" >> beam.Create(shard_files(source))
-        | "Read" >> beam.ParDo(ReadShards(source.dir, batch_rows))
-    )
+    read = pipeline | "Shards" >> beam.Create(shard_groups(source)) | "Read" >> beam.ParDo(ReadShards(source.dir))
     files = (
         read
-        | "Batches" >> beam.FlatMap(only, CHUNK)
+        | "Groups" >> beam.FlatMap(only, CHUNK)
         | "Spread" >> beam.Reshuffle()
         | "Label" >> label.transform()
+        | "Partitions" >> beam.FlatMap(lambda group: group)
         | "Write" >> beam.ParDo(sinks.WriteFile(attempt))
     )
     manifest = {
@@ -143,6 +170,7 @@ def run_label(source: str, label: LabelConfig, pipeline_args: list[str], attempt
 
     published = commit.published(source)
     schema.check_version(published)  # older shard files lack columns this job reads and writes
+    groups = shard_groups(published)  # refuses a source it cannot group before anything starts
     total = sum(f.get("rows", 0) for f in published.manifest["files"] if schema.is_shard(f["path"]))
     on = f"{label.device}, {label.precision}" + (f", {label.quantize}" if label.quantize else "")
     logs.say(f"labelling {total:,} rows of {published.dir} with teacher {label.teacher_dir} ({on})")
@@ -151,5 +179,5 @@ def run_label(source: str, label: LabelConfig, pipeline_args: list[str], attempt
         pipeline_args,
         lambda p: build(p, published, label, attempt),
         (total, "labelling", None),
-        len(shard_files(published)),
+        len(groups),
     )

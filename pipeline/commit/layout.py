@@ -121,4 +121,6 @@ class DamagedState(CommitError):
     """A state file of the output is not as kdaug writes it: refused before anything it names is touched."""
 
 
-LOCK_WAIT = max(5.0, LEASE_SECONDS / 10)  # seconds a writer waits for another's recover or publish to end
+LOCK_WAIT = max(
+    2.0, LEASE_SECONDS / 10
+)  # seconds a writer waits for another's recover or publish to end (30 by default)

@@ -294,9 +294,8 @@ def resolve_device(device: str = "auto", here: bool = True) -> str:
 PRECISIONS = ("fp32", "bf16")
 PRECISION_HELP = (
     "fp32, or bf16 autocast (faster on a GPU; logits differ a little: bench/bench_gpu.py measures the "
-    "argmax agreement, and fp32 stays the default until a GPU measurement shows it keeps ≥ 99.5%). "
-    "Recorded in the manifest."
-)
+    "argmax agreement, and fp32 stays the default until a GPU measurement shows it keeps ≥ 99.5%)."
+)  # where a command records it differs: `kdaug.flags.precision_option(recorded=...)` says so per command
 
 
 def check_precision(precision: str) -> str:

@@ -1,4 +1,5 @@
-"""`kdaug teacher ...`: commands around the teacher model. Attach with `main.add_command(teacher)`."""
+"""`kdaug teacher train`: the one command of the `teacher` group (`kdaug.cli.StageGroup` imports this
+module when the group is used: it imports torch and transformers)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,10 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
     "--epochs", default=1, show_default=True, help="Passes over the training set; 1 is enough for SST-2's 67k rows."
 )
 @click.option(
-    "--lr", default=5e-5, show_default=True, help="Peak AdamW learning rate (10% linear warm-up, then linear decay)."
+    "--lr",
+    default=5e-5,
+    show_default=True,
+    help="Peak AdamW learning rate (linear warm-up over the first tenth of an epoch, then linear decay).",
 )
 @click.option("--batch-size", default=32, show_default=True, help="Rows per optimiser step.")
 @click.option("--max-length", type=int, help="Truncate inputs to this many word pieces. Default: the preset's.")
@@ -75,7 +79,7 @@ GLUE_TASKS = sorted(name for name, task in SOURCE_TASKS.items() if task.glue_spl
 )
 @input_options
 @device_option("Where it trains")
-@precision_option()
+@precision_option(recorded="the teacher's metrics.json and _manifest.json")
 def train(
     task,
     train_path,
@@ -148,7 +152,8 @@ def train(
         label_names=tuple(label_names),
         lr=lr,
         weight_decay=0.01,
-        warmup=0.1,
+        warmup=0.1,  # of an epoch, unbounded: the default single epoch warms up as it always did
+        max_warmup_steps=None,
         batch_size=batch_size,
         max_length=max_length or source.max_length,
         epochs=epochs,

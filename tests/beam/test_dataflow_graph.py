@@ -48,6 +48,7 @@ STEPS = {
     "Spread",
     "Augment",
     "Label",
+    "Partitions",
     "Write",
     "DeadLetters",
     "WriteDeadLetters",
@@ -92,9 +93,10 @@ plan = splits.plan_file(sys.argv[2], "tsv", 3, None, FileSystems.open)
 chunks = [value for split in plan.splits for kind, value in read.process(split) if kind == "chunk"]
 rows = {}
 for chunk in chunks:
-    for batch in augment.process(chunk):
-        for (partition, _), labelled in label.process([batch], None, None):  # RunInference's DoFn: batches of one chunk
-            rows.setdefault(partition, []).extend(labelled)
+    for group in augment.process(chunk):
+        for labelled in label.process([group], None, None):  # RunInference's DoFn: batches of one group
+            for (partition, _), batch in labelled:
+                rows.setdefault(partition, []).extend(batch)
 print(json.dumps({"attempts": attempts, "rows": rows}))
 """
 
@@ -246,4 +248,4 @@ def test_worker_setup_loads_everything_offline(job, tmp_path):
     assert set(rows) == expected
     for partition, labelled in rows.items():
         assert len(labelled) == len(SENTENCES) * (1 if "original" in partition else COPIES), partition
-        assert all(len(r["teacher_logits"]) == 2 for r in labelled)
+        assert all(len(r["teacher_logits"]) == 2 and r["teacher_shift"] >= 0 for r in labelled)

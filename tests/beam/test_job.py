@@ -111,8 +111,7 @@ def test_rerun_replaces_and_crash_never_looks_complete(sst2_file, tmp_path):
     assert not (tmp_path / "out2" / schema.SUCCESS_FILE).exists()
 
 
-def test_same_rows_with_one_and_two_workers(sst2_file, tmp_path):
-    methods = sorted(REGISTRY)
+def same_rows_with_one_and_two_workers(sst2_file, tmp_path, methods):
     options = AugmentOptions(seed=3, glove_vocab=20_000)
     write_augment(config([sst2_file], tmp_path / "one", methods, options=options), ["--direct_num_workers", "1"])
     write_augment(
@@ -122,6 +121,17 @@ def test_same_rows_with_one_and_two_workers(sst2_file, tmp_path):
     one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
     assert {r["method"] for r in one} == {"original", *methods}
     assert one == two
+
+
+def test_same_rows_with_one_and_two_workers(sst2_file, tmp_path):
+    """The word-level methods; the AugPro ones, which load a teacher in every worker, are compared
+    across processes in tests/augmenters/test_augmenters_augpro.py, and here with -m slow."""
+    same_rows_with_one_and_two_workers(sst2_file, tmp_path, sorted(m for m in REGISTRY if not REGISTRY[m].uses_device))
+
+
+@pytest.mark.slow
+def test_same_rows_with_one_and_two_workers_every_method(sst2_file, tmp_path):
+    same_rows_with_one_and_two_workers(sst2_file, tmp_path, sorted(REGISTRY))
 
 
 def test_seed_changes_texts_not_originals(sst2_file, tmp_path):

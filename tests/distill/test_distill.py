@@ -21,7 +21,7 @@ from kdaug.distillation.cli import main as cli
 from kdaug.distillation.evaluate import evaluate, read_labelled
 from kdaug.distillation.loss import IGNORE, distill_loss
 from kdaug.distillation.shards import Selection, ShardError, ShardReader, check_manifest
-from kdaug.distillation.train import DistillConfig, distill
+from kdaug.distillation.train import DistillConfig, distill, warmup_steps
 from kdaug.schema import MANIFEST_FILE
 from tests.distill.conftest import BAD, GOOD, LABELS, TEACHER, sentiment_rows, write_manifest, write_partition
 from tests.helpers import unstamped
@@ -305,6 +305,8 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
             "dev_f1": 0.8,
             "best_step": 1,
             "steps": 2,
+            "warmup_steps": 1,
+            "best_in_warmup": config.seed == 1,
             "train_seconds": 0.1,
             "train_rows": 8,
             "hit_cap": config.seed == 0,
@@ -346,8 +348,10 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     out = tmp_path / "sw"
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 30
     table = (out / "results.md").read_text()
-    assert "| 8 | 2 | kd | knn | 81.0 ± 1.0 (3) | 84.0 ± 1.0 (3) | 0.30 |" in table
+    assert "| 8 | 2 | kd | knn | 81.0 ± 1.0 (3) | 84.0 ± 1.0 (3) | 0.30 | 84.0 |" in table
     assert "10 ran to their step cap" in table and "pass --test" in table  # the seed-0 cells; dev reported
+    assert "10 kept a checkpoint from inside the learning-rate warm-up (which ends at step 1)" in table  # seed 1
+    assert "with no test set the accuracy beside it is dev's too" in table
     assert (out / "results.png").stat().st_size > 10_000
 
     # with a test set the report shows test accuracy, which the checkpoint selection never saw
@@ -356,7 +360,7 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     assert CliRunner().invoke(cli, args + ["--test", str(tmp_path / "test.tsv")]).exit_code == 0
     table = (tmp_path / "sw-test" / "results.md").read_text()
     assert "Test accuracy (%) of the checkpoint dev selected" in table
-    assert "| 8 | 2 | kd | knn | 70.5 ± 0.7 (2) | 73.5 ± 0.7 (2) | 0.30 |" in table
+    assert "| 8 | 2 | kd | knn | 70.5 ± 0.7 (2) | 73.5 ± 0.7 (2) | 0.30 | 73.5 |" in table
 
 
 def test_training_stops_on_a_dev_plateau_and_says_when_it_hit_the_cap(output, tiny_config, monkeypatch):
@@ -379,6 +383,45 @@ def test_training_stops_on_a_dev_plateau_and_says_when_it_hit_the_cap(output, ti
     assert plateau["hit_cap"] is False
     rising = run([0.1 * i for i in range(1, 9)])
     assert rising["steps"] == 40 and rising["best_step"] == 40 and rising["hit_cap"] is True
+
+
+def test_warmup_is_a_tenth_of_an_epoch_and_at_most_100_steps():
+    assert warmup_steps(DistillConfig(), 500) == 2  # 16 steps an epoch at batch size 32
+    assert warmup_steps(DistillConfig(), 170_000) == 100  # 5,313 steps an epoch
+    assert warmup_steps(DistillConfig(max_warmup_steps=None), 170_000) == 532
+    assert warmup_steps(DistillConfig(warmup=0.0), 500) == 0
+
+
+def test_warmup_does_not_scale_with_the_step_cap(output, monkeypatch):
+    """Two runs of one data set, capped at 20 and 40 steps, warm up for the same 5 steps (half an
+    epoch of 20 rows at batch size 2): the rate is 0 for the first update, below the peak up to step
+    5 and at the peak for step 6. A checkpoint kept at step 5 is inside the warm-up, one at step 6
+    is not."""
+    from kdaug.distillation import train as train_module
+
+    def run(max_steps: int, best_step: int, **options) -> dict:
+        curve = iter([0.9 if step == best_step else 0.5 for step in range(1, max_steps + 1)])
+        monkeypatch.setattr(train_module, "evaluate_model", lambda *a, **k: {"accuracy": next(curve), "n": 1})
+        config = DistillConfig(student="cnn", batch_size=2, warmup=0.5, max_steps=max_steps, eval_every=1, patience=100)
+        return distill(
+            output,
+            Selection(methods=["knn"], degrees=[0.3]),
+            replace(config, **options),
+            dev=[("good", None, 1)],
+            progress=False,
+            quiet=True,
+        )
+
+    short, long = run(20, best_step=5), run(40, best_step=6)
+    assert short["train_rows"] == 20 and short["warmup_steps"] == long["warmup_steps"] == 5
+    peak = DistillConfig(student="cnn").learning_rate
+    for metrics in (short, long):
+        rates = {h["step"]: h["learning_rate"] for h in metrics["history"]}
+        assert rates[1] == 0 and 0 < rates[5] < peak and rates[6] == pytest.approx(peak)
+    assert short["best_step"] == 5 and short["best_in_warmup"] is True
+    assert long["best_step"] == 6 and long["best_in_warmup"] is False
+    assert run(20, best_step=3, max_warmup_steps=2)["warmup_steps"] == 2
+    assert run(20, best_step=1, warmup=0.0)["best_in_warmup"] is False
 
 
 def test_training_warns_when_its_numbers_mislead(output, tmp_path, monkeypatch, capsys):
@@ -429,6 +472,8 @@ def fake_sweep_distill(calls: list):
             "dev_f1": 0.5,
             "best_step": config.max_steps,
             "steps": config.max_steps,
+            "warmup_steps": 1,
+            "best_in_warmup": False,
             "train_seconds": 0.1,
             "train_rows": 8,
             "hit_cap": True,
@@ -460,14 +505,14 @@ def test_sweep_trains_again_under_another_training_config(output, tmp_path, monk
 
     sweep()
     assert len(calls) == 4  # kd and ft: originals only, knn 0.3
-    assert "| 8 | 1 | kd | knn | 61.0 ± 0.0 (1) | 61.0 ± 0.0 (1) | 0.00 |" in (out / "results.md").read_text()
+    assert "| 8 | 1 | kd | knn | 61.0 ± 0.0 (1) | 61.0 ± 0.0 (1) | 0.00 | 61.0 |" in (out / "results.md").read_text()
     sweep("--lr", "0.001")
     assert calls == []  # the cnn's default rate: the same config
 
     said = sweep("--lr", "0.002")
     assert len(calls) == 4 and {c.lr for c in calls} == {0.002}
     table = (out / "results.md").read_text()
-    assert "| 8 | 1 | kd | knn | 71.0 ± 0.0 (1) | 71.0 ± 0.0 (1) | 0.00 |" in table and "61.0" not in table
+    assert "| 8 | 1 | kd | knn | 71.0 ± 0.0 (1) | 71.0 ± 0.0 (1) | 0.00 | 71.0 |" in table and "61.0" not in table
     assert "4 students" in table and "lr 0.002" in table
     assert f"4 rows of other training configs stay in {out / 'results.csv'}" in said
     cell = "size=8 mode=kd method=knn degree=0.30 copies=1 seed=0: dev accuracy 71.0% (best step 10 of 10)"
@@ -475,11 +520,11 @@ def test_sweep_trains_again_under_another_training_config(output, tmp_path, monk
 
     sweep("--max-steps", "20")
     assert len(calls) == 4 and {c.max_steps for c in calls} == {20}
-    assert "| 8 | 1 | kd | knn | 62.0 ± 0.0 (1) | 62.0 ± 0.0 (1) | 0.00 |" in (out / "results.md").read_text()
+    assert "| 8 | 1 | kd | knn | 62.0 ± 0.0 (1) | 62.0 ± 0.0 (1) | 0.00 | 62.0 |" in (out / "results.md").read_text()
 
     sweep()  # back to the first config: nothing trains, its report is back
     assert calls == []
-    assert "| 8 | 1 | kd | knn | 61.0 ± 0.0 (1) | 61.0 ± 0.0 (1) | 0.00 |" in (out / "results.md").read_text()
+    assert "| 8 | 1 | kd | knn | 61.0 ± 0.0 (1) | 61.0 ± 0.0 (1) | 0.00 | 61.0 |" in (out / "results.md").read_text()
 
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
