@@ -476,9 +476,9 @@ def _check_resources(config, pipeline_args: list[str]) -> None:
     """On the DirectRunner, whose workers are this machine, each method's resources (`Augmenter.check`);
     a launcher for remote workers (Dataflow, a Dask cluster) may lack what their image holds."""
     from kdaug.augmenters import create
-    from kdaug.beam.engines import pipeline_options, runner_name
+    from kdaug.beam.engines import workers_run_here
 
-    if runner_name(pipeline_options(pipeline_args)) != "DirectRunner":
+    if not workers_run_here(pipeline_args):
         return
     for method in config.methods:
         try:

@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 import kdaug
@@ -144,6 +145,7 @@ def test_a_signal_ends_a_multi_processing_run_with_one_line(data, tmp_path, how)
     deadline = time.monotonic() + 120
     while not list(out.glob("_kdaug/attempts/*/*/*/*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children(recursive=True)  # Beam's SDK workers among them
     signum = getattr(signal, how)
     if how == "SIGINT":
         os.killpg(proc.pid, signum)
@@ -160,8 +162,7 @@ def test_a_signal_ends_a_multi_processing_run_with_one_line(data, tmp_path, how)
     assert len(said) == 1 and f"stopped by {how}: " in said[0] and "nothing was published" in said[0], err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err and "grpc" not in err.lower(), err[-3000:]
     assert not (out / "_SUCCESS").exists()
-    time.sleep(0.5)
-    assert not subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.strip()
+    assert not [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
 
 
 def test_a_missing_wordnet_is_refused_before_anything_is_touched(data, tmp_path, monkeypatch):

@@ -8,7 +8,6 @@ import argparse
 import contextlib
 import difflib
 import logging
-import signal
 import time
 from collections.abc import Iterable
 
@@ -167,6 +166,12 @@ def runner_name(options: PipelineOptions) -> str:
     return (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
 
 
+def workers_run_here(pipeline_args: list[str]) -> bool:
+    """Whether the job's workers run on this machine (the DirectRunner), so the launcher sees what
+    they will see."""
+    return runner_name(PipelineOptions(list(pipeline_args))) == "DirectRunner"
+
+
 def processes_per_machine(options) -> int:
     """Worker processes the runner starts on one machine, as far as the launcher can tell: the
     DirectRunner's `--direct_num_workers` in multi_processing mode, one per vCPU on Dataflow (unless
@@ -205,11 +210,13 @@ def threads_per_worker(requested: int | None, options, processes: int) -> int | 
 
 
 def _workers_leave_sigint_to_kdaug() -> None:
-    """Start the DirectRunner's multi_processing SDK workers with SIGINT ignored (a disposition exec
-    keeps). They share the terminal's process group, so Ctrl-C reaches each of them, and each would
-    print a KeyboardInterrupt traceback and then its lost gRPC connection (~150 lines); ignoring it,
-    they leave the interrupt to kdaug, which stops them (`kdaug.cli.stopped_by_signals`). Beam starts
-    them with `subprocess.Popen` in `local_job_service`: that module's `subprocess` is wrapped once."""
+    """Start the DirectRunner's multi_processing SDK workers in a session of their own. In kdaug's,
+    Ctrl-C would reach each of them (the terminal signals its whole foreground process group), and
+    each would print a KeyboardInterrupt traceback and then its lost gRPC connection (~150 lines);
+    outside it, they leave the interrupt to kdaug, which stops them (`kdaug.cli.stopped_by_signals`).
+    Beam starts them with `subprocess.Popen` in `local_job_service`: that module's `subprocess` is
+    wrapped once. (`start_new_session` is done in C between fork and exec; a Python `preexec_fn` would
+    run gRPC's fork handlers in a threaded process, which sometimes aborted a worker at birth.)"""
     import subprocess
     import types
 
@@ -219,7 +226,7 @@ def _workers_leave_sigint_to_kdaug() -> None:
         return
 
     def popen(*args, **kwargs):
-        kwargs.setdefault("preexec_fn", lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        kwargs.setdefault("start_new_session", True)
         return subprocess.Popen(*args, **kwargs)
 
     local_job_service.subprocess = types.SimpleNamespace(**{**vars(subprocess), "Popen": popen})
