@@ -210,6 +210,10 @@ class stopped_by_signals:
     def _raise(self, signum, frame):
         if self.signum is None:  # the first: later ones (a second Ctrl-C) must not cut the cleanup
             self.signum = signum
+            # the command ends: its worker processes go first, before they notice and print it, and
+            # Beam's threads, finding them gone, say nothing new
+            threading.excepthook = lambda args: None
+            kill_children()
             raise Stopped(signum)
 
     def __exit__(self, exc_type, exc, tb):
@@ -217,8 +221,7 @@ class stopped_by_signals:
             signal.signal(s, handler)
         if not isinstance(exc, Stopped):
             return False
-        kill_children()
-        threading.excepthook = lambda args: None  # Beam's threads, finding their workers killed, say nothing new
+        kill_children()  # any a runner thread started while the command unwound
         name = signal.Signals(exc.signum).name
         # what the output was left as (`commit.Writer`: a note on the interrupt, or a line it logged)
         outcome = "; ".join([*getattr(exc, "__notes__", ()), *self.notes])
