@@ -30,9 +30,11 @@ demo: setup
 		--direct_num_workers 2 --direct_running_mode multi_processing
 	$(BIN)/kdaug inspect out/demo
 
+# Two pytest workers (one per core), each taking whole files: a file's tests share its fixtures and
+# its lease-timing tests never overlap one another; the lease and lock waits leave the other core busy.
 test: setup
 	@mkdir -p $(TMPDIR)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # ruff (lint, and the formatter's check) and mypy over the Beam-free core: commit, schema, inputs,
 # teacher, augment, report, versioning and distill.
