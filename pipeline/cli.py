@@ -172,9 +172,7 @@ class StageGroup(click.Group):
                 return super().invoke(ctx)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
-            except Stopped:
-                raise
-            except Exception as err:
+            except Exception as err:  # (`Stopped` is no Exception: it passes to STOP)
                 if stop.signum is not None:  # Beam re-raised the interrupt as its own error
                     raise Stopped(stop.signum) from None
                 if ctx.params.get("debug") or os.environ.get("KDAUG_DEBUG"):
@@ -193,9 +191,10 @@ class Stopped(BaseException):
 
 class stopped_by_signals:
     """Within it, SIGINT and SIGTERM raise `Stopped` in the main thread (Python's default would print
-    a KeyboardInterrupt traceback for one and nothing for the other); on the way out the command's
-    worker processes (Beam's multi_processing SDK workers) are killed before they print their lost
-    connections, and one line says what happened. The previous handlers come back afterwards."""
+    a KeyboardInterrupt traceback for one and nothing for the other). The command's worker processes
+    (Beam's multi_processing SDK workers) are killed when the signal arrives, and again on the way
+    out, before they print their lost connections; one line says what happened and what the output
+    was left as. The previous handlers come back afterwards."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
