@@ -489,11 +489,21 @@ def job_flags(flags: dict) -> dict:
     return {renamed.get(k, k): v for k, v in flags.items()}
 
 
-def finish(result, summary_json: str | None, unchanged_exit_code: int) -> None:
-    """Print the job's summary table (a new run's), write `--summary-json`, and end with
-    `--unchanged-exit-code` when `--if-changed` skipped the run."""
+def echo_err(message: str) -> None:
+    """A job's log line on stderr; while the command stops on a signal, kept for its one closing line."""
+    if getattr(STOP, "signum", None) is not None:
+        STOP.notes.append(message)
+        return
+    click.echo(logs.stamp(message), err=True)
+
+
+def run_job(api_job, ctx, *args, summary_json: str | None, unchanged_exit_code: int, **options) -> None:
+    """`api_job(*args, **options)` (`kdaug.api`'s augment, run or label) with Beam's flags and the
+    log on stderr; then print the job's summary table (a new run's), write `--summary-json`, and end
+    with `--unchanged-exit-code` when `--if-changed` skipped the run."""
     import json
 
+    result = api_job(*args, pipeline_args=ctx.args, log=echo_err, **options)
     if result.status == "published":
         click.echo(report.summary(result.manifest))
         click.echo("\n" + report.metrics(result.manifest["metrics"]))
@@ -516,7 +526,7 @@ def finish(result, summary_json: str | None, unchanged_exit_code: int) -> None:
 )
 @device_option("Where AugPro's projection search and FGSM's gradients run", " Recorded in the manifest.")
 @click.pass_context
-def augment(ctx, teacher_dir, output, inputs, versioned, if_changed, keep, summary_json, unchanged_exit_code, **flags):
+def augment(ctx, teacher_dir, output, inputs, summary_json, unchanged_exit_code, **flags):
     """Augment a labelled dataset at several degrees with several methods.
 
     \b
@@ -531,18 +541,16 @@ def augment(ctx, teacher_dir, output, inputs, versioned, if_changed, keep, summa
     """
     from kdaug import api
 
-    result = api.augment(
+    run_job(
+        api.augment,
+        ctx,
         output,
         inputs,
+        summary_json=summary_json,
+        unchanged_exit_code=unchanged_exit_code,
         teacher=teacher_dir,
-        versioned=versioned,
-        if_changed=if_changed,
-        keep=keep,
-        pipeline_args=ctx.args,
-        log=echo_err,
         **job_flags(flags),
     )
-    finish(result, summary_json, unchanged_exit_code)
 
 
 @main.command(cls=BeamCommand)
@@ -556,23 +564,7 @@ def augment(ctx, teacher_dir, output, inputs, versioned, if_changed, keep, summa
 )
 @teacher_options
 @click.pass_context
-def run(
-    ctx,
-    teacher_dir,
-    output,
-    inputs,
-    max_tokens,
-    teacher_threads,
-    quantize,
-    precision,
-    share_teacher,
-    versioned,
-    if_changed,
-    keep,
-    summary_json,
-    unchanged_exit_code,
-    **flags,
-):
+def run(ctx, teacher_dir, output, inputs, summary_json, unchanged_exit_code, **flags):
     """Augment and label with the teacher in one Beam pipeline (no intermediate files).
 
     Same flags and outputs as `augment`, and every row (originals included) gets
@@ -581,23 +573,16 @@ def run(
     """
     from kdaug import api
 
-    result = api.run(
+    run_job(
+        api.run,
+        ctx,
         output,
         inputs,
+        summary_json=summary_json,
+        unchanged_exit_code=unchanged_exit_code,
         teacher=teacher_dir,
-        max_tokens=max_tokens,
-        teacher_threads=teacher_threads,
-        quantize=quantize,
-        precision=precision,
-        share_teacher=share_teacher,
-        versioned=versioned,
-        if_changed=if_changed,
-        keep=keep,
-        pipeline_args=ctx.args,
-        log=echo_err,
         **job_flags(flags),
     )
-    finish(result, summary_json, unchanged_exit_code)
 
 
 @main.command(cls=BeamCommand)
@@ -612,7 +597,7 @@ def run(
 @teacher_options
 @version_options
 @click.pass_context
-def label(ctx, source, output, teacher_dir, versioned, if_changed, keep, summary_json, unchanged_exit_code, **teacher):
+def label(ctx, source, output, teacher_dir, summary_json, unchanged_exit_code, **teacher):
     """Label the shards of an `augment` output with the teacher's logits.
 
     Beam's RunInference step with kdaug's model handler: the teacher loads once per worker
@@ -623,26 +608,16 @@ def label(ctx, source, output, teacher_dir, versioned, if_changed, keep, summary
     """
     from kdaug import api
 
-    result = api.label(
+    run_job(
+        api.label,
+        ctx,
         source,
         output,
+        summary_json=summary_json,
+        unchanged_exit_code=unchanged_exit_code,
         teacher=teacher_dir,
-        versioned=versioned,
-        if_changed=if_changed,
-        keep=keep,
-        pipeline_args=ctx.args,
-        log=echo_err,
         **teacher,
     )
-    finish(result, summary_json, unchanged_exit_code)
-
-
-def echo_err(message: str) -> None:
-    """A job's log line on stderr; while the command stops on a signal, kept for its one closing line."""
-    if getattr(STOP, "signum", None) is not None:
-        STOP.notes.append(message)
-        return
-    click.echo(logs.stamp(message), err=True)
 
 
 @main.command("inspect")
