@@ -32,3 +32,17 @@ def splice(text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.nda
         out += [text[end:start], match_case(text[start:stop], vocab[new[k]].removeprefix("##"))]
         end = stop
     return "".join(out) + text[end:]
+
+
+def spliced(ex: dict, pieces: dict, is_word: np.ndarray, vocab) -> tuple[dict[str, str], float]:
+    """A row's texts with their changed pieces spliced in (`splice`), and its `changed_frac`: changed
+    word pieces over the word pieces of all its texts. `pieces` maps a field to (own piece ids,
+    output piece ids, the pieces' character spans); a field the example lacks has no text."""
+    texts: dict[str, str] = {}
+    changed, total = 0, 0
+    for f, (own, new, spans) in pieces.items():
+        changed += int((new != own).sum())
+        total += int(is_word[own].sum())
+        if ex[f] is not None:
+            texts[f] = splice(ex[f], spans, own, new, vocab)
+    return texts, changed / total if total else 0.0

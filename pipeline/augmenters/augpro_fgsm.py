@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from kdaug.augmenters import projection, resources
-from kdaug.augmenters.augpro import encode_pieces, piece_kinds, splice
+from kdaug.augmenters.augpro import encode_pieces, piece_kinds, spliced
 from kdaug.augmenters.base import Augmenter, register
 from kdaug.augmenters.seeding import row_rng
 from kdaug.augmenters.words import target_count
@@ -87,22 +87,8 @@ class AugProFGSM(Augmenter):
     def augment_chunk(self, examples: list[dict], degree: float, copy: int) -> list[dict]:
         rows = []
         for ex, pieces in zip(examples, self.flip_chunk(examples, degree, copy)):
-            texts: dict[str, str] = {}  # the present fields: text_a always, text_b maybe (see flip_chunk)
-            changed, total = 0, 0
-            for f, (own, new, spans) in pieces.items():
-                changed += int((new != own).sum())
-                total += int(self.is_word[own].sum())
-                texts[f] = splice(ex[f], spans, own, new, self.vocab)
-            rows.append(
-                self.make_row(
-                    ex,
-                    degree,
-                    copy,
-                    texts["text_a"],
-                    texts.get("text_b"),
-                    changed_frac=changed / total if total else 0.0,
-                )
-            )
+            texts, frac = spliced(ex, pieces, self.is_word, self.vocab)  # text_a always, text_b maybe
+            rows.append(self.make_row(ex, degree, copy, texts["text_a"], texts.get("text_b"), changed_frac=frac))
         return rows
 
     def flip_chunk(self, examples: list[dict], degree: float, copy: int) -> list[dict]:

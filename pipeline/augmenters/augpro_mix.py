@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kdaug.augmenters import projection, resources
-from kdaug.augmenters.augpro import encode_pieces, piece_kinds, splice
+from kdaug.augmenters.augpro import encode_pieces, piece_kinds, spliced
 from kdaug.augmenters.base import Augmenter, register
 from kdaug.augmenters.seeding import row_rng
 from kdaug.augmenters.words import Words, target_count
@@ -71,13 +71,7 @@ class AugProMix(Augmenter):
         """Rows whose `changed_frac` counts changed word pieces over the word pieces of all texts."""
         rows = []
         for ex, mix in zip(examples, self.mix_chunk(examples, degree, copy)):
-            texts: dict[str, str] = {}  # the present fields: text_a always, text_b maybe
-            changed, total = 0, 0
-            for f, (own, new, spans) in mix.pieces.items():
-                changed += int((new != own).sum())
-                total += int(self.is_word[own].sum())
-                if ex[f] is not None:
-                    texts[f] = self._splice(ex[f], spans, own, new)
+            texts, frac = spliced(ex, mix.pieces, self.is_word, self.vocab)  # text_a always, text_b maybe
             rows.append(
                 self.make_row(
                     ex,
@@ -85,7 +79,7 @@ class AugProMix(Augmenter):
                     copy,
                     texts["text_a"],
                     texts.get("text_b"),
-                    changed_frac=changed / total if total else 0.0,
+                    changed_frac=frac,
                     partner_id=examples[mix.partner]["source_id"],
                     mix_lambda=mix.lam,
                 )
@@ -138,9 +132,6 @@ class AugProMix(Augmenter):
         want = target_count(degree, int(self.is_word[own].sum()))
         candidates = np.flatnonzero(eligible).tolist()
         return np.array(sorted(rng.sample(candidates, min(want, len(candidates)))), dtype=np.int64)
-
-    def _splice(self, text: str, spans: list[tuple[int, int]], own: np.ndarray, new: np.ndarray) -> str:
-        return splice(text, spans, own, new, self.vocab)
 
 
 def _partner(i: int, lengths: np.ndarray, rng: random.Random) -> int:

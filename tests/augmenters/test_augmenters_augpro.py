@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from kdaug.augmenters import REGISTRY, AugmentOptions, create, projection, resources
+from kdaug.augmenters.augpro import splice
 from kdaug.augmenters.words import target_count
 from tests.helpers import chunk
 
@@ -221,7 +222,7 @@ def test_splice_keeps_the_rest_of_the_text_and_the_case(mixer):
     assert pieces == ["hello", ",", "world", "[UNK]", "secret", "##ions", "!"]
     new = own.copy()
     new[0], new[4] = mixer.vocab.index("goodbye"), mixer.vocab.index("hidden")
-    assert mixer._splice(text, spans, own, new) == "Goodbye, Wörld 🙂 hiddenions!"
+    assert splice(text, spans, own, new, mixer.vocab) == "Goodbye, Wörld 🙂 hiddenions!"
 
 
 def test_outputs_mostly_retokenize_to_the_measured_pieces(mixer):
