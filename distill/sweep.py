@@ -17,7 +17,10 @@ one output, and the report covers the current config only, the newest row of eac
 findings as paired differences with 95% intervals, raw and Holm-adjusted verdicts:
 `distill.findings`), `results.png` (accuracy vs degree with 95% bands, one
 line per mode/method, a panel per size and a row per copies) and, with several sizes,
-`best_degree.png` are rewritten at the end. Dev selects each student's checkpoint; with a test set
+`best_degree.png` are rewritten at the end, with `gain_vs_shift.png`: each cell also records how far
+its augmented rows moved as the teacher reads them (`data_shift`: mean changed fraction, the
+teacher's mean KL shift and flip rate), and the report plots KD's and FT's gains against that shift,
+the papers' own axis. Dev selects each student's checkpoint; with a test set
 the report shows test accuracy (students and teacher alike), and every cell says whether it ran to
 its step cap (`hit_cap`), whether the checkpoint it kept was still inside the learning-rate warm-up
 (`best_in_warmup`, `warmup_steps`) and what its training warned about (`warnings`).
@@ -48,7 +51,7 @@ from kdaug.distillation import findings
 from kdaug.distillation.evaluate import Example, evaluate
 from kdaug.distillation.shards import ORIGINAL, Selection, check_manifest
 from kdaug.distillation.train import WORD_STUDENTS, DistillConfig, distill, echo
-from kdaug.schema import format_degree
+from kdaug.schema import format_degree, open_published
 
 KEY = ("size", "mode", "method", "degree", "copies", "seed")
 RUN = ("config", "data")  # the training config's id (configs.json) and the data run the cell read
@@ -65,7 +68,10 @@ METRICS = (
     "test_f1",
     "hit_cap",
 )
-FIELDS = KEY + RUN + METRICS + ("warnings",)
+#: what the cell's augmented rows are, as measured in its data (`data_shift`): the papers' variable is
+#: semantic shift, which the degree only stands in for
+SHIFT = ("mean_changed", "mean_shift", "flip_rate")
+FIELDS = KEY + RUN + METRICS + ("warnings",) + SHIFT
 #: DistillConfig fields outside the training config: each cell sets its own (mode, seed), and class
 #: names change no number
 OUTSIDE_CONFIG = ("mode", "seed", "label_names")
@@ -156,6 +162,7 @@ def sweep(
         done = {tuple(row[k] for k in KEY + RUN) for row in _read_csv(results)}
         todo = [c for c in cells if (*c.key(), config_id, data_ids[c.size]) not in done]
         store.write_json("configs.json", (store.read_json("configs.json") or {}) | {config_id: values})
+        shifts = {s: data_shift(runs[s[0]], s[1]) for s in sorted({(c.size, c.selection()) for c in todo}, key=repr)}
         train = partial(
             _train_cell,
             data=data,
@@ -173,6 +180,7 @@ def sweep(
                 bar.update()
                 row = dict(zip(KEY + RUN, (*cell.key(), config_id, data_ids[cell.size])))
                 row |= {k: metrics[k] for k in METRICS} | {"warnings": "; ".join(metrics["warnings"])}
+                row |= shifts[(cell.size, cell.selection())]
                 store.write("results.csv", _csv(_read_csv(results) + [row]))
                 echo(_cell_line(cell, metrics))
         everything = _read_csv(results)
@@ -184,6 +192,26 @@ def sweep(
     finally:
         lease.release()
     return rows
+
+
+def data_shift(run: commit.Published, selection: Selection) -> dict[str, float]:
+    """The selected augmented rows' mean `changed_frac` (how many words changed) and the teacher's mean
+    `teacher_shift` and `teacher_flip` rate (how far its reading of a row moved from the original's):
+    the x axis of the papers' claim that KD tolerates larger semantic shifts than fine-tuning. An
+    originals-only cell has no augmented row, so no change and no shift (0). Unlabelled rows (no
+    shift recorded) are left out of the shift means."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    if selection.methods == ():
+        return dict.fromkeys(SHIFT, 0.0)
+    where = selection.partition_filter() & (ds.field("method") != ORIGINAL)
+    if selection.copies is not None:
+        where &= ds.field("copy") < selection.copies
+    table = open_published(run).to_table(columns=["changed_frac", "teacher_shift", "teacher_flip"], filter=where)
+    means = [pc.mean(table.column(c).cast("float64")).as_py() for c in table.column_names]
+    # None: no row records it; 6 digits: what the float32 columns hold
+    return {k: None if v is None else round(v, 6) for k, v in zip(SHIFT, means)}
 
 
 def training_config(config: DistillConfig, dev: Sequence[Example], test: Sequence[Example] | None) -> dict:
@@ -400,10 +428,122 @@ def write_report(
         chosen = f"{format_degree(best)} | {100 * cells.mean((*line, best), seeds):.1f}"
         md.append("| {} | {} | {} | {} | ".format(*line) + " | ".join(row) + f" | {chosen} |")
     md += [""] + findings.markdown(findings.findings(rows, metric))
+    shifts = gains_by_shift(rows)
+    md += shift_markdown(shifts, on)
     store.write("results.md", ("\n".join(md) + "\n").encode())
     store.write("results.png", _plot(lines, teacher, on))
+    if shifts:
+        store.write("gain_vs_shift.png", _plot_gain_vs_shift(shifts, on))
     if len({k[0] for k in lines}) > 1:
         store.write("best_degree.png", _plot_best_degree(rows))
+
+
+@dataclass(frozen=True)
+class ShiftPoint:
+    """One augmented data selection (size, copies, method, degree) as the teacher measured it, and what
+    training on it gained each mode over the originals alone (points, mean over the seeds both have)."""
+
+    size: int
+    copies: int
+    method: str
+    degree: float
+    changed: float
+    shift: float
+    flip_rate: float
+    gains: dict[str, float]  # mode → gain
+
+
+def gains_by_shift(rows: Sequence[dict]) -> list[ShiftPoint]:
+    """Every augmented selection whose rows record the teacher's shift (`data_shift`) and that has an
+    originals-only baseline, with each mode's gain over it."""
+    cells = findings.Cells(rows, reported(rows))
+    measured = {
+        (int(r["size"]), int(r["copies"]), r["method"], float(r["degree"])): r
+        for r in rows
+        if r["method"] != ORIGINAL and r.get("mean_shift") not in (None, "")
+    }
+    points = []
+    for (size, copies, method, degree), r in sorted(measured.items()):
+        gains = {}
+        for mode in ("kd", "ft"):
+            line = (size, copies, mode, method)
+            keys = [(*line, degree), (*line, 0.0)]
+            seeds = cells.seeds(keys) if all(k in cells.acc for k in keys) else []
+            if seeds:
+                gains[mode] = 100 * (cells.mean(keys[0], seeds) - cells.mean(keys[1], seeds))
+        if gains:
+            points.append(
+                ShiftPoint(
+                    size,
+                    copies,
+                    method,
+                    degree,
+                    float(r["mean_changed"]),
+                    float(r["mean_shift"]),
+                    float(r["flip_rate"]),
+                    gains,
+                )
+            )
+    return points
+
+
+def shift_markdown(points: Sequence[ShiftPoint], on: str) -> list[str]:
+    """The section of results.md that puts each selection's gains beside the teacher's shift."""
+    if not points:
+        return []
+    md = [
+        "## Gain against the teacher's shift",
+        "",
+        "Each augmented selection's mean changed fraction of words, the teacher's mean shift on its rows "
+        "(KL(original ‖ row) of its distributions, nats) and how often its argmax flipped, and each mode's gain "
+        f"in {on} accuracy over the originals alone (points, mean over seeds; gain_vs_shift.png).",
+        "",
+        "| size | copies | method | degree | changed | teacher shift | flip rate | KD gain | FT gain | KD − FT |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        kd, ft = p.gains.get("kd"), p.gains.get("ft")
+        cols = ["" if g is None else f"{g:+.1f}" for g in (kd, ft, None if kd is None or ft is None else kd - ft)]
+        md.append(
+            f"| {p.size} | {p.copies} | {p.method} | {format_degree(p.degree)} | {p.changed:.2f} | {p.shift:.3f} | "
+            f"{p.flip_rate:.1%} | " + " | ".join(cols) + " |"
+        )
+    return md + [""]
+
+
+def _plot_gain_vs_shift(points: Sequence[ShiftPoint], on: str) -> bytes:
+    """KD's and FT's gain over the originals against the teacher's mean shift, one panel per size and
+    copies: the papers' own axis (a degree is only a proxy for how far a row's meaning moved)."""
+    plt = _pyplot()
+    panels = sorted({(p.size, p.copies) for p in points})
+    methods = sorted({p.method for p in points})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (size, copies) in zip(axes[0], panels):
+        for p in (p for p in points if (p.size, p.copies) == (size, copies)):
+            color = f"C{methods.index(p.method)}"
+            for mode, marker in (("kd", "o"), ("ft", "s")):
+                if mode in p.gains:
+                    face = color if mode == "kd" else "none"
+                    ax.scatter(p.shift, p.gains[mode], marker=marker, edgecolors=color, facecolors=face)
+            ax.annotate(format_degree(p.degree), (p.shift, max(p.gains.values())), fontsize="x-small", color=color)
+        for method in methods:  # one legend entry per method and mode
+            for mode, marker in (("kd", "o"), ("ft", "s")):
+                color = f"C{methods.index(method)}"
+                ax.scatter(
+                    [],
+                    [],
+                    marker=marker,
+                    edgecolors=color,
+                    facecolors=color if mode == "kd" else "none",
+                    label=f"{mode} {method}",
+                )
+        ax.axhline(0, color="gray", linewidth=0.8)
+        ax.set_title(f"size {size}, copies {copies} (labels: degree)")
+        ax.set_xlabel("teacher's mean shift KL(original ‖ row), nats")
+        ax.set_ylabel(f"gain over originals, {on} accuracy points")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    return _png(fig)
 
 
 def _warmup_sentence(rows: Sequence[dict]) -> str:

@@ -41,14 +41,22 @@ def write_partition(root: Path, method: str, degree: float, rows: list[dict], in
 
 
 def sentiment_rows(n: int, copies: int = 1) -> list[dict]:
-    """n rows per copy alternating positive/negative, with confident teacher logits."""
+    """n rows per copy alternating positive/negative, with confident teacher logits; the teacher's
+    shift is copy / 10, and copy 2 flips its argmax."""
     rows = []
     for copy in range(copies):
         for i in range(n):
             label = i % 2
             text = (GOOD if label else BAD)[i // 2 % 4]
             rows.append(
-                {"text_a": text, "label": label, "copy": copy, "teacher_logits": [-2.0, 2.0] if label else [2.0, -2.0]}
+                {
+                    "text_a": text,
+                    "label": label,
+                    "copy": copy,
+                    "teacher_logits": [-2.0, 2.0] if label else [2.0, -2.0],
+                    "teacher_shift": copy / 10,
+                    "teacher_flip": copy == 2,
+                }
             )
     return rows
 

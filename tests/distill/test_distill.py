@@ -353,6 +353,16 @@ def test_sweep_resumes_and_reports(output, tmp_path, monkeypatch):
     assert "10 kept a checkpoint from inside the learning-rate warm-up (which ends at step 1)" in table  # seed 1
     assert "with no test set the accuracy beside it is dev's too" in table
     assert (out / "results.png").stat().st_size > 10_000
+    # each cell records its rows as the teacher measured them (the fixture: shift copy / 10, copy 2 flips)
+    knn = {
+        (r["copies"], r["mode"], r["seed"]): r
+        for r in csv.DictReader(open(out / "results.csv"))
+        if r["method"] == "knn"
+    }
+    assert [knn[("1", "kd", "0")][k] for k in sweep_module.SHIFT] == ["0.3", "0.0", "0.0"]
+    assert [float(knn[("2", "ft", "2")][k]) for k in sweep_module.SHIFT] == [0.3, pytest.approx(0.05), 0.0]
+    assert "| 8 | 2 | knn | 0.30 | 0.30 | 0.050 | 0.0% | +3.0 | +3.0 | +0.0 |" in table
+    assert (out / "gain_vs_shift.png").stat().st_size > 10_000
 
     # with a test set the report shows test accuracy, which the checkpoint selection never saw
     (tmp_path / "test.tsv").write_text("sentence\tlabel\nbad\t0\n")
