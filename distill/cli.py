@@ -36,8 +36,8 @@ def _config(options: dict) -> DistillConfig:
 
 
 def _check_student(ctx, param, value):
-    """`bilstm`, `cnn`, a config file, or a model directory `check_model_dir` accepts: refused while the
-    command line is read, before the output is claimed or any data is read."""
+    """A word student (`WORD_STUDENTS`), a config file, or a model directory `check_model_dir`
+    accepts: refused while the command line is read, before the output is claimed or any data is read."""
     if value is None or value in WORD_STUDENTS:
         return value
     if not Path(value).exists():
@@ -88,7 +88,9 @@ _TRAINING_OPTIONS = [
         "--student",
         callback=_check_student,
         help="Student: `bilstm` or `cnn` (fast CPU students over frozen GloVe 6B-50d word vectors: a "
-        "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; ~20 ms a step on one core), a local "
+        "BiLSTM as in Tang et al. 2019, a CNN as in Kim 2014; ~20 ms a step on one core), the same "
+        "over trained GloVe vectors (`bilstm-tuned`, `cnn-tuned`) or over the teacher base's frozen "
+        "word-piece embeddings and tokenizer (`bilstm-wordpiece`, `cnn-wordpiece`), a local "
         "from_pretrained directory, or a config .json (random init, the teacher base's tokenizer). "
         f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers.",
     ),
@@ -109,7 +111,7 @@ _TRAINING_OPTIONS = [
         "--lr",
         type=click.FloatRange(min=0, min_open=True),
         help=f"AdamW peak learning rate. Default: {TRANSFORMER_LR:g} for transformer students, "
-        f"{word_students.DEFAULT_LR:g} for bilstm/cnn.",
+        f"{word_students.DEFAULT_LR:g} for the word students (bilstm, cnn and their variants).",
     ),
     click.option("--weight-decay", type=float, default=D.weight_decay, show_default=True),
     click.option(

@@ -178,7 +178,7 @@ def sweep(
         with _cell_runner(jobs) as run, bar:
             for cell, metrics in zip(todo, run(train, todo)):
                 bar.update()
-                row = dict(zip(KEY + RUN, (*cell.key(), config_id, data_ids[cell.size])))
+                row: dict[str, object] = dict(zip(KEY + RUN, (*cell.key(), config_id, data_ids[cell.size])))
                 row |= {k: metrics[k] for k in METRICS} | {"warnings": "; ".join(metrics["warnings"])}
                 row |= shifts[(cell.size, cell.selection())]
                 store.write("results.csv", _csv(_read_csv(results) + [row]))
@@ -194,7 +194,7 @@ def sweep(
     return rows
 
 
-def data_shift(run: commit.Published, selection: Selection) -> dict[str, float]:
+def data_shift(run: commit.Published, selection: Selection) -> dict[str, float | None]:
     """The selected augmented rows' mean `changed_frac` (how many words changed) and the teacher's mean
     `teacher_shift` and `teacher_flip` rate (how far its reading of a row moved from the original's):
     the x axis of the papers' claim that KD tolerates larger semantic shifts than fine-tuning. An
@@ -204,7 +204,7 @@ def data_shift(run: commit.Published, selection: Selection) -> dict[str, float]:
     import pyarrow.dataset as ds
 
     if selection.methods == ():
-        return dict.fromkeys(SHIFT, 0.0)
+        return {k: 0.0 for k in SHIFT}
     where = selection.partition_filter() & (ds.field("method") != ORIGINAL)
     if selection.copies is not None:
         where &= ds.field("copy") < selection.copies

@@ -55,7 +55,8 @@ class DistillConfig:
     temperature: float = 1.0  # KD softmax temperature T
     alpha: float = 0.0  # weight of the gold-label CE in KD
     student: str | None = (
-        None  # bilstm, cnn (distill.word_students), a from_pretrained dir or config .json; None: the teacher base
+        None  # bilstm, cnn, …-tuned, …-wordpiece (distill.word_students), a from_pretrained dir or config .json;
+        # None: the teacher base
     )
     layers: int | None = None  # keep the first k layers; None: 2 for the teacher base, all otherwise
     freeze_embeddings: bool = False  # keep the word-piece table fixed (most of a small student's weights)
@@ -86,7 +87,7 @@ class DistillConfig:
         if self.student in WORD_STUDENTS and (self.layers or self.freeze_embeddings):
             raise ValueError(
                 f"--layers and --freeze-embeddings are for transformer students; the {self.student} "
-                "student has no layers to cut and its GloVe vectors are always frozen"
+                "student has no layers to cut and its kind decides whether its word vectors are trained"
             )
 
     @property
@@ -134,8 +135,9 @@ def warmup_steps(config: DistillConfig, rows: int) -> int:
 
 
 def build_student(student: str | None, layers: int | None, num_labels: int, label_names: Sequence[str] | None = None):
-    """(model, tokenizer) for a student spec: None (teacher base), `bilstm` or `cnn` (fresh word
-    students over GloVe, `distill.word_students`), a model directory or a config json.
+    """(model, tokenizer) for a student spec: None (teacher base), a `word_students.KINDS` name
+    (`bilstm`, `cnn` and their -tuned and -wordpiece variants: fresh word students,
+    `distill.word_students`), a model directory or a config json.
 
     A config json (`{"model_type": "bert", "hidden_size": 128, …}`) gives a randomly initialised
     model and the teacher base's tokenizer: its vocabulary must match the teacher base's. A head of

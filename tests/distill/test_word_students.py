@@ -19,7 +19,7 @@ EXAMPLES = [(text, None, 1) for text in GOOD] + [(text, None, 0) for text in BAD
 PROBES = ["a great film", "truly awful , and a waste of time", "well-acted -LRB- mostly -RRB-", "xyzzyq"]
 
 
-@pytest.mark.parametrize("kind", word_students.KINDS)
+@pytest.mark.parametrize("kind", ("bilstm", "cnn"))  # the other kinds: test_word_student_kinds.py
 def test_word_students_train_and_improve_the_loss(kind):
     config = DistillConfig(
         mode="ft",
@@ -37,7 +37,7 @@ def test_word_students_train_and_improve_the_loss(kind):
     assert metrics["dev_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("kind", word_students.KINDS)
+@pytest.mark.parametrize("kind", ("bilstm", "cnn"))  # the other kinds: test_word_student_kinds.py
 def test_save_load_round_trip_gives_identical_logits(kind, tmp_path):
     torch.manual_seed(0)
     model, tokenizer = word_students.build(kind, 2, ("negative", "positive"))
@@ -54,7 +54,7 @@ def test_save_load_round_trip_gives_identical_logits(kind, tmp_path):
     assert loaded.config.id2label == {0: "negative", 1: "positive"}
 
 
-@pytest.mark.parametrize("kind", word_students.KINDS)
+@pytest.mark.parametrize("kind", ("bilstm", "cnn"))  # the other kinds: test_word_student_kinds.py
 def test_logits_do_not_depend_on_padding(kind):
     torch.manual_seed(1)
     model, tokenizer = word_students.build(kind, 3)
