@@ -519,24 +519,23 @@ def _plot_gain_vs_shift(points: Sequence[ShiftPoint], on: str) -> bytes:
     methods = sorted({p.method for p in points})
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, (size, copies) in zip(axes[0], panels):
-        for p in (p for p in points if (p.size, p.copies) == (size, copies)):
-            color = f"C{methods.index(p.method)}"
+        panel = sorted((p for p in points if (p.size, p.copies) == (size, copies)), key=lambda p: p.shift)
+        for method in methods:
+            color = f"C{methods.index(method)}"
+            mine = [p for p in panel if p.method == method]
             for mode, marker in (("kd", "o"), ("ft", "s")):
-                if mode in p.gains:
-                    face = color if mode == "kd" else "none"
-                    ax.scatter(p.shift, p.gains[mode], marker=marker, edgecolors=color, facecolors=face)
-            ax.annotate(format_degree(p.degree), (p.shift, max(p.gains.values())), fontsize="x-small", color=color)
-        for method in methods:  # one legend entry per method and mode
-            for mode, marker in (("kd", "o"), ("ft", "s")):
-                color = f"C{methods.index(method)}"
-                ax.scatter(
-                    [],
-                    [],
-                    marker=marker,
-                    edgecolors=color,
-                    facecolors=color if mode == "kd" else "none",
-                    label=f"{mode} {method}",
-                )
+                xy = [(p.shift, p.gains[mode]) for p in mine if mode in p.gains]
+                if xy:  # a thin line through a method's degrees, in the order of their shift
+                    ax.plot(*zip(*xy), color=color, linewidth=0.8, linestyle="-" if mode == "kd" else "--")
+                    ax.scatter(
+                        *zip(*xy),
+                        marker=marker,
+                        edgecolors=color,
+                        facecolors=color if mode == "kd" else "none",
+                        label=f"{mode} {method}",
+                    )
+            for p in mine:
+                ax.annotate(format_degree(p.degree), (p.shift, max(p.gains.values())), fontsize="x-small", color=color)
         ax.axhline(0, color="gray", linewidth=0.8)
         ax.set_title(f"size {size}, copies {copies} (labels: degree)")
         ax.set_xlabel("teacher's mean shift KL(original ‖ row), nats")
