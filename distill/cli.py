@@ -92,7 +92,9 @@ _TRAINING_OPTIONS = [
         "over trained GloVe vectors (`bilstm-tuned`, `cnn-tuned`) or over the teacher base's frozen "
         "word-piece embeddings and tokenizer (`bilstm-wordpiece`, `cnn-wordpiece`), a local "
         "from_pretrained directory, or a config .json (random init, the teacher base's tokenizer). "
-        f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers.",
+        f"Default: the teacher base (all-MiniLM-L6-v2) cut to its first {DEFAULT_LAYERS} layers. For a CPU "
+        "study use `cnn-wordpiece`: on SST-2 with 10,000 examples it reached 93% of its teacher's test "
+        "accuracy in 34 s on one core, as close as the 2-layer transformer at 1/6 of the time (BENCHMARKS.md §9).",
     ),
     click.option(
         "--layers",
