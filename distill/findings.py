@@ -314,7 +314,7 @@ def markdown(found: Sequence[Finding]) -> list[str]:
         "degrees are chosen on dev. Raw p: one-sided, in the direction of the estimate (the paired t-test's, "
         "or the bootstrap's share of resamples on the other side of 0); the raw verdict is the 95% interval's.",
         "",
-        f"Family: the {m} comparisons below. At the one-sided {LEVEL:.1%} level of a raw verdict, chance alone "
+        f"Family: the {m} comparison{'s' if m > 1 else ''} below. At the one-sided {LEVEL:.1%} level of a raw verdict, chance alone "
         f'would give about {m * LEVEL:.1f} "holds" among them ({m} × {LEVEL:g}) even if no effect were real; '
         f'{raw_holds} read "holds" raw, {holm_verdicts.count("holds")} after Holm–Bonferroni adjustment across '
         "the family (at most a 5% chance of any false verdict in it).",
