@@ -13,6 +13,10 @@
 #   3. sweeps: fast CNN students over that data, 5 seeds per cell, checkpoints selected on dev,
 #      accuracy reported on a held-out test set; then TREC's 500-question grid again with the BiLSTM,
 #      the 2-layer transformer and the CNN without warm-up (do the verdicts hinge on the student?)
+#
+# v2 ran with the code of 2026-12-02 (see RESULTS.md). Today's sweeps warm up differently (a tenth of an
+# epoch, not of the step cap) and refuse v2's results.csv files, which predate recorded training
+# configs: to rerun this grid, point its outputs elsewhere. RESULTS.md v3 is bench/confirm.sh.
 set -euo pipefail
 W=${1:-../runs}
 LAST=${2:-sweeps}  # teachers, data or sweeps: stop after that stage
