@@ -38,23 +38,23 @@ def write_study(path, rows, configs=1):
         writer.writerows(rows)
 
 
-def test_report_tests_complete_contrasts_in_the_predicted_direction_and_holds_back_incomplete_ones(tmp_path):
-    p5 = next(c for c in confirm.CONTRASTS if c.name == "P5")
+P5 = next(c for c in confirm.CONTRASTS if c.name == "P5")
+
+
+def p5_rows(fgsm_above_knn: float) -> list[dict]:
+    """P5's cells on every planned seed: augpro-fgsm `fgsm_above_knn` points above knn, ±0.5 by seed."""
     rows = []
-    for i, seed in enumerate(p5.seeds):  # fgsm 2 points above knn, ±0.5: a clear hold
-        rows.append(dict(size=2000, mode="kd", method="knn", degree=0.3, copies=4, seed=seed, test_accuracy=0.80))
-        rows.append(
-            dict(
-                size=2000,
-                mode="kd",
-                method="augpro-fgsm",
-                degree=0.3,
-                copies=4,
-                seed=seed,
-                test_accuracy=0.82 + (0.005 if i % 2 else -0.005),
-            )
-        )
-    write_study(tmp_path / p5.study, rows)
+    for i, seed in enumerate(P5.seeds):
+        cell = dict(size=2000, mode="kd", degree=0.3, copies=4, seed=seed)
+        rows.append(cell | dict(method="knn", test_accuracy=0.80))
+        noise = 0.005 if i % 2 else -0.005
+        rows.append(cell | dict(method="augpro-fgsm", test_accuracy=0.80 + fgsm_above_knn / 100 + noise))
+    return rows
+
+
+def test_report_tests_complete_contrasts_in_the_predicted_direction_and_holds_back_incomplete_ones(tmp_path):
+    rows = p5_rows(2.0)
+    write_study(tmp_path / P5.study, rows)
     p4 = next(c for c in confirm.CONTRASTS if c.name == "P4")
     write_study(
         tmp_path / p4.study,
@@ -65,29 +65,12 @@ def test_report_tests_complete_contrasts_in_the_predicted_direction_and_holds_ba
     assert "| 10 | +2.00 |" in line and line.endswith("| holds | holds |")
     assert "| P4 | primary |" in text and "0 of 16 | incomplete" in text
     # a study with two training configs is refused: the plan runs each with one
-    write_study(tmp_path / "other" / p5.study, rows, configs=2)
+    write_study(tmp_path / "other" / P5.study, rows, configs=2)
     with pytest.raises(Exception, match="2 training configs"):
         confirm.report(tmp_path / "other")
 
 
 def test_a_contrast_below_zero_reads_opposite_not_holds(tmp_path):
-    p5 = next(c for c in confirm.CONTRASTS if c.name == "P5")
-    rows = []
-    for i, seed in enumerate(p5.seeds):
-        rows.append(
-            dict(
-                size=2000,
-                mode="kd",
-                method="knn",
-                degree=0.3,
-                copies=4,
-                seed=seed,
-                test_accuracy=0.82 + (0.005 if i % 2 else -0.005),
-            )
-        )
-        rows.append(
-            dict(size=2000, mode="kd", method="augpro-fgsm", degree=0.3, copies=4, seed=seed, test_accuracy=0.80)
-        )
-    write_study(tmp_path / p5.study, rows)
+    write_study(tmp_path / P5.study, p5_rows(-2.0))
     line = next(row for row in confirm.report(tmp_path).splitlines() if row.startswith("| P5 "))
     assert "| -2.00 |" in line and line.endswith("| opposite (CI below 0) | opposite (CI below 0) |")

@@ -54,7 +54,7 @@ def test_save_load_round_trip_gives_identical_logits(kind, tmp_path):
     assert loaded.config.id2label == {0: "negative", 1: "positive"}
 
 
-@pytest.mark.parametrize("kind", ("bilstm", "cnn"))  # the other kinds: test_word_student_kinds.py
+@pytest.mark.parametrize("kind", ("bilstm", "cnn", "bilstm-wordpiece", "cnn-wordpiece"))  # -tuned: as bilstm, cnn
 def test_logits_do_not_depend_on_padding(kind):
     torch.manual_seed(1)
     model, tokenizer = word_students.build(kind, 3)
