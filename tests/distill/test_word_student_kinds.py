@@ -105,15 +105,6 @@ def test_wordpiece_tokenizer_reads_like_the_base_without_cls():
     assert padded["input_ids"][0, -1].item() == base.pad_token_id and padded["attention_mask"][0, -1].item() == 0
 
 
-def test_load_refuses_another_wordpiece_table(tmp_path):
-    model, tokenizer = word_students.build("cnn-wordpiece", 2)
-    model.save_pretrained(tmp_path)
-    spec = json.loads((tmp_path / word_students.CONFIG_FILE).read_text())
-    (tmp_path / word_students.CONFIG_FILE).write_text(json.dumps(spec | {"wordpiece_sha256": "0" * 64}))
-    with pytest.raises(ValueError, match="word pieces"):
-        word_students.load(tmp_path)
-
-
 def test_a_kind_and_contradicting_vectors_are_refused():
     with pytest.raises(ValueError, match="tune_vectors"):
         word_students.WordStudentConfig("cnn-tuned", 2, tune_vectors=False)

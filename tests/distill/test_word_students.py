@@ -82,12 +82,15 @@ def test_tokenizer_splits_like_the_augmenters_and_reads_hyphens_and_ptb_brackets
     assert pair == [vocab["good"], word_students.SEP, vocab["bad"]]
 
 
-def test_load_refuses_another_glove_table(tmp_path):
-    model, tokenizer = word_students.build("cnn", 2)
+@pytest.mark.parametrize(
+    "kind, digest, named", [("cnn", "glove_sha256", "GloVe"), ("cnn-wordpiece", "wordpiece_sha256", "word pieces")]
+)
+def test_load_refuses_another_vector_table(tmp_path, kind, digest, named):
+    model, tokenizer = word_students.build(kind, 2)
     model.save_pretrained(tmp_path)
     spec = json.loads((tmp_path / word_students.CONFIG_FILE).read_text())
-    (tmp_path / word_students.CONFIG_FILE).write_text(json.dumps(spec | {"glove_sha256": "0" * 64}))
-    with pytest.raises(ValueError, match="GloVe"):
+    (tmp_path / word_students.CONFIG_FILE).write_text(json.dumps(spec | {digest: "0" * 64}))
+    with pytest.raises(ValueError, match=named):
         word_students.load(tmp_path)
 
 
