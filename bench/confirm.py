@@ -21,8 +21,9 @@ from pathlib import Path
 import click
 
 from kdaug.distillation.findings import LEVEL, holm, t_interval
+from kdaug.schema import ORIGINAL
 
-ORIGINAL = ("original", 0.0, 0)  # method, degree, copies of an originals-only cell
+ORIGINAL_CELL = (ORIGINAL, 0.0, 0)  # method, degree, copies of an originals-only cell
 GRID = (0.0, 0.1, 0.3, 0.5, 0.7)
 
 
@@ -39,7 +40,7 @@ class Contrast:
 
 def gain(mode: str, method: str, degree: float, copies: int, sign: float = 1.0) -> tuple:
     """(accuracy at degree − accuracy on originals) for one mode, as terms."""
-    return ((sign, mode, method, degree, copies), (-sign, mode, *ORIGINAL))
+    return ((sign, mode, method, degree, copies), (-sign, mode, *ORIGINAL_CELL))
 
 
 def kd_minus_ft_gain(method: str, degree: float, copies: int) -> tuple:
@@ -55,7 +56,7 @@ def kd_minus_ft_slope(degrees=GRID, copies: int = 4, span: float = 0.7) -> tuple
     terms = []
     for d in degrees:
         w = span * (d - mean) / spread
-        cell = ORIGINAL if d == 0 else ("knn", d, copies)
+        cell = ORIGINAL_CELL if d == 0 else ("knn", d, copies)
         terms += [(w, "kd", *cell), (-w, "ft", *cell)]
     return tuple(terms)
 

@@ -59,6 +59,10 @@ class Selection:
             augmented &= ds.field("degree").isin(pa.array(self.degrees, pa.float64()))
         return augmented | (ds.field("method") == ORIGINAL) if self.originals else augmented
 
+    def row_filter(self) -> ds.Expression:
+        """The rows of the selected files to read: copies 0 … copies-1 (all when copies is None)."""
+        return ds.scalar(True) if self.copies is None else ds.field("copy") < self.copies
+
 
 class ShardError(ValueError):
     """Shards that must not be trained on, with what is wrong and where (file, row or manifest)."""
@@ -154,9 +158,7 @@ class ShardReader:
         dataset = open_published(self.run)
         self.label_names = label_names(self.run.manifest)
         self.fragments = sorted(dataset.get_fragments(filter=selection.partition_filter()), key=lambda f: f.path)
-        self.row_filter = ds.scalar(True)
-        if selection.copies is not None:
-            self.row_filter &= ds.field("copy") < selection.copies
+        self.row_filter = selection.row_filter()
         if require_labels:
             self.row_filter &= ds.field("label").is_valid()
         self.counts = [f.count_rows(filter=self.row_filter) for f in self.fragments]

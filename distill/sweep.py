@@ -205,9 +205,7 @@ def data_shift(run: commit.Published, selection: Selection) -> dict[str, float |
 
     if selection.methods == ():
         return {k: 0.0 for k in SHIFT}
-    where = selection.partition_filter() & (ds.field("method") != ORIGINAL)
-    if selection.copies is not None:
-        where &= ds.field("copy") < selection.copies
+    where = selection.partition_filter() & (ds.field("method") != ORIGINAL) & selection.row_filter()
     table = open_published(run).to_table(columns=["changed_frac", "teacher_shift", "teacher_flip"], filter=where)
     means = [pc.mean(table.column(c).cast("float64")).as_py() for c in table.column_names]
     # None: no row records it; 6 digits: what the float32 columns hold
@@ -428,7 +426,7 @@ def write_report(
         chosen = f"{format_degree(best)} | {100 * cells.mean((*line, best), seeds):.1f}"
         md.append("| {} | {} | {} | {} | ".format(*line) + " | ".join(row) + f" | {chosen} |")
     md += [""] + findings.markdown(findings.findings(rows, metric))
-    shifts = gains_by_shift(rows)
+    shifts = gains_by_shift(rows, cells)
     md += shift_markdown(shifts, on)
     store.write("results.md", ("\n".join(md) + "\n").encode())
     store.write("results.png", _plot(lines, teacher, on))
@@ -453,10 +451,9 @@ class ShiftPoint:
     gains: dict[str, float]  # mode → gain
 
 
-def gains_by_shift(rows: Sequence[dict]) -> list[ShiftPoint]:
+def gains_by_shift(rows: Sequence[dict], cells: findings.Cells) -> list[ShiftPoint]:
     """Every augmented selection whose rows record the teacher's shift (`data_shift`) and that has an
-    originals-only baseline, with each mode's gain over it."""
-    cells = findings.Cells(rows, reported(rows))
+    originals-only baseline, with each mode's gain over it (`cells`: the rows' accuracies)."""
     measured = {
         (int(r["size"]), int(r["copies"]), r["method"], float(r["degree"])): r
         for r in rows
@@ -537,11 +534,12 @@ def _plot_gain_vs_shift(points: Sequence[ShiftPoint], on: str) -> bytes:
             for p in mine:
                 ax.annotate(format_degree(p.degree), (p.shift, max(p.gains.values())), fontsize="x-small", color=color)
         ax.axhline(0, color="gray", linewidth=0.8)
-        ax.set_title(f"size {size}, copies {copies} (labels: degree)")
-        ax.set_xlabel("teacher's mean shift KL(original ‖ row), nats")
-        ax.set_ylabel(f"gain over originals, {on} accuracy points")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        _label(
+            ax,
+            "teacher's mean shift KL(original ‖ row), nats",
+            f"gain over originals, {on} accuracy points",
+            f"size {size}, copies {copies} (labels: degree)",
+        )
     return _png(fig)
 
 
@@ -595,11 +593,12 @@ def _plot(lines: dict, teacher: dict | None, on: str) -> bytes:
             if teacher:
                 ax.axhline(100 * teacher["accuracy"], color="gray", linestyle=":", label="teacher")
             ax.set_xticks(sorted({d for by_degree in lines.values() for d in by_degree}))
-            ax.set_title(f"size {size}, copies {c}")
-            ax.set_xlabel("augmentation degree (0 = originals only)")
-            ax.set_ylabel(f"{on} accuracy (%), mean and 95% CI")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize="small")
+            _label(
+                ax,
+                "augmentation degree (0 = originals only)",
+                f"{on} accuracy (%), mean and 95% CI",
+                f"size {size}, copies {c}",
+            )
     return _png(fig)
 
 
@@ -635,11 +634,18 @@ def _plot_best_degree(rows: Sequence[dict]) -> bytes:
     sizes = sorted({line[0] for line in cells.lines()})
     ax.set_xticks(sizes, [f"{s:,}" for s in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("training-set size (originals)")
-    ax.set_ylabel("best degree on dev (bootstrap 95% CI)")
+    _label(ax, "training-set size (originals)", "best degree on dev (bootstrap 95% CI)")
+    return _png(fig)
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
+    """The axis labels, title, light grid and small legend every report plot has."""
+    if title:
+        ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _png(fig)
 
 
 def _pyplot():
